@@ -1,0 +1,189 @@
+"""The one error tree of the gateway.
+
+Every failure a client can see is a `GatewayError`; each class knows its HTTP status, its OpenAI error
+`type` and `code`. Only `gateway.api` turns them into HTTP responses.
+
+    GatewayError
+    ├── ClientError                      the request itself is wrong (4xx)
+    │   ├── InvalidRequest               400 invalid_request_error
+    │   ├── Unauthorized                 401 invalid_api_key
+    │   ├── PermissionDenied             403 model_not_allowed
+    │   ├── ModelNotFound                404 model_not_found
+    │   └── RateLimited                  429 rate_limit_exceeded (carries headers)
+    ├── ProviderUnavailable              503 the route's providers cannot be used (missing secret, ...)
+    └── UpstreamError                    the provider failed
+        ├── UpstreamConnectError         502 could not connect / connection dropped
+        ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
+        ├── UpstreamProtocolError        502 the provider answered something we cannot read
+        └── UpstreamStatusError          the provider answered an HTTP error: passed through as received
+
+    ConfigError                          a route file is invalid (never an HTTP response)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+
+class GatewayError(Exception):
+    status_code: int = 500
+    error_type: str = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def to_dict(self) -> dict[str, object]:
+        """The OpenAI error object: `{"error": {"message", "type", "param", "code"}}`."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def body(self) -> bytes:
+        """The JSON body to send to the client."""
+        return orjson.dumps(self.to_dict())
+
+
+class ClientError(GatewayError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class InvalidRequest(ClientError):
+    pass
+
+
+class Unauthorized(ClientError):
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ClientError):
+    status_code = 403
+    code = "model_not_allowed"
+
+
+class ModelNotFound(ClientError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class RateLimited(ClientError):
+    status_code = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class ProviderUnavailable(GatewayError):
+    status_code = 503
+    error_type = "server_error"
+    code = "provider_unavailable"
+
+
+class UpstreamError(GatewayError):
+    """The provider failed. `retryable_kind` names the kind for `retry_on` (e.g. `connect_error`)."""
+
+    status_code = 502
+    error_type = "server_error"
+    code = "upstream_error"
+    retryable_kind: str = "upstream_error"
+
+
+class UpstreamConnectError(UpstreamError):
+    code = "upstream_connect_error"
+    retryable_kind = "connect_error"
+
+
+class UpstreamReadError(UpstreamConnectError):
+    """The connection broke while reading the answer."""
+
+    code = "upstream_read_error"
+    retryable_kind = "read_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    code = "upstream_timeout"
+    retryable_kind = "timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"
+    retryable_kind = "protocol_error"
+
+
+class UpstreamStatusError(UpstreamError):
+    """An HTTP error answer from the provider; the client gets its status and (OpenAI-shaped) body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        body: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        provider: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.raw_body = body
+        self.retryable_kind = str(status_code)
+        message, error_type, code, param = _read_upstream_error(body, status_code, provider)
+        self.error_type = error_type
+        super().__init__(message, code=code, param=param, headers=headers)
+
+    def body(self) -> bytes:
+        # Pass the provider's body through when it already is an OpenAI error object.
+        if self.raw_body.startswith(b"{") and b'"error"' in self.raw_body:
+            return self.raw_body
+        return super().body()
+
+
+def _read_upstream_error(body: bytes, status: int, provider: str) -> tuple[str, str, str | None, str | None]:
+    default_type = "invalid_request_error" if 400 <= status < 500 else "server_error"
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        code = err.get("code")
+        param = err.get("param")
+        return (
+            str(err.get("message") or f"upstream returned HTTP {status}"),
+            str(err.get("type") or default_type),
+            None if code is None else str(code),
+            None if param is None else str(param),
+        )
+    if isinstance(data, dict) and isinstance(data.get("error"), str):  # Ollama: {"error": "..."}
+        return data["error"], default_type, None, None
+    text = body[:200].decode("utf-8", "replace").strip()
+    where = f" from provider {provider!r}" if provider else ""
+    message = f"upstream returned HTTP {status}{where}" + (f": {text}" if text else "")
+    return message, default_type, f"upstream_http_{status}", None
+
+
+class ConfigError(Exception):
+    """Route files could not be loaded; `diagnostics` carries each problem with its position."""
+
+    def __init__(self, diagnostics: list) -> None:  # list[config.diagnostics.Diagnostic]
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(str(d) for d in diagnostics))
