@@ -1,0 +1,82 @@
+"""FastAPI app assembly: the lifespan that owns every async resource, and the routes.
+
+The chat endpoints are plain Starlette routes returning ASGI callables: no pydantic body model and no
+response model on the hot path (the body is parsed once with orjson and forwarded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api.chat import chat_completions, chat_completions_asgi
+from gateway.api.errors import install_error_handlers
+from gateway.api.info import health, list_models
+from gateway.api.runtime import RuntimeHolder, build_runtime
+from gateway.config import load_config_or_raise
+from gateway.config.models import GatewayConfig
+
+logger = logging.getLogger("gateway")
+
+
+def create_app(
+    config_path: str | Path | list[str | Path] = "routes",
+    *,
+    reload: bool = True,
+    config: GatewayConfig | None = None,
+) -> FastAPI:
+    """The gateway app for the route files at `config_path` (a directory or files).
+
+    The config is loaded (and validated) here, so a broken config fails at startup, not on first request.
+    """
+    paths = config_path if isinstance(config_path, list) else [config_path]
+    initial = config if config is not None else load_config_or_raise(paths)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime, _ = build_runtime(initial)
+        holder = RuntimeHolder(runtime)
+        app.state.holder = holder
+        app.state.config_paths = paths
+        logger.info(
+            "gateway %s serving %d routes over %d providers (config %s)",
+            __version__,
+            len(runtime.table.routes),
+            len(runtime.registry),
+            runtime.config.version,
+        )
+        for provider in runtime.registry:
+            if not provider.available:
+                logger.warning("provider %s is unavailable: %s", provider.name, provider.unavailable_reason)
+        try:
+            yield
+        finally:
+            await holder.current.registry.aclose()
+
+    app = FastAPI(
+        title="gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_error_handlers(app)
+    app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
+    app.router.add_route("/v1/models", list_models, methods=["GET"])
+    app.router.add_route("/health", health, methods=["GET"])
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker runs: config from `$GATEWAY_CONFIG`."""
+    return create_app(
+        os.environ.get("GATEWAY_CONFIG", "routes"), reload=not os.environ.get("GATEWAY_NO_RELOAD")
+    )

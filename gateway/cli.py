@@ -1,0 +1,72 @@
+"""`gateway serve | validate-config`: command-line options -> config -> server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from gateway.api.app import create_app
+from gateway.errors import ConfigError
+from gateway.observe.logging import configure_logging
+from gateway.validate_command import run_validate
+
+DEFAULT_CONFIG = "routes"
+CONFIG_ENV = "GATEWAY_CONFIG"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible AI gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG), help="route files dir")
+    serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "9000")))
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
+    serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: $LOG_LEVEL or INFO)")
+
+    validate = commands.add_parser("validate-config", help="check route files, print errors with positions")
+    validate.add_argument("paths", nargs="*", default=[DEFAULT_CONFIG], help="directories or files")
+    validate.add_argument("--format", choices=["text", "json", "github"], default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "validate-config":
+        return run_validate(args.paths, args.format)
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    common = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "warning",
+        "lifespan": "on",
+    }
+    if args.workers > 1:
+        os.environ[CONFIG_ENV] = args.config
+        os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""
+        uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
+        return 0
+    try:
+        app = create_app(args.config, reload=not args.no_reload)
+    except ConfigError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        print(f"gateway: config in {args.config} is invalid; not starting", file=sys.stderr)
+        return 1
+    print(f"gateway listening on http://{args.host}:{args.port} (config: {args.config})", file=sys.stderr)
+    uvicorn.run(app, **common)
+    return 0

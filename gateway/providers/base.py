@@ -1,0 +1,158 @@
+"""A configured upstream provider: its API family, its pooled httpx client and its availability.
+
+Providers receive their `httpx.AsyncClient` ready-made (see `registry.py`), so unit tests can inject one
+with `httpx.MockTransport` and end-to-end tests point it at the provider simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gateway.config.models import ProviderConfig, Timeouts
+from gateway.errors import ProviderUnavailable, UpstreamStatusError
+from gateway.providers import openai_openai
+from gateway.providers.transport import httpx_timeout, map_upstream_errors
+
+# Response headers worth passing back to the client from a successful upstream answer.
+_FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """A complete, successful non-streaming answer."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+
+def chat_url(config: ProviderConfig) -> str:
+    base = config.base_url.rstrip("/")
+    if config.type == "ollama":
+        # Ollama serves the OpenAI-compatible API under /v1 of its root URL.
+        return (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
+    return base + "/chat/completions"
+
+
+def health_url(config: ProviderConfig) -> str:
+    base = config.base_url.rstrip("/")
+    path = config.health_check.path
+    if config.type == "ollama" and path == "/models":
+        return base.removesuffix("/v1") + "/api/tags"
+    return base + path
+
+
+class Provider:
+    __slots__ = ("_base_headers", "chat_url", "client", "config", "name")
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None) -> None:
+        self.config = config
+        self.name = config.name
+        self.client = client
+        self.chat_url = chat_url(config)
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        headers.update(config.headers)
+        if config.api_key:
+            headers["authorization"] = f"Bearer {config.api_key}"
+        self._base_headers = headers
+
+    @property
+    def available(self) -> bool:
+        return self.config.unavailable_reason is None and self.client is not None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self.config.unavailable_reason
+
+    def translate(self, body: dict[str, Any], upstream_model: str, *, stream: bool) -> bytes:
+        request_usage = stream and self.config.stream_usage
+        return openai_openai.translate_request(body, upstream_model, request_usage=request_usage)
+
+    def build_request(
+        self, content: bytes, request_id: str, timeouts: Timeouts | None = None
+    ) -> httpx.Request:
+        if self.client is None:
+            raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
+        headers = self._base_headers
+        if request_id:
+            headers = {**headers, "x-request-id": request_id}
+        if timeouts is None:
+            return self.client.build_request("POST", self.chat_url, content=content, headers=headers)
+        return self.client.build_request(
+            "POST", self.chat_url, content=content, headers=headers, timeout=httpx_timeout(timeouts)
+        )
+
+    async def complete(self, request: httpx.Request) -> UpstreamReply:
+        """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`."""
+        assert self.client is not None
+        with map_upstream_errors(self.name):
+            response = await self.client.send(request)
+            content = await response.aread()
+        if response.status_code >= 400:
+            raise UpstreamStatusError(
+                response.status_code, content, headers=_error_headers(response), provider=self.name
+            )
+        headers = {name: response.headers[name] for name in _FORWARDED_HEADERS if name in response.headers}
+        return UpstreamReply(response.status_code, content, headers)
+
+    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+        """Send a streaming request and return the open response once its head is in.
+
+        The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
+        closed and raised as `UpstreamStatusError`.
+        """
+        assert self.client is not None
+        with map_upstream_errors(self.name):
+            response = await self.client.send(request, stream=True)
+            if response.status_code >= 400:
+                try:
+                    content = await response.aread()
+                finally:
+                    await response.aclose()
+                raise UpstreamStatusError(
+                    response.status_code, content, headers=_error_headers(response), provider=self.name
+                )
+        return response
+
+    async def probe(self) -> int:
+        """One health probe (`health_check.method` on `health_check.path`); returns the HTTP status."""
+        if self.client is None:
+            raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
+        check = self.config.health_check
+        headers = {k: v for k, v in self._base_headers.items() if k != "content-type"}
+        with map_upstream_errors(self.name):
+            response = await self.client.request(
+                check.method, health_url(self.config), headers=headers, timeout=check.timeout
+            )
+        return response.status_code
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def _error_headers(response: httpx.Response) -> dict[str, str]:
+    retry_after = response.headers.get("retry-after")
+    return {"retry-after": retry_after} if retry_after else {}
+
+
+class UpstreamByteStream:
+    """The raw bytes of a streaming upstream response, with httpx errors mapped to ours."""
+
+    __slots__ = ("provider", "response")
+
+    def __init__(self, response: httpx.Response, provider: str) -> None:
+        self.response = response
+        self.provider = provider
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with map_upstream_errors(self.provider):
+            async for chunk in self.response.aiter_raw():
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
