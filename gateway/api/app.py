@@ -68,6 +68,7 @@ def create_app(
         openapi_url=None,
     )
     install_error_handlers(app)
+    app.state.observers = []  # RequestObserver instances (usage accounting, metrics, access log)
     app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])

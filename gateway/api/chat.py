@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from functools import partial
 from typing import Any
 
 import orjson
@@ -9,12 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.observe.request_id import accept_request_id
 from gateway.providers.openai_openai import client_wants_usage
+from gateway.records import RequestObserver, RequestRecord
 from gateway.resilience.dispatch import RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer
+from gateway.streaming.relay import StreamStats
 from gateway.streaming.starlette_streamer import StarletteStreamer
+
+logger = logging.getLogger("gateway.api")
 
 ASGI_OVERRIDE_FIELD = "x_use_asgi_streaming"
 ASGI_OVERRIDE_HEADER = "x-use-asgi-streaming"
@@ -91,35 +98,49 @@ async def chat_completions_asgi(request: Request) -> ASGIApp:
 
 
 async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
+    started = time.perf_counter()
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id
-    body = parse_chat_body(await request.body())
-    runtime = request.app.state.holder.current
-    match = runtime.table.resolve(body["model"])
-    if match is None:
-        raise ModelNotFound(
-            f"The model `{body['model']}` does not exist or you do not have access to it.", param="model"
+    observers: list[RequestObserver] = request.app.state.observers
+    ctx: RequestContext | None = None
+    model = ""
+    try:
+        body = parse_chat_body(await request.body())
+        model = body["model"]
+        runtime = request.app.state.holder.current
+        match = runtime.table.resolve(model)
+        if match is None:
+            raise ModelNotFound(
+                f"The model `{model}` does not exist or you do not have access to it.", param="model"
+            )
+        stream = body.get("stream") is True
+        ctx = RequestContext(
+            request_id=request_id,
+            match=match,
+            body=body,
+            stream=stream,
+            client_wants_usage=client_wants_usage(body),
+            started=started,
         )
-    stream = body.get("stream") is True
-    ctx = RequestContext(
-        request_id=request_id,
-        match=match,
-        body=body,
-        stream=stream,
-        client_wants_usage=client_wants_usage(body),
-    )
-    if not stream:
-        reply = await runtime.dispatcher.complete(ctx)
-        headers = gateway_headers(ctx)
-        headers.update(reply.headers)
-        return Response(
-            reply.content, status_code=reply.status_code, media_type="application/json", headers=headers
-        )
+        if not stream:
+            reply = await runtime.dispatcher.complete(ctx)
+            headers = gateway_headers(ctx)
+            headers.update(reply.headers)
+            if observers:
+                await _notify(
+                    observers, _record(ctx, model, reply.status_code, usage=read_usage(reply.content))
+                )
+            return Response(reply.content, reply.status_code, headers, media_type="application/json")
 
-    asgi = force_asgi or use_asgi_streamer(
-        body, request.headers.get(ASGI_OVERRIDE_HEADER), match.route.streaming
-    )
-    relay = await runtime.dispatcher.open_stream(ctx)
+        header = request.headers.get(ASGI_OVERRIDE_HEADER)
+        asgi = force_asgi or use_asgi_streamer(body, header, match.route.streaming)
+        if observers:
+            ctx.on_stream_finish.append(partial(_stream_finished, observers, ctx, model))
+        relay = await runtime.dispatcher.open_stream(ctx)
+    except GatewayError as exc:
+        if observers:
+            await _notify(observers, _record(ctx, model, exc.status_code, error=exc, request_id=request_id))
+        raise
     headers = [
         (b"content-type", b"text/event-stream; charset=utf-8"),
         (b"cache-control", b"no-cache"),
@@ -128,3 +149,57 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
     ]
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
     return AsgiStreamer(relay, headers) if asgi else StarletteStreamer(relay, headers)
+
+
+def read_usage(content: bytes) -> dict[str, Any] | None:
+    """The `usage` block of a non-streaming answer (parsed only when someone observes requests)."""
+    if b'"usage"' not in content:
+        return None
+    try:
+        usage = orjson.loads(content).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+def _record(
+    ctx: RequestContext | None,
+    model: str,
+    status_code: int,
+    *,
+    usage: dict[str, Any] | None = None,
+    error: GatewayError | None = None,
+    request_id: str = "",
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=ctx.request_id if ctx else request_id,
+        model=model,
+        route=ctx.route.name if ctx else None,
+        provider=ctx.provider if ctx else None,
+        upstream_model=ctx.upstream_model if ctx else None,
+        stream=ctx.stream if ctx else False,
+        status_code=status_code,
+        attempts=ctx.attempts if ctx else 0,
+        duration=time.perf_counter() - ctx.started if ctx else 0.0,
+        key_name=ctx.key_name if ctx else None,
+        usage=usage,
+        error_code=error.code if error else None,
+    )
+
+
+async def _stream_finished(
+    observers: list[RequestObserver], ctx: RequestContext, model: str, stats: StreamStats
+) -> None:
+    record = _record(ctx, model, 200, usage=stats.usage)
+    record.time_to_first_chunk = stats.first_chunk - stats.started if stats.first_chunk else None
+    record.chunks = stats.chunks
+    record.stream_status = stats.status
+    await _notify(observers, record)
+
+
+async def _notify(observers: list[RequestObserver], record: RequestRecord) -> None:
+    for observer in observers:
+        try:
+            await observer.request_finished(record)
+        except Exception:  # an observer must never break the request it observes
+            logger.exception("request observer %r failed", observer)

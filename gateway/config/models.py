@@ -52,7 +52,7 @@ class PoolLimits:
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential backoff: base * 2**retry, capped at `max`; with `jitter` the wait is uniform in [0, that]."""
+    """Exponential backoff: base * 2**retry capped at `max`; `jitter` draws uniformly in [0, that]."""
 
     base: float = 0.25
     max: float = 8.0

@@ -32,6 +32,7 @@ class RequestContext:
     attempts: int = 0
     provider: str | None = None
     upstream_model: str | None = None
+    key_name: str | None = None  # set by access control: the gateway key's name, never its secret
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
 
     @property

@@ -1,0 +1,43 @@
+"""The record of one finished request, handed to every observer (usage accounting, metrics, access log).
+
+It sits at the bottom of the import graph so `access/` and `observe/` can read it without importing each
+other or `api/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    model: str  # what the client asked for
+    route: str | None  # route name, None when no route matched
+    provider: str | None
+    upstream_model: str | None
+    stream: bool
+    status_code: int
+    attempts: int
+    duration: float  # seconds, request arrival to last byte
+    key_name: str | None = None  # the gateway key used, by name (never the secret)
+    time_to_first_chunk: float | None = None  # streams only
+    chunks: int = 0
+    stream_status: str | None = None  # ok | error | disconnected (streams only)
+    usage: dict[str, Any] | None = None  # upstream `usage` block when the provider reported one
+    error_code: str | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int((self.usage or {}).get("prompt_tokens") or 0)
+
+    @property
+    def completion_tokens(self) -> int:
+        return int((self.usage or {}).get("completion_tokens") or 0)
+
+
+class RequestObserver(Protocol):
+    """Called once per chat request when it has finished (streams: when the last byte went out)."""
+
+    async def request_finished(self, record: RequestRecord) -> None: ...
