@@ -1,0 +1,53 @@
+"""Shared fixtures: the provider simulator, route files pointing at it, and the real gateway in front.
+
+Each fixture gives one thing and is named for it; the machinery lives in `tests.simulator` and
+`tests.harness`, which tests may also use directly (e.g. two simulators, or a gateway subprocess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml, write_config
+from tests.simulator import ProviderSimulator
+
+
+@pytest.fixture
+def simulator() -> Iterator[ProviderSimulator]:
+    """A running provider simulator; on teardown it is stopped and checked for internal failures."""
+    with ProviderSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def write_routes(tmp_path: Path) -> Callable[..., Path]:
+    """`write_routes(yaml_text, filename="routes.yaml") -> config dir` under this test's tmp_path."""
+
+    def write(yaml_text: str, filename: str = "routes.yaml") -> Path:
+        return write_config(tmp_path, yaml_text, filename)
+
+    return write
+
+
+@pytest.fixture
+def sim_config_dir(simulator: ProviderSimulator, write_routes: Callable[..., Path]) -> Path:
+    """A config dir with provider `sim` (the simulator) and route `sim-model` to it."""
+    return write_routes(sim_routes_yaml(simulator.base_url))
+
+
+@pytest.fixture
+def sim_gateway(sim_config_dir: Path) -> Iterator[RunningGateway]:
+    """The real gateway (uvicorn, free loopback port) configured with `sim_config_dir`."""
+    with running_gateway(sim_config_dir) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def gateway_client(sim_gateway: RunningGateway) -> Iterator[httpx.Client]:
+    """An httpx client for `sim_gateway`, with the hang-guard timeouts."""
+    with httpx.Client(base_url=sim_gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
+        yield client
