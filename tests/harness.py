@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from gateway.api.app import create_app
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Hang guards: every HTTP call of a test gets these, so a gateway that never answers fails the test
@@ -58,20 +60,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, message: str
 # Route files.
 
 
-def sim_routes_yaml(
-    base_url: str, *, model: str = "sim-model", provider: str = "sim", api_key: str = "sim-key"
-) -> str:
-    """A route file with one OpenAI-compatible provider (the simulator at `base_url`) and one route to it."""
+def sim_routes_yaml(base_url: str, *, model: str = "sim-model", provider: str = "sim") -> str:
+    """A route file with one OpenAI-compatible provider (the simulator at `base_url`) and route `model` to it.
+
+    The key is `${SIM_API_KEY:-sim-key}` (route files only take keys from the environment).
+    """
     return textwrap.dedent(
         f"""\
         providers:
           {provider}:
             type: openai
             base_url: {base_url}
-            api_key: {api_key}
+            api_key: ${{SIM_API_KEY:-sim-key}}
         routes:
-          - name: {model}
-            model: {model}
+          {model}:
             targets:
               - provider: {provider}
         """
@@ -97,14 +99,6 @@ class RunningGateway:
     server: uvicorn.Server
 
 
-def _create_app(config_dir: Path, reload: bool) -> Any:
-    # Imported on first use so that the rest of the test infrastructure (the simulator and its tests)
-    # does not depend on the app module being importable.
-    from gateway.api.app import create_app
-
-    return create_app(config_dir, reload=reload)
-
-
 @contextlib.contextmanager
 def running_gateway(
     config_dir: str | Path | None = None,
@@ -120,7 +114,7 @@ def running_gateway(
     if app is None:
         if config_dir is None:
             raise ValueError("running_gateway needs a config_dir or an app")
-        app = _create_app(Path(config_dir), reload)
+        app = create_app(Path(config_dir), reload=reload)
     options: dict[str, Any] = {
         "log_level": "warning",
         "lifespan": "on",
