@@ -73,6 +73,6 @@ def test_gateway_process_serves_and_stops_on_sigterm(
         answer = httpx.post(f"{gateway.base_url}/v1/chat/completions", json=body, timeout=CLIENT_TIMEOUT)
 
     assert health.status_code == 200
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200, f"{answer.text}\n{gateway.log_text()}"
     assert gateway.process.returncode in (0, -signal.SIGTERM), gateway.log_text()
     assert simulator.chat_requests[0].json["model"] == "sim-model"

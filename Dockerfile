@@ -1,0 +1,29 @@
+# The gateway image: `docker compose up` (see docker-compose.yaml) or
+#   docker build -t gateway . && docker run -p 127.0.0.1:9000:9000 -e DEEPSEEK_API_KEY gateway
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies and package first, routes last: editing a route file does not reinstall anything.
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+RUN pip install . && useradd --system --uid 10001 --no-create-home gateway
+
+# Default route files; docker-compose.yaml mounts ./routes over them, read-only.
+COPY routes ./routes
+
+USER gateway
+EXPOSE 9000
+
+# slim has no curl: the health check is a Python one-liner.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health', timeout=3)"]
+
+# Listening on 0.0.0.0 inside the container; publish the port beyond localhost only with gateway keys
+# configured (`auth: keys` in a route file).
+CMD ["gateway", "serve", "--host", "0.0.0.0", "--port", "9000", "--config", "/app/routes"]
