@@ -1,0 +1,220 @@
+"""Build the immutable provider and route models from schema-checked route files.
+
+Here `${VAR}` references in a provider's `base_url`, `api_key` and `headers` are resolved against the
+injected environment. A secret whose variable is not set does not fail the load: the provider is marked
+unavailable with the reason (a warning), so a gateway without a DeepSeek key still serves Ollama.
+Schema keys are the dataclass field names (a test pins this), so each section is laid over the defaults
+field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from .diagnostics import Diagnostic
+from .interpolate import Interpolated, InterpolationError, interpolate
+from .models import (
+    CircuitBreaker,
+    HealthCheck,
+    MockOptions,
+    PoolLimits,
+    Position,
+    ProviderConfig,
+    RetryPolicy,
+    RouteConfig,
+    Target,
+    Timeouts,
+)
+from .yaml_source import DocumentPath, SourceFile
+
+DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": ""}
+
+Model = TypeVar("Model")
+
+
+def build_providers(
+    sources: Sequence[SourceFile], environ: Mapping[str, str], diagnostics: list[Diagnostic]
+) -> dict[str, ProviderConfig]:
+    """Every provider of every file (names were checked to be unique; a repeat is skipped)."""
+    providers: dict[str, ProviderConfig] = {}
+    for source in sources:
+        for name, raw in (source.data.get("providers") or {}).items():
+            if name not in providers:
+                providers[name] = _ProviderBuilder(source, name, environ, diagnostics).build(raw)
+    return providers
+
+
+def build_routes(
+    sources: Sequence[SourceFile], providers: Mapping[str, ProviderConfig]
+) -> tuple[RouteConfig, ...]:
+    """Every route in load order (files sorted by name, then file order); routing breaks ties between
+    equally specific glob patterns by this order."""
+    routes: dict[str, RouteConfig] = {}
+    for source in sources:
+        for name, raw in (source.data.get("routes") or {}).items():
+            if name not in routes:
+                routes[name] = _build_route(source, name, raw, providers)
+    return tuple(routes.values())
+
+
+def overlay(base: Model, raw: Mapping[str, Any]) -> Model:
+    """`base` with the fields `raw` sets replaced; nested dataclasses are overlaid in turn, whole numbers
+    become floats where the field is a float, `retry_on` entries become strings ("429")."""
+    changes: dict[str, Any] = {}
+    types = {field.name: str(field.type) for field in dataclasses.fields(base)}  # type: ignore[arg-type]
+    for key, value in raw.items():
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            changes[key] = overlay(current, value)
+        elif key == "retry_on":
+            changes[key] = tuple(str(condition) for condition in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and "float" in types[key]:
+            changes[key] = float(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(base, **changes)  # type: ignore[type-var]
+
+
+def _position(source: SourceFile, path: DocumentPath) -> Position:
+    line, column = source.position(path, key=True)
+    return Position(source.path, line, column)
+
+
+class _ProviderBuilder:
+    """Builds one provider, collecting its diagnostics and why it may be unavailable."""
+
+    def __init__(
+        self, source: SourceFile, name: str, environ: Mapping[str, str], diagnostics: list[Diagnostic]
+    ) -> None:
+        self.source = source
+        self.name = name
+        self.path: DocumentPath = ("providers", name)
+        self.environ = environ
+        self.diagnostics = diagnostics
+        self.unavailable: tuple[DocumentPath, str, str] | None = None  # (where, reason, variable)
+
+    def build(self, raw: dict[str, Any]) -> ProviderConfig:
+        kind = raw["type"]
+        base_url = self._base_url(raw.get("base_url", DEFAULT_BASE_URLS.get(kind, "")))
+        api_key = self._secret("api_key", raw["api_key"]) if "api_key" in raw else None
+        headers = {
+            header: self._secret("headers", value, header) or ""
+            for header, value in (raw.get("headers") or {}).items()
+        }
+        reason = self._report_unavailable()
+        return ProviderConfig(
+            name=self.name,
+            type=kind,
+            base_url=base_url,
+            api_key=api_key,
+            headers=MappingProxyType(headers),
+            timeouts=overlay(Timeouts(), raw.get("timeouts", {})),
+            pool=overlay(PoolLimits(), raw.get("pool", {})),
+            retry=overlay(RetryPolicy(), raw.get("retry", {})),
+            health_check=overlay(HealthCheck(), raw.get("health_check", {})),
+            circuit_breaker=overlay(CircuitBreaker(), raw.get("circuit_breaker", {})),
+            stream_usage=raw.get("stream_usage", True),
+            mock=overlay(MockOptions(), raw.get("mock", {})),
+            unavailable_reason=reason,
+            position=_position(self.source, self.path),
+        )
+
+    def _error(self, path: DocumentPath, message: str, hint: str) -> None:
+        line, column = self.source.position(path)
+        self.diagnostics.append(Diagnostic(self.source.path, line, column, message, hint, code="env"))
+
+    def _interpolate(self, path: DocumentPath, text: str) -> Interpolated | None:
+        try:
+            return interpolate(text, self.environ)
+        except InterpolationError as exc:
+            self._error(path, exc.message, exc.hint)
+            return None
+
+    def _base_url(self, text: str) -> str:
+        """The URL without a trailing slash, so API paths are appended as `base_url + "/chat/..."`."""
+        path = (*self.path, "base_url")
+        resolved = self._interpolate(path, text)
+        if resolved is None or text == "":
+            return ""
+        if resolved.unset or resolved.empty:
+            variable = (resolved.unset or resolved.empty)[0]
+            self._error(
+                path,
+                f"base_url of provider {self.name!r} uses {variable}, which is not set or empty",
+                f"set {variable}, or give a default: ${{{variable}:-https://...}}",
+            )
+            return ""
+        url = resolved.value.rstrip("/")
+        if not url.startswith(("http://", "https://")) or " " in url:
+            self._error(
+                path,
+                f"base_url of provider {self.name!r} is not an http(s) URL after interpolation",
+                "the value (or the variable it names) must start with http:// or https://",
+            )
+        return url
+
+    def _secret(self, field: str, text: str, header: str | None = None) -> str | None:
+        path = (*self.path, field) if header is None else (*self.path, field, header)
+        resolved = self._interpolate(path, text)
+        if resolved is None:
+            return None
+        reason = resolved.missing_reason
+        if reason is not None and self.unavailable is None:
+            variable = (resolved.unset or resolved.empty)[0]
+            self.unavailable = (path, reason, variable)
+        return resolved.value or None
+
+    def _report_unavailable(self) -> str | None:
+        if self.unavailable is None:
+            return None
+        path, reason, variable = self.unavailable
+        line, column = self.source.position(path)
+        self.diagnostics.append(
+            Diagnostic(
+                self.source.path,
+                line,
+                column,
+                f"provider {self.name!r} is unavailable: {reason}",
+                hint=f"set {variable} in the gateway's environment; until then its routes fail over to "
+                "other targets or answer 503",
+                severity="warning",
+                code="env",
+            )
+        )
+        return reason
+
+
+def _build_route(
+    source: SourceFile, name: str, raw: dict[str, Any], providers: Mapping[str, ProviderConfig]
+) -> RouteConfig:
+    path: DocumentPath = ("routes", name)
+    targets = tuple(
+        Target(
+            provider=target["provider"],
+            model=target.get("model"),
+            weight=float(target.get("weight", 1.0)),
+            priority=target.get("priority", 0),
+            position=_position(source, (*path, "targets", index)),
+        )
+        for index, target in enumerate(raw["targets"])
+    )
+    # A route's retry/timeouts override field by field on top of its first target's provider.
+    first = providers.get(targets[0].provider)
+    retry = overlay(first.retry if first else RetryPolicy(), raw["retry"]) if "retry" in raw else None
+    timeouts = (
+        overlay(first.timeouts if first else Timeouts(), raw["timeouts"]) if "timeouts" in raw else None
+    )
+    return RouteConfig(
+        name=name,
+        model=raw.get("model", name),
+        targets=targets,
+        aliases=tuple(raw.get("aliases", ())),
+        strategy=raw.get("strategy", "ordered"),
+        retry=retry,
+        timeouts=timeouts,
+        streaming=raw.get("streaming", "asgi"),
+        position=_position(source, path),
+    )

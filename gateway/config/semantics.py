@@ -1,0 +1,185 @@
+"""Checks the schema cannot express: they look across routes and across files.
+
+Run only on files that passed the schema, so every value has the documented type. Files come in load
+order (sorted by name) and routes in file order; "earlier" below means that order, which routing also
+uses to break ties between equally specific glob patterns.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .diagnostics import Diagnostic, Severity
+from .yaml_source import DocumentPath, SourceFile
+
+_GLOB_CHARACTERS = "*?["
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where something was written, for messages that name two places."""
+
+    source: SourceFile
+    path: DocumentPath
+    key: bool = False
+
+    def position(self) -> tuple[int, int]:
+        return self.source.position(self.path, key=self.key)
+
+    def __str__(self) -> str:
+        line, column = self.position()
+        return f"{self.source.path}:{line}:{column}"
+
+
+def check_semantics(sources: Sequence[SourceFile]) -> list[Diagnostic]:
+    """Diagnostics for problems between providers, routes and files."""
+    diagnostics: list[Diagnostic] = []
+    providers = _unique_names(sources, "providers", "provider", diagnostics)
+    routes = _unique_names(sources, "routes", "route", diagnostics)
+    for name, place in providers.items():
+        diagnostics.extend(_check_provider(name, place))
+    for name, place in routes.items():
+        diagnostics.extend(_check_targets(name, place, providers))
+    diagnostics.extend(_check_model_names(routes))
+    return diagnostics
+
+
+def _diagnostic(place: _Place, message: str, hint: str, severity: Severity = "error") -> Diagnostic:
+    line, column = place.position()
+    return Diagnostic(place.source.path, line, column, message, hint=hint, severity=severity, code="semantic")
+
+
+def _unique_names(
+    sources: Sequence[SourceFile], section: str, kind: str, diagnostics: list[Diagnostic]
+) -> dict[str, _Place]:
+    """The entries of one section over all files; a name defined twice is an error naming both places
+    (within one file the YAML loader already refuses duplicate keys)."""
+    places: dict[str, _Place] = {}
+    for source in sources:
+        entries = source.data.get(section) if isinstance(source.data, dict) else None
+        for name in entries or {}:
+            place = _Place(source, (section, name), key=True)
+            first = places.get(name)
+            if first is None:
+                places[name] = place
+                continue
+            diagnostics.append(
+                _diagnostic(
+                    place,
+                    f"{kind} {name!r} is defined twice: here and at {first}",
+                    f"{kind} names are unique across all route files; rename or remove one of them",
+                )
+            )
+    return places
+
+
+def _entry(place: _Place) -> dict[str, Any]:
+    section, name = place.path
+    entry: dict[str, Any] = place.source.data[section][name]
+    return entry
+
+
+def _check_provider(name: str, place: _Place) -> Iterator[Diagnostic]:
+    provider = _entry(place)
+    if "mock" in provider and provider["type"] != "mock":
+        yield _diagnostic(
+            _Place(place.source, (*place.path, "mock"), key=True),
+            f"mock options are ignored for provider {name!r} of type {provider['type']}",
+            "remove the mock section, or set type: mock",
+            "warning",
+        )
+    for header, value in (provider.get("headers") or {}).items():
+        if header.lower() in _SECRET_HEADERS and "${" not in value:
+            yield _diagnostic(
+                _Place(place.source, (*place.path, "headers", header)),
+                f"header {header!r} of provider {name!r} holds a literal secret",
+                "write the secret as a reference, e.g. 'Bearer ${MY_API_KEY}', and set it in the environment",
+            )
+
+
+def _check_targets(name: str, place: _Place, providers: dict[str, _Place]) -> Iterator[Diagnostic]:
+    route = _entry(place)
+    strategy = route.get("strategy", "ordered")
+    targets: list[dict[str, Any]] = route["targets"]
+    for index, target in enumerate(targets):
+        target_path = (*place.path, "targets", index)
+        provider = target["provider"]
+        if provider not in providers:
+            yield _diagnostic(
+                _Place(place.source, (*target_path, "provider")),
+                f"route {name!r} targets unknown provider {provider!r}",
+                _unknown_provider_hint(provider, sorted(providers)),
+            )
+        if "weight" in target and strategy != "weighted":
+            yield _diagnostic(
+                _Place(place.source, (*target_path, "weight"), key=True),
+                f"weight is ignored: route {name!r} uses strategy {strategy}",
+                "set strategy: weighted to split traffic by weight, or remove the weight",
+                "warning",
+            )
+    if strategy == "weighted" and all(target.get("weight", 1) == 0 for target in targets):
+        yield _diagnostic(
+            _Place(place.source, (*place.path, "targets"), key=True),
+            f"route {name!r} uses strategy weighted but every target has weight 0",
+            "give at least one target a weight above 0",
+        )
+
+
+def _unknown_provider_hint(provider: str, known: list[str]) -> str:
+    guess = difflib.get_close_matches(provider, known, n=1)
+    if guess:
+        return f"did you mean {guess[0]!r}?"
+    if known:
+        return "defined providers: " + ", ".join(known)
+    return "define the provider under providers: in any route file"
+
+
+def _check_model_names(routes: dict[str, _Place]) -> Iterator[Diagnostic]:
+    """Each exact name (model or alias) belongs to one route, and a glob pattern repeated by a later
+    route can never match there."""
+    exact: dict[str, tuple[str, _Place]] = {}
+    patterns: list[tuple[str, str, _Place]] = []
+    for name, place in routes.items():
+        route = _entry(place)
+        if "model" in route:
+            model, model_place = route["model"], _Place(place.source, (*place.path, "model"))
+        else:
+            model, model_place = name, place
+        names = [(model, model_place)] + [
+            (alias, _Place(place.source, (*place.path, "aliases", index)))
+            for index, alias in enumerate(route.get("aliases", []))
+        ]
+        for value, value_place in names:
+            if any(character in value for character in _GLOB_CHARACTERS):
+                yield from _check_pattern(name, value, value_place, patterns)
+                patterns.append((value, name, value_place))
+                continue
+            owner = exact.get(value)
+            if owner is None:
+                exact[value] = (name, value_place)
+                continue
+            owner_name, owner_place = owner
+            which = "route" if owner_name != name else "this route"
+            yield _diagnostic(
+                value_place,
+                f"model name {value!r} is already served by {which} {owner_name!r} at {owner_place}",
+                "each model name or alias belongs to one route; remove the repeated one",
+            )
+
+
+def _check_pattern(
+    name: str, pattern: str, place: _Place, earlier: list[tuple[str, str, _Place]]
+) -> Iterator[Diagnostic]:
+    for other, other_name, other_place in earlier:
+        if other == pattern:
+            yield _diagnostic(
+                place,
+                f"pattern {pattern!r} of route {name!r} can never match: route {other_name!r} at "
+                f"{other_place} has the same pattern and comes first",
+                "remove one of the routes or merge their targets",
+            )
+            return
