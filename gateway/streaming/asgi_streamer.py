@@ -1,8 +1,8 @@
 """The low-level streamer: relay frames straight to the ASGI `send`, no Starlette response in between.
 
 `http.response.start`, then one `http.response.body` (`more_body=True`) per event, then an empty final
-body. A watcher task listens on `receive` for `http.disconnect` and cancels the relay at once, so an
-upstream that is silent for a while is still released the moment the client goes away.
+body. A watcher task listens on `receive` for `http.disconnect` and cancels the streaming task at once, so
+an upstream that is silent for a while is still released the moment the client goes away.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.streaming.relay import StreamRelay
 
@@ -25,31 +25,61 @@ class AsgiStreamer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = self.relay
-        task = asyncio.current_task()
-        assert task is not None
-        disconnected = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
+        frames = relay.frames()
+        watch = DisconnectWatch(receive)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
-            async for out in relay.frames():
+            async for out in frames:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            watch.active = False  # before any other await: a late disconnect must not cancel the cleanup
         except asyncio.CancelledError:
-            if not disconnected.is_set():
+            if not watch.fired:
                 raise
-            task.uncancel()
+            watch.task.uncancel()
             relay.mark_disconnected()
-        except OSError:  # the server reports a vanished client by failing `send`
+        except OSError:  # an ASGI 2.4 server reports a vanished client by failing `send`
             relay.mark_disconnected()
         finally:
-            watcher.cancel()
-            await relay.aclose()
+            try:
+                watch.stop()
+                await frames.aclose()
+                await relay.aclose()
+            finally:
+                await watch.wait_stopped()
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[None], disconnected: asyncio.Event) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            disconnected.set()
-            task.cancel()
-            return
+class DisconnectWatch:
+    """Cancels the current task when the client disconnects while `active` is true.
+
+    The cancellation reaches the streaming task at whatever it is awaiting (an upstream read or a `send`):
+    the upstream read is abandoned at once, and `fired` tells the task that the cancellation was ours.
+    """
+
+    __slots__ = ("_receive", "_watcher", "active", "fired", "task")
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None, "DisconnectWatch needs a running task"
+        self.task = task
+        self.active = True
+        self.fired = False
+        self._receive = receive
+        self._watcher = asyncio.create_task(self._watch(), name="gateway-disconnect-watch")
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                if self.active:
+                    self.fired = True
+                    self.task.cancel()
+                return
+
+    def stop(self) -> None:
+        self.active = False
+        self._watcher.cancel()
+
+    async def wait_stopped(self) -> None:
+        """Wait for the watcher task to end, so that no task outlives the request."""
+        await asyncio.gather(self._watcher, return_exceptions=True)

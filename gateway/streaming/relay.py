@@ -1,24 +1,35 @@
 """The event relay: upstream bytes in, client SSE frames out, one frame per complete event.
 
-Both streamers (ASGI and Starlette) iterate the same `StreamRelay.frames()`. The relay owns the upstream
-response and closes it on every exit path. It does no JSON work per chunk except on the rare chunk that
-carries `usage`, and writes a per-chunk DEBUG line only when that level is on (checked once per stream).
+Both streamers (ASGI and Starlette) iterate the same `StreamRelay.frames()` and own the relay: they call
+`StreamRelay.aclose()` on every exit path, the one place the upstream response is closed, the summary is
+logged and the finish callbacks (usage, metrics) run. The relay does no JSON work per chunk except on the
+rare chunk that carries `usage`, and writes a per-chunk DEBUG line only when that level is on (checked once
+per stream).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
+from gateway.streaming.stats import StreamStats
+
+__all__ = ["ByteStream", "StreamCallback", "StreamRelay", "StreamStats"]
 
 logger = logging.getLogger("gateway.stream")
+
+# After `[DONE]` the upstream body usually has only its terminating chunk left; reading it lets the
+# connection go back to the pool instead of being closed. Bounded, so a provider that keeps the
+# connection open after `[DONE]` cannot hold the relay.
+DRAIN_TIMEOUT = 0.25
+DRAIN_BYTES = 64 * 1024
 
 
 class ByteStream(Protocol):
@@ -27,40 +38,6 @@ class ByteStream(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass(slots=True)
-class StreamStats:
-    """Timing and size of one relayed stream; filled as it runs, read by logs, metrics and usage."""
-
-    stream_id: str
-    provider: str
-    model: str
-    started: float = field(default_factory=time.perf_counter)  # the client request arrived
-    connected: float = 0.0  # upstream response head received
-    first_chunk: float = 0.0
-    last_chunk: float = 0.0
-    finished: float = 0.0
-    chunks: int = 0
-    bytes: int = 0
-    max_interval: float = 0.0
-    status: str = "ok"  # ok | error | disconnected
-    error: str | None = None
-    usage: dict[str, Any] | None = None
-
-    def summary(self) -> str:
-        def ms(value: float) -> str:
-            return f"{value * 1000:.1f}ms"
-
-        connect = ms(self.connected - self.started) if self.connected else "-"
-        first = ms(self.first_chunk - self.started) if self.first_chunk else "-"
-        total = ms((self.finished or time.perf_counter()) - self.started)
-        average = ms((self.last_chunk - self.first_chunk) / (self.chunks - 1)) if self.chunks > 1 else "-"
-        return (
-            f"stream {self.stream_id} provider={self.provider} model={self.model} status={self.status} "
-            f"connect={connect} first_chunk={first} chunks={self.chunks} bytes={self.bytes} "
-            f"total={total} avg_interval={average} max_interval={ms(self.max_interval)}"
-        )
 
 
 StreamCallback = Callable[[StreamStats], Awaitable[None] | None]
@@ -79,7 +56,8 @@ class StreamRelay:
         self._chunks = upstream.__aiter__()
         self._parser = SSEParser()
         self._pending: list[bytes] = []
-        self._done = False
+        self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
+        self._exhausted = False  # the upstream body has ended
         self._closed = False
         self._drop_usage_chunk = drop_usage_chunk
         self.stats = stats
@@ -88,70 +66,103 @@ class StreamRelay:
     async def prime(self) -> None:
         """Read until the first complete event is in, so an upstream that fails before its first event can
         still be retried or failed over: the client has not received a byte yet. Raises `UpstreamError`."""
-        self.stats.connected = time.perf_counter()
-        while not self._pending and not self._done:
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                self._pending.extend(self._parser.flush())
-                if not self._pending:
-                    raise UpstreamProtocolError(
-                        f"provider {self.stats.provider!r} closed the stream before any event"
-                    ) from None
-                break
-            self._pending.extend(self._parser.feed(chunk))
+        stats = self.stats
+        stats.connected = time.perf_counter()
+        try:
+            while not self._pending:
+                chunk = await self._next_chunk()
+                if chunk is None:
+                    self._pending = self._flush()
+                    if not self._pending:
+                        raise UpstreamProtocolError(
+                            f"provider {stats.provider!r} closed the stream before any event"
+                        )
+                    return
+                self._pending = self._parser.feed(chunk)
+        except GatewayError as exc:
+            stats.status, stats.error = "error", exc.message
+            raise
+        except asyncio.CancelledError:  # a first-byte timeout, or the client went away
+            stats.status, stats.error = "error", "cancelled before the first event"
+            raise
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Client frames, ending with `data: [DONE]` or with one OpenAI error event."""
+        """Client frames, one per upstream event, ending with `data: [DONE]` or with one OpenAI error event.
+
+        An upstream failure after the first frame (dropped connection, read timeout, malformed event)
+        becomes that final error event: the HTTP status is long gone. The caller closes the relay.
+        """
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
         try:
-            pending, self._pending = self._pending, []
-            for payload in pending:
-                out = self._process(payload)
-                if out is not None:
-                    yield out
-                if self._done:
-                    return
-            while not self._done:
-                try:
-                    chunk = await self._chunks.__anext__()
-                except StopAsyncIteration:
-                    for payload in self._parser.flush():
-                        out = self._process(payload)
-                        if out is not None:
-                            yield out
-                    if not self._done:  # upstream ended without [DONE]; the client still gets one
-                        self._done = True
-                        yield DONE_FRAME
-                    return
-                for payload in self._parser.feed(chunk):
+            payloads, self._pending = self._pending, []
+            while True:
+                for payload in payloads:
                     out = self._process(payload)
-                    if out is not None:
-                        if debug:
-                            self._log_chunk(len(out))
+                    if out is None:
+                        continue
+                    if debug:
+                        handed = time.perf_counter()
                         yield out
+                        self._log_chunk(len(out), handed)
+                    else:
+                        yield out
+                    if self._done:
+                        return
+                if self._exhausted:
+                    self._done = True  # upstream ended without [DONE]; the client still gets one
+                    stats.bytes += len(DONE_FRAME)
+                    yield DONE_FRAME
+                    return
+                chunk = await self._next_chunk()
+                payloads = self._flush() if chunk is None else self._parser.feed(chunk)
         except GatewayError as exc:
             stats.status, stats.error = "error", exc.message
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
-            yield frame(exc.body())
-        finally:
-            await self.aclose()
+            yield self._error_frame(exc)
+        except Exception as exc:  # a bug of ours must still end the stream the OpenAI way
+            stats.status, stats.error = "error", f"internal error: {exc!r}"
+            logger.exception("stream %s: internal error while relaying", stats.stream_id)
+            yield self._error_frame(GatewayError("internal error while relaying the stream"))
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next upstream read, or None at the end of the body."""
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._exhausted = True
+            return None
+        self.stats.upstream_bytes += len(chunk)
+        return chunk
+
+    def _flush(self) -> list[bytes]:
+        """What is left in the parser at the end of the body; a cut-off event is a protocol error."""
+        payloads = self._parser.flush()
+        for payload in payloads:
+            if payload != DONE:
+                try:
+                    orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamProtocolError(
+                        f"provider {self.stats.provider!r} ended the stream in the middle of an event"
+                    ) from None
+        return payloads
 
     def _process(self, payload: bytes) -> bytes | None:
         """The frame for one upstream event, or None when the event is not for the client."""
         if payload == DONE:
             self._done = True
+            self.stats.bytes += len(DONE_FRAME)
             return DONE_FRAME
-        if not payload.startswith(b"{"):
+        # A cheap shape check instead of a JSON parse per chunk: truncation, the failure seen in
+        # practice, leaves an event that does not end with "}".
+        if payload[:1] != b"{" or (payload[-1:] != b"}" and not payload.rstrip().endswith(b"}")):
             raise UpstreamProtocolError(
                 f"provider {self.stats.provider!r} sent a malformed stream event: {payload[:80]!r}"
             )
         stats = self.stats
-        if b'"usage"' in payload and b'"usage":null' not in payload:
-            drop = self._capture_usage(payload)
-            if drop:
-                return None
+        if _carries_usage(payload) and self._capture_usage(payload):
+            return None
         now = time.perf_counter()
         if stats.chunks:
             interval = now - stats.last_chunk
@@ -173,37 +184,85 @@ class StreamRelay:
             raise UpstreamProtocolError(
                 f"provider {self.stats.provider!r} sent a malformed stream event: {payload[:80]!r}"
             ) from None
-        usage = data.get("usage") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return False
+        usage = data.get("usage")
         if isinstance(usage, dict):
             self.stats.usage = usage
-        return self._drop_usage_chunk and isinstance(data, dict) and not data.get("choices")
+        return self._drop_usage_chunk and not data.get("choices")
 
-    def _log_chunk(self, size: int) -> None:
+    def _error_frame(self, exc: GatewayError) -> bytes:
+        out = frame(exc.body())
+        self.stats.bytes += len(out)
+        return out
+
+    def _log_chunk(self, size: int, handed: float) -> None:
+        """One DEBUG line per frame, written once the streamer has sent it and asks for the next."""
         stats = self.stats
+        previous = stats.previous_chunk if stats.chunks > 1 else stats.started
         logger.debug(
-            "stream %s chunk=%d size=%d since_start=%.2fms",
+            "stream %s chunk=%d size=%d interval=%.3fms at=%.3fms send=%.3fms",
             stats.stream_id,
             stats.chunks,
             size,
+            (stats.last_chunk - previous) * 1000,
             (stats.last_chunk - stats.started) * 1000,
+            (time.perf_counter() - handed) * 1000,
         )
+        stats.previous_chunk = stats.last_chunk
 
     async def aclose(self) -> None:
+        """Close the upstream response (draining its end after `[DONE]` so the connection can be reused),
+        log the summary and run the finish callbacks. Idempotent; streamers call it on every exit path."""
         if self._closed:
             return
         self._closed = True
         stats = self.stats
         stats.finished = time.perf_counter()
         try:
-            await self._upstream.aclose()
+            if self._done and not self._exhausted and stats.status == "ok":
+                await self._drain()
         finally:
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(stats.summary())
-            for callback in self.on_finish:
-                result = callback(stats)
+            try:
+                await self._upstream.aclose()
+            finally:
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(stats.summary())
+                await self._run_callbacks()
+
+    async def _drain(self) -> None:
+        left = DRAIN_BYTES
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                while left > 0 and (chunk := await self._next_chunk()) is not None:
+                    left -= len(chunk)
+        except (TimeoutError, GatewayError):
+            pass  # the connection is closed instead of reused; the client already has everything
+
+    async def _run_callbacks(self) -> None:
+        for callback in self.on_finish:
+            try:
+                result = callback(self.stats)
                 if result is not None:
                     await result
+            except Exception:  # usage accounting or metrics must not break the close path
+                logger.exception("stream %s: finish callback %r failed", self.stats.stream_id, callback)
 
     def mark_disconnected(self) -> None:
-        if self.stats.status == "ok":
+        """The client went away before the stream ended."""
+        if self.stats.status == "ok" and not self._done:
             self.stats.status = "disconnected"
+
+
+def _carries_usage(payload: bytes) -> bool:
+    """Whether a `"usage"` key with a non-null value is in the event, without parsing the JSON.
+
+    Inside JSON strings quotes are escaped, so a bare `"usage"` followed by `:` can only be a key.
+    """
+    at = payload.find(b'"usage"')
+    while at >= 0:
+        rest = payload[at + 7 : at + 48].lstrip()
+        if rest[:1] == b":":
+            return not rest[1:].lstrip().startswith(b"null")
+        at = payload.find(b'"usage"', at + 7)
+    return False

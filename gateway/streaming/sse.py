@@ -1,14 +1,16 @@
 """Incremental Server-Sent Events parsing and framing.
 
-The parser accepts upstream bytes split anywhere (even one byte per read), `\\n` or `\\r\\n` line endings,
-comments/keep-alives and multi-line `data:` fields, and hands back the `data` payload of every complete
-event as soon as its terminating blank line has arrived. Nothing waits for more bytes than one event needs.
+The parser accepts upstream bytes split anywhere (even one byte per read), `\\n`, `\\r\\n` or `\\r` line
+endings, comments/keep-alives and multi-line `data:` fields, and hands back the `data` payload of every
+complete event as soon as its terminating blank line has arrived. Nothing waits for more bytes than one
+event needs, and bytes already scanned are never scanned again (a 1-byte-per-read upstream stays linear).
 """
 
 from __future__ import annotations
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
+_BOM = b"\xef\xbb\xbf"
 
 
 def frame(payload: bytes) -> bytes:
@@ -19,54 +21,96 @@ def frame(payload: bytes) -> bytes:
 
 
 class SSEParser:
-    """Feed raw bytes, get complete event payloads back (`data` lines joined by `\\n`)."""
+    """Feed raw bytes, get complete event payloads back (`data` lines joined by `\\n`).
 
-    __slots__ = ("_buffer",)
+    Events without data (comments, keep-alives, `data:` with nothing after it) are not reported, as the
+    SSE specification says; `event:`, `id:` and `retry:` fields are ignored (OpenAI streams do not use them).
+    """
+
+    __slots__ = ("_buffer", "_scan", "_started")
 
     def __init__(self) -> None:
-        self._buffer = b""
+        # Unterminated bytes, line endings normalised to "\n" (a last "\r" held back). A bytearray, so
+        # that an event arriving in many small reads is appended to, not copied once per read.
+        self._buffer = bytearray()
+        self._scan = 0  # where to resume looking for "\n\n" in `_buffer`
+        self._started = False  # a byte-order mark is only allowed before the first byte
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            # A "\r" at the very end may be the first half of "\r\n": keep it for the next read.
-            held = buffer.endswith(b"\r")
-            if held:
-                buffer = buffer[:-1]
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if held:
-                buffer += b"\r"
+        if not self._started:
+            # Until the third byte, the buffer holds what may be the start of a byte-order mark.
+            head = bytes(self._buffer) + chunk
+            if len(head) < 3 and _BOM.startswith(head):
+                self._buffer[:] = head
+                return []
+            self._started = True
+            self._buffer.clear()
+            chunk = head[3:] if head.startswith(_BOM) else head
+        buffer = self._buffer
+        if b"\r" in chunk or buffer.endswith(b"\r"):
+            chunk = self._normalise(chunk)
+        if buffer:
+            buffer += chunk
+            end = buffer.find(b"\n\n", self._scan)
+            if end < 0:
+                # The separator may straddle this read and the next one: resume one byte back.
+                self._scan = len(buffer) - 1
+                return []
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            # The usual case: nothing held over, the read holds whole events. No copy at all.
+            data = chunk
+            end = data.find(b"\n\n")
         events: list[bytes] = []
         start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            payload = _event_data(buffer[start:end])
+        while end >= 0:
+            payload = _event_data(data[start:end])
             if payload is not None:
                 events.append(payload)
             start = end + 2
-        self._buffer = buffer[start:] if start < len(buffer) else b""
+            end = data.find(b"\n\n", start)
+        if start < len(data):
+            buffer += data[start:]
+        self._scan = max(len(buffer) - 1, 0)
         return events
+
+    def _normalise(self, chunk: bytes) -> bytes:
+        """`\\r\\n` and a lone `\\r` become `\\n`; a last `\\r` is held back (it may start a `\\r\\n`)."""
+        if self._buffer.endswith(b"\r"):
+            del self._buffer[-1]
+            self._scan = min(self._scan, max(len(self._buffer) - 1, 0))
+            chunk = b"\r" + chunk
+        held = chunk.endswith(b"\r")
+        if held:
+            chunk = chunk[:-1]
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return chunk + b"\r" if held else chunk
 
     @property
     def pending(self) -> bytes:
         """Bytes of an event that has not been terminated yet."""
-        return self._buffer
+        return bytes(self._buffer).rstrip(b"\r")
 
     def flush(self) -> list[bytes]:
-        """At end of stream: an unterminated final event still counts if it carries data."""
-        rest, self._buffer = self._buffer.rstrip(b"\r\n"), b""
+        """At end of stream: an unterminated final event still counts if it carries data.
+
+        The SSE specification drops such an event, but some OpenAI-compatible servers end with
+        `data: [DONE]\\n` and a single newline; the relay checks that what is flushed is a whole payload.
+        """
+        rest = bytes(self._buffer).rstrip(b"\r\n")
+        self._buffer.clear()
+        self._scan = 0
         if not rest:
             return []
-        payload = _event_data(rest)
+        payload = _event_data(rest.replace(b"\r", b"\n"))
         return [] if payload is None else [payload]
 
 
 def _event_data(block: bytes) -> bytes | None:
     # Fast path: the usual `data: {...}` single-line event.
     if block.startswith(b"data: ") and b"\n" not in block:
-        return block[6:]
+        return block[6:] or None
     data_lines: list[bytes] = []
     for line in block.split(b"\n"):
         if not line or line.startswith(b":"):
@@ -79,4 +123,5 @@ def _event_data(block: bytes) -> bytes | None:
         data_lines.append(value)
     if not data_lines:
         return None
-    return b"\n".join(data_lines)
+    payload = b"\n".join(data_lines)
+    return payload or None

@@ -1,0 +1,52 @@
+"""Timing and size of one relayed stream: filled by the relay as it runs, read by logs, metrics and usage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """All times are `time.perf_counter()` values; 0.0 means "has not happened"."""
+
+    stream_id: str
+    provider: str
+    model: str
+    started: float = field(default_factory=time.perf_counter)  # the client request arrived
+    connected: float = 0.0  # upstream response head received
+    first_chunk: float = 0.0
+    last_chunk: float = 0.0
+    previous_chunk: float = 0.0  # the chunk before `last_chunk` (kept for the DEBUG chunk lines only)
+    finished: float = 0.0
+    chunks: int = 0  # event frames for the client; `[DONE]` and a final error event are not counted
+    bytes: int = 0  # bytes for the client, all frames included
+    upstream_bytes: int = 0  # bytes read from upstream
+    max_interval: float = 0.0
+    status: str = "ok"  # ok | error | disconnected
+    error: str | None = None
+    usage: dict[str, Any] | None = None
+
+    @property
+    def average_interval(self) -> float | None:
+        if self.chunks < 2:
+            return None
+        return (self.last_chunk - self.first_chunk) / (self.chunks - 1)
+
+    def summary(self) -> str:
+        """The one INFO line per stream."""
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:.1f}ms"
+
+        connect = ms(self.connected - self.started) if self.connected else "-"
+        first = ms(self.first_chunk - self.started) if self.first_chunk else "-"
+        total = ms((self.finished or time.perf_counter()) - self.started)
+        line = (
+            f"stream {self.stream_id} provider={self.provider} model={self.model} status={self.status} "
+            f"connect={connect} first_chunk={first} chunks={self.chunks} bytes={self.bytes} "
+            f"upstream_bytes={self.upstream_bytes} total={total} avg_interval={ms(self.average_interval)} "
+            f"max_interval={ms(self.max_interval)}"
+        )
+        return line if self.error is None else f"{line} error={self.error!r}"
