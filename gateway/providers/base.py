@@ -141,7 +141,12 @@ def _error_headers(response: httpx.Response) -> dict[str, str]:
 
 
 class UpstreamByteStream:
-    """The raw bytes of a streaming upstream response, with httpx errors mapped to ours."""
+    """The bytes of a streaming upstream response as they arrive, with httpx errors mapped to ours.
+
+    `aiter_bytes` (not `aiter_raw`): httpx asks for compressed bodies by default, and a provider that
+    gzips its event stream must still reach the SSE parser as text. Without compression it passes each
+    read through unchanged.
+    """
 
     __slots__ = ("provider", "response")
 
@@ -151,7 +156,7 @@ class UpstreamByteStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with map_upstream_errors(self.provider):
-            async for chunk in self.response.aiter_raw():
+            async for chunk in self.response.aiter_bytes():
                 yield chunk
 
     async def aclose(self) -> None:
