@@ -30,7 +30,7 @@ from .models import (
 )
 from .yaml_source import DocumentPath, SourceFile
 
-DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": ""}
+DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": "http://mock.gateway.invalid/v1"}
 
 Model = TypeVar("Model")
 
