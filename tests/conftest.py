@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml, write_config
@@ -50,4 +51,14 @@ def sim_gateway(sim_config_dir: Path) -> Iterator[RunningGateway]:
 def gateway_client(sim_gateway: RunningGateway) -> Iterator[httpx.Client]:
     """An httpx client for `sim_gateway`, with the hang-guard timeouts."""
     with httpx.Client(base_url=sim_gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture
+def openai_client(sim_gateway: RunningGateway) -> Iterator[openai.OpenAI]:
+    """The official OpenAI SDK pointed at `sim_gateway`: no SDK retries (they would hide the gateway's),
+    hang-guard timeouts. Per-request faults: `extra_body={"x_sim": {...}}`."""
+    with openai.OpenAI(
+        base_url=f"{sim_gateway.base_url}/v1", api_key="client-key", timeout=CLIENT_TIMEOUT, max_retries=0
+    ) as client:
         yield client

@@ -11,6 +11,7 @@ Usage::
         sim.enqueue(Behaviour(status=503, headers={"Retry-After": "1"}), Behaviour(token_delay=0.05))
         ...                                     # each chat request takes the next queued behaviour,
                                                 # then `sim.default` (settable)
+        sim.enqueue_models(...), sim.models_default   # the same for GET /models (health checks)
         sim.requests                            # list[RecordedRequest] (snapshot; see sim.chat_requests)
         sim.open_connections, sim.total_connections, sim.aborted_streams
         sim.wait_for(lambda: sim.open_connections == 0, timeout=5)   # raises TimeoutError
@@ -18,12 +19,13 @@ Usage::
 Endpoints (with or without the `/v1` prefix): `POST /chat/completions` answers a `chat.completion`, or
 with `"stream": true` an SSE stream of `chat.completion.chunk`s (role delta, one delta per token, the
 finish chunk, a `choices: []` usage chunk when `stream_options.include_usage`, then `data: [DONE]`) over
-chunked transfer-encoding; `GET /models` answers the model list (`sim.enqueue_models(...)` scripts it, so a
+chunked transfer-encoding; `GET /models` answers the model list (scripted apart from chat, so a
 gateway's background health checks never eat the chat queue). Every chunk carries `"x_sent_at"`, the
 `time.time()` at which the simulator wrote it; `RecordedRequest.sent_at` keeps the same stamps.
 
 Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
-unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}`; an unknown field answers 400.
+unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
+`extra_body={"x_sim": {...}}`); an unknown field answers 400.
 `Behaviour` (tests.simulator_behaviour) lists every knob: status/headers/body, head_delay, tokens/text,
 token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
 chunked, drop_before_head, drop_after(+reset), malformed_after, hang, hang_after.
@@ -66,6 +68,7 @@ class ProviderSimulator:
         self.api_key = api_key
         self._lock = threading.Lock()
         self._default = default or Behaviour()
+        self._models_default = Behaviour()
         self._chat_queue: deque[Behaviour] = deque()
         self._models_queue: deque[Behaviour] = deque()
         self._requests: list[RecordedRequest] = []
@@ -150,6 +153,17 @@ class ProviderSimulator:
     def default(self, behaviour: Behaviour) -> None:
         with self._lock:
             self._default = behaviour
+
+    @property
+    def models_default(self) -> Behaviour:
+        """The behaviour of `GET /models` when its queue is empty (apart from `default`, so that scripting
+        chat answers does not change what a gateway's health checks see)."""
+        return self._models_default
+
+    @models_default.setter
+    def models_default(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self._models_default = behaviour
 
     def enqueue(self, *behaviours: Behaviour) -> None:
         """Script the next chat requests: one behaviour each, in order, then `default` again."""
@@ -293,8 +307,10 @@ class ProviderSimulator:
         if self.api_key is not None and request.header("authorization") != f"Bearer {self.api_key}":
             return await send_error(connection, 401, "Incorrect API key provided.")
         with self._lock:
-            queue = self._chat_queue if path == "/chat/completions" else self._models_queue
-            behaviour = queue.popleft() if queue else self._default
+            if path == "/chat/completions":
+                behaviour = self._chat_queue.popleft() if self._chat_queue else self._default
+            else:
+                behaviour = self._models_queue.popleft() if self._models_queue else self._models_default
         overrides = record.json.get("x_sim") if isinstance(record.json, dict) else None
         if overrides is not None:
             try:

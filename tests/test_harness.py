@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from starlette.applications import Starlette
 
@@ -36,6 +37,21 @@ def test_gateway_in_a_thread_reaches_the_simulator(
     upstream = simulator.chat_requests
     assert [request.json["model"] for request in upstream] == ["sim-model", "sim-model"]
     assert upstream[0].headers["authorization"] == "Bearer sim-key"
+
+
+def test_openai_sdk_streams_through_the_gateway(
+    simulator: ProviderSimulator, openai_client: openai.OpenAI
+) -> None:
+    stream = openai_client.chat.completions.create(
+        model="sim-model",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_body={"x_sim": {"tokens": 3, "split": 1}},
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    assert text == "word0 word1 word2 "
+    assert simulator.chat_requests[0].json["x_sim"] == {"tokens": 3, "split": 1}
 
 
 def test_gateway_shutdown_closes_upstream_connections(

@@ -133,6 +133,14 @@ def test_queue_is_consumed_one_per_chat_request_then_default(
     assert simulator.queued == 0
 
 
+def test_models_are_scripted_apart_from_chat(simulator: ProviderSimulator, client: httpx.Client) -> None:
+    simulator.default = Behaviour(status=503)
+    assert client.get("/models").status_code == 200
+    simulator.models_default = Behaviour(status=500)
+    assert client.get("/models").status_code == 500
+    assert client.post("/chat/completions", json=chat()).status_code == 503
+
+
 def test_stream_request_with_error_status_gets_a_json_error(client: httpx.Client) -> None:
     response, text = stream_text(client, chat(stream=True, x_sim={"status": 500, "error_message": "boom"}))
 
