@@ -1,0 +1,216 @@
+"""A fast OpenAI-compatible mock upstream for benchmarks: raw asyncio on uvloop, httptools parsing.
+
+`POST .../chat/completions` answers a fixed chat completion, or with `"stream": true` a stream of N
+token events D ms apart. Every token event carries the time it was written (`time.monotonic_ns()`, the
+system-wide CLOCK_MONOTONIC, so another process can compare) inside its `content` as `t<ns> `: content
+is the one field every proxy passes through unchanged, so the stream client can measure the delay each
+hop adds per chunk. N and D come from the last user message (`bench:tokens=20,delay_ms=20`) for the same
+reason: proxies forward messages verbatim, while unknown body fields may be dropped.
+
+Nothing is built per request beyond the stream events themselves: the non-streaming answer is a
+prebuilt byte string. Run: `python -m bench.mock_upstream --port 8001`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import cast
+
+import httptools
+import uvloop
+
+PARAMS = re.compile(rb"bench:tokens=(\d+),delay_ms=([0-9.]+)")
+STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+INCLUDE_USAGE = re.compile(rb'"include_usage"\s*:\s*true')
+
+COMPLETION = (
+    b'{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"This is a benchmark answer from '
+    b'the mock upstream."},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+)
+MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":1700000000,"owned_by":"bench"}]}'
+
+
+def _answer(status: bytes, body: bytes, keep_alive: bool) -> bytes:
+    connection = b"keep-alive" if keep_alive else b"close"
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: "
+        + connection
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+ANSWERS = {
+    (kind, keep_alive): _answer(status, body, keep_alive)
+    for kind, status, body in (
+        ("completion", b"200 OK", COMPLETION),
+        ("models", b"200 OK", MODELS),
+        ("not_found", b"404 Not Found", b'{"error":{"message":"not found","type":"invalid_request_error"}}'),
+    )
+    for keep_alive in (True, False)
+}
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
+)
+CHUNK_PREFIX = (
+    b'{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench",'
+)
+FINAL_EVENT = CHUNK_PREFIX + b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+USAGE_EVENT = (
+    CHUNK_PREFIX + b'"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}'
+)
+
+
+def _chunk(event: bytes) -> bytes:
+    """One SSE event as one HTTP/1.1 chunk."""
+    data = b"data: " + event + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def token_event(index: int, stamp_ns: int) -> bytes:
+    role = b'"role":"assistant",' if index == 0 else b""
+    return _chunk(
+        CHUNK_PREFIX
+        + b'"choices":[{"index":0,"delta":{'
+        + role
+        + b'"content":"t%d "},"finish_reason":null}]}' % stamp_ns
+    )
+
+
+STREAM_TAIL = _chunk(FINAL_EVENT)
+USAGE_TAIL = _chunk(USAGE_EVENT)
+DONE_TAIL = _chunk(b"[DONE]") + b"0\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class MockOptions:
+    tokens: int = 20  # when the request names none
+    delay_ms: float = 0.0
+
+
+class MockConnection(asyncio.Protocol):
+    """One client connection: parse requests, answer, stream on a timer. One request at a time."""
+
+    def __init__(self, options: MockOptions) -> None:
+        self.options = options
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.body: list[bytes] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.transport is not None:
+                self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        keep_alive = self.parser.should_keep_alive()
+        path = self.url.split(b"?", 1)[0]
+        method = self.parser.get_method()
+        if method == b"POST" and path.endswith(b"/chat/completions"):
+            body = b"".join(self.body)
+            if STREAM_TRUE.search(body):
+                self.start_stream(body)
+                return
+            transport.write(ANSWERS["completion", keep_alive])
+        elif method == b"GET" and path.endswith(b"/models"):
+            transport.write(ANSWERS["models", keep_alive])
+        else:
+            transport.write(ANSWERS["not_found", keep_alive])
+        if not keep_alive:
+            transport.close()
+
+    def start_stream(self, body: bytes) -> None:
+        tokens, delay_ms = self.options.tokens, self.options.delay_ms
+        found = PARAMS.search(body)
+        if found:
+            tokens, delay_ms = int(found.group(1)), float(found.group(2))
+        usage = INCLUDE_USAGE.search(body) is not None
+        assert self.transport is not None
+        self.transport.write(STREAM_HEAD)
+        if delay_ms <= 0:
+            for index in range(tokens):
+                self.transport.write(token_event(index, time.monotonic_ns()))
+            self.finish_stream(usage)
+            return
+        # Absolute schedule (start + i * delay), so timer lateness never accumulates into drift.
+        self.send_token(0, tokens, self.loop.time(), delay_ms / 1000.0, usage)
+
+    def send_token(self, index: int, tokens: int, start: float, delay: float, usage: bool) -> None:
+        self.timer = None
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(token_event(index, time.monotonic_ns()))
+        if index + 1 < tokens:
+            self.timer = self.loop.call_at(
+                start + (index + 1) * delay, self.send_token, index + 1, tokens, start, delay, usage
+            )
+        else:
+            self.finish_stream(usage)
+
+    def finish_stream(self, usage: bool) -> None:
+        assert self.transport is not None
+        self.transport.write(STREAM_TAIL + (USAGE_TAIL if usage else b"") + DONE_TAIL)
+
+
+async def serve(host: str, port: int, options: MockOptions, ready: asyncio.Event | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: MockConnection(options), host, port, backlog=4096)
+    if ready is not None:
+        ready.set()
+    print(f"mock upstream listening on http://{host}:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fast OpenAI-compatible mock upstream")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--tokens", type=int, default=20, help="stream tokens when a request names none")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="ms between tokens when none named")
+    args = parser.parse_args()
+    uvloop.run(serve(args.host, args.port, MockOptions(args.tokens, args.delay_ms)))
+
+
+if __name__ == "__main__":
+    main()
