@@ -103,8 +103,8 @@ def test_sdk_stream_chunks_match_openai_schema(sdk: openai.OpenAI, client: httpx
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = parse_sse(response.read().decode())
-    assert events[-1] == "[DONE]"
+        events, _comments = parse_sse(response.read().decode())
+    assert events[-1].is_done
     chunks = [json.loads(event.data) for event in events[:-1]]
     assert len(chunks) >= 3
     for chunk in chunks:
