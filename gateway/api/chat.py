@@ -82,11 +82,12 @@ def use_asgi_streamer(body: dict[str, Any], header: str | None, route_mode: str)
 
 
 def gateway_headers(ctx: RequestContext) -> dict[str, str]:
-    return {
-        "x-request-id": ctx.request_id,
-        "x-gateway-provider": ctx.provider or "",
-        "x-gateway-attempts": str(ctx.attempts),
-    }
+    """x-request-id, x-gateway-attempts and (once an attempt was made) x-gateway-provider: the last one
+    tried, i.e. the one that answered."""
+    headers = {"x-request-id": ctx.request_id, "x-gateway-attempts": str(ctx.attempts)}
+    if ctx.provider is not None:
+        headers["x-gateway-provider"] = ctx.provider
+    return headers
 
 
 async def chat_completions(request: Request) -> ASGIApp:
@@ -147,6 +148,7 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
         (b"x-accel-buffering", b"no"),
         (b"x-gateway-streamer", b"asgi" if asgi else b"starlette"),
     ]
+        exc.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
     return AsgiStreamer(relay, headers) if asgi else StarletteStreamer(relay, headers)
 

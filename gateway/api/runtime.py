@@ -13,6 +13,7 @@ from gateway.config.models import GatewayConfig
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.dispatch import Dispatcher
+from gateway.resilience.health import HealthRegistry
 from gateway.routing.table import RoutingTable
 
 
@@ -28,7 +29,9 @@ class Runtime:
 def build_runtime(config: GatewayConfig, previous: Runtime | None = None) -> tuple[Runtime, list[Provider]]:
     """A new snapshot for `config`, keeping unchanged providers of `previous`; returns the retired ones."""
     registry, retired = ProviderRegistry.build(config.providers, previous.registry if previous else None)
-    runtime = Runtime(config, RoutingTable(config), registry, Dispatcher(registry))
+    # Health state (breaker, checks, latency) follows its provider object: kept exactly when the pool is.
+    health, _ = HealthRegistry.build(registry, previous.dispatcher.health if previous else None)
+    runtime = Runtime(config, RoutingTable(config), registry, Dispatcher(registry, health))
     return runtime, retired
 
 

@@ -6,6 +6,7 @@ with `httpx.MockTransport` and end-to-end tests point it at the provider simulat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.config.models import ProviderConfig, Timeouts
-from gateway.errors import ProviderUnavailable, UpstreamStatusError
+from gateway.errors import ProviderUnavailable, UpstreamStatusError, UpstreamTimeout
 from gateway.providers import openai_openai
 from gateway.providers.transport import httpx_timeout, map_upstream_errors
 
@@ -86,12 +87,27 @@ class Provider:
             "POST", self.chat_url, content=content, headers=headers, timeout=httpx_timeout(timeouts)
         )
 
-    async def complete(self, request: httpx.Request) -> UpstreamReply:
-        """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`."""
+    async def complete(self, request: httpx.Request, first_byte: float | None = None) -> UpstreamReply:
+        """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`.
+
+        `first_byte` bounds the wait for the response head (`UpstreamTimeout` when it passes)."""
         assert self.client is not None
         with map_upstream_errors(self.name):
-            response = await self.client.send(request)
-            content = await response.aread()
+            if first_byte is None:
+                response = await self.client.send(request)
+                content = await response.aread()
+            else:
+                try:
+                    async with asyncio.timeout(first_byte):
+                        response = await self.client.send(request, stream=True)
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"provider {self.name!r} timed out (first_byte timeout of {first_byte:g}s)"
+                    ) from None
+                try:
+                    content = await response.aread()
+                finally:
+                    await response.aclose()
         if response.status_code >= 400:
             raise UpstreamStatusError(
                 response.status_code, content, headers=_error_headers(response), provider=self.name

@@ -1,22 +1,43 @@
-"""The attempt loop: walk a route's targets, send, and fail over on retryable upstream errors.
+"""The attempt loop: walk a route's targets by its strategy, retry per policy, fail over on retryable errors.
 
 Each attempt starts from the client's original body and gets its own translation. A stream is committed to
 the client only after its first event has arrived (`StreamRelay.prime`), so everything before that byte can
-still fail over; nothing after it is ever retried.
+still be retried or failed over; nothing after it ever is.
+
+Per request: targets whose provider is unhealthy (active checks) or whose circuit is open are skipped while
+another one can be used; when none can, every target is tried in order anyway (panic mode) rather than
+failing fast. Per target: up to `attempts` tries, with exponential backoff (full jitter) or the provider's
+Retry-After between them; a 4xx other than 429 is the request's fault and is never retried. Timeouts:
+`connect`/`read`/`write` are httpx's; `first_byte` and `total` (per attempt) and the route's `deadline`
+(whole request) are enforced here with the event loop's clock.
+
+The happy path (first attempt succeeds) costs a dict lookup, two clock reads and a few attribute stores.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.config.models import RouteConfig, Target
-from gateway.errors import GatewayError, ProviderUnavailable, UpstreamError
+from gateway.config.models import RouteConfig
+from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
 from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
 from gateway.providers.registry import ProviderRegistry
+from gateway.resilience.deadline import DeadlineByteStream
+from gateway.resilience.health import HealthRegistry
+from gateway.resilience.plan import PlannedTarget, RoutePlan
 from gateway.routing.table import RouteMatch
-from gateway.streaming.relay import StreamCallback, StreamRelay, StreamStats
+from gateway.streaming.relay import ByteStream, StreamCallback, StreamRelay, StreamStats
+
+logger = logging.getLogger("gateway.resilience")
+
+Result = TypeVar("Result")
+Attempt = Callable[["RequestContext", PlannedTarget, "float | None"], Awaitable[Result]]
 
 
 @dataclass(slots=True)
@@ -41,79 +62,220 @@ class RequestContext:
 
 
 class Dispatcher:
-    __slots__ = ("registry",)
+    """Sends requests for one runtime snapshot. `health` is the per-provider state (breakers, checks,
+    latency); build it with `HealthRegistry.build(registry, previous)` to carry it across reloads."""
 
-    def __init__(self, registry: ProviderRegistry) -> None:
+    __slots__ = ("_plans", "health", "registry", "rng")
+
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        health: HealthRegistry | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         self.registry = registry
+        self.health = health if health is not None else HealthRegistry.build(registry)[0]
+        self.rng = rng
+        self._plans: dict[int, RoutePlan] = {}
 
-    def candidates(self, route: RouteConfig) -> list[tuple[Target, Provider]]:
-        """The targets to try, in order, with their providers (unavailable ones skipped)."""
-        ordered = sorted(route.targets, key=lambda target: target.priority)
-        out: list[tuple[Target, Provider]] = []
-        reasons: list[str] = []
-        for target in ordered:
-            provider = self.registry.get(target.provider)
-            if provider is None:
-                reasons.append(f"provider {target.provider!r} is not configured")
-            elif not provider.available:
-                reasons.append(f"provider {target.provider!r} is unavailable: {provider.unavailable_reason}")
-            else:
-                out.append((target, provider))
-        if not out:
-            raise ProviderUnavailable(
-                f"no provider can serve route {route.name!r}: " + "; ".join(reasons), param="model"
-            )
-        return out
+    def plan(self, route: RouteConfig) -> RoutePlan:
+        """The prepared plan of `route`, built on first use (routes of one config live as long as it)."""
+        plan = self._plans.get(id(route))
+        if plan is None or plan.route is not route:
+            plan = self._plans[id(route)] = RoutePlan(route, self.registry, self.health, self.rng)
+        return plan
 
     async def complete(self, ctx: RequestContext) -> UpstreamReply:
-        last_error: GatewayError | None = None
-        for target, provider in self.candidates(ctx.route):
-            ctx.attempts += 1
-            ctx.provider = provider.name
-            ctx.upstream_model = target.model or ctx.match.model
-            content = provider.translate(ctx.body, ctx.upstream_model, stream=False)
-            request = provider.build_request(content, ctx.request_id, ctx.route.timeouts)
-            try:
-                return await provider.complete(request)
-            except UpstreamError as exc:
-                if not _fails_over(exc):
-                    raise
-                last_error = exc
-        assert last_error is not None
-        raise last_error
+        return await self._run(ctx, self._complete_once)
 
     async def open_stream(self, ctx: RequestContext) -> StreamRelay:
-        last_error: GatewayError | None = None
-        for target, provider in self.candidates(ctx.route):
-            ctx.attempts += 1
-            ctx.provider = provider.name
-            ctx.upstream_model = target.model or ctx.match.model
-            content = provider.translate(ctx.body, ctx.upstream_model, stream=True)
-            request = provider.build_request(content, ctx.request_id, ctx.route.timeouts)
-            relay: StreamRelay | None = None
+        return await self._run(ctx, self._stream_once)
+
+    # The loop.
+
+    async def _run(self, ctx: RequestContext, attempt: Attempt[Result]) -> Result:
+        plan = self.plan(ctx.route)
+        if plan.unavailable is not None:
+            raise ProviderUnavailable(plan.unavailable, param="model")
+        deadline_at: float | None = None
+        if plan.deadline is not None:
+            spent = time.perf_counter() - ctx.started
+            deadline_at = asyncio.get_running_loop().time() + plan.deadline - spent
+        order = plan.order(time.monotonic())
+        last_error: UpstreamError | None = None
+        tried = False
+        for entry in order:
+            if not entry.health.acquire(time.monotonic()):
+                continue
+            if tried:
+                _check_deadline(deadline_at, last_error)
+                logger.info("request %s fails over to provider %s", ctx.request_id, entry.provider.name)
+            tried = True
             try:
-                response = await provider.open_stream(request)
-                stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model, started=ctx.started)
-                relay = StreamRelay(
-                    UpstreamByteStream(response, provider.name),
-                    stats,
-                    drop_usage_chunk=provider.config.stream_usage and not ctx.client_wants_usage,
-                    on_finish=ctx.on_stream_finish,
-                )
-                await relay.prime()
-                return relay
+                return await self._try_target(ctx, entry, attempt, deadline_at, panic=False)
             except UpstreamError as exc:
-                if relay is not None:
-                    relay.on_finish = []  # a failed attempt is not a finished stream
-                    await relay.aclose()
-                if not _fails_over(exc):
+                if not entry.rules.retries(exc):
                     raise
                 last_error = exc
+        if not tried:
+            logger.warning("route %s: no healthy target, trying all in order (panic mode)", ctx.route.name)
+            for entry in order:
+                if last_error is not None:
+                    _check_deadline(deadline_at, last_error)
+                try:
+                    return await self._try_target(ctx, entry, attempt, deadline_at, panic=True)
+                except UpstreamError as exc:
+                    if not entry.rules.retries(exc):
+                        raise
+                    last_error = exc
         assert last_error is not None
         raise last_error
 
+    async def _try_target(
+        self,
+        ctx: RequestContext,
+        entry: PlannedTarget,
+        attempt: Attempt[Result],
+        deadline_at: float | None,
+        *,
+        panic: bool,
+    ) -> Result:
+        """Attempts on one target until one succeeds or the policy gives up (the last error is raised)."""
+        rules = entry.rules
+        health = entry.health
+        retry = 0
+        while True:
+            holds_trial = not panic and health.breaker.state != "closed"
+            ctx.attempts += 1
+            started = time.perf_counter()
+            try:
+                result = await attempt(ctx, entry, deadline_at)
+            except UpstreamError as exc:
+                health.record_error(exc, time.monotonic(), time.perf_counter() - started)
+                if holds_trial:
+                    health.release()  # a 429 says nothing about recovery; a failure already reopened
+                retry += 1
+                if not rules.retries(exc) or retry >= rules.attempts:
+                    raise
+                wait = rules.wait_before(retry, exc)
+                if wait is None:
+                    logger.info("provider %s asked to wait longer than retry_after_cap", entry.provider.name)
+                    raise
+                if deadline_at is not None and asyncio.get_running_loop().time() + wait >= deadline_at:
+                    raise
+                logger.info(
+                    "request %s: provider %s failed (%s), retry %d in %.3fs",
+                    ctx.request_id, entry.provider.name, exc.retryable_kind, retry, wait,
+                )  # fmt: skip
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not panic and not health.acquire(time.monotonic()):
+                    raise  # the breaker opened meanwhile: fail over instead
+                continue
+            except BaseException:
+                if holds_trial:
+                    health.release()  # cancelled (client gone): let another request be the trial
+                raise
+            health.record_success(time.perf_counter() - started)
+            return result
 
-def _fails_over(exc: UpstreamError) -> bool:
-    """Client errors from upstream (4xx other than 429) are the request's fault: no other target helps."""
-    status = exc.status_code
-    return not (400 <= status < 500 and status != 429)
+    # One attempt.
+
+    async def _complete_once(
+        self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
+    ) -> UpstreamReply:
+        provider = entry.provider
+        request = self._prepare(ctx, entry, provider, stream=False)
+        timeouts = entry.timeouts
+        limit_at, why = _attempt_limit(timeouts.total, deadline_at)
+        if limit_at is None:
+            return await provider.complete(request, first_byte=timeouts.first_byte)
+        try:
+            async with asyncio.timeout_at(limit_at):
+                return await provider.complete(request, first_byte=timeouts.first_byte)
+        except TimeoutError:
+            raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
+
+    async def _stream_once(
+        self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
+    ) -> StreamRelay:
+        provider = entry.provider
+        request = self._prepare(ctx, entry, provider, stream=True)
+        timeouts = entry.timeouts
+        limit_at, limit_why = _attempt_limit(timeouts.total, deadline_at)
+        first_at, why = limit_at, limit_why
+        if timeouts.first_byte is not None:
+            first_byte_at = asyncio.get_running_loop().time() + timeouts.first_byte
+            if first_at is None or first_byte_at < first_at:
+                first_at, why = first_byte_at, f"first_byte timeout of {timeouts.first_byte:g}s"
+        relay: StreamRelay | None = None
+        try:
+            if first_at is None:
+                response = await provider.open_stream(request)
+                relay = self._relay(ctx, provider, UpstreamByteStream(response, provider.name), None, "")
+                await relay.prime()
+                return relay
+            async with asyncio.timeout_at(first_at):
+                response = await provider.open_stream(request)
+                upstream = UpstreamByteStream(response, provider.name)
+                relay = self._relay(ctx, provider, upstream, limit_at, limit_why)
+                await relay.prime()
+            return relay
+        except TimeoutError:
+            await _discard(relay)
+            raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
+        except BaseException:
+            await _discard(relay)
+            raise
+
+    def _prepare(self, ctx: RequestContext, entry: PlannedTarget, provider: Provider, *, stream: bool) -> Any:
+        ctx.provider = provider.name
+        model = ctx.upstream_model = entry.target.model or ctx.match.model
+        content = provider.translate(ctx.body, model, stream=stream)
+        return provider.build_request(content, ctx.request_id, entry.request_timeouts)
+
+    def _relay(
+        self,
+        ctx: RequestContext,
+        provider: Provider,
+        upstream: ByteStream,
+        limit_at: float | None,
+        why: str,
+    ) -> StreamRelay:
+        if limit_at is not None:
+            # total/deadline keep running after the first event: the relay reads under them.
+            message = f"provider {provider.name!r} timed out mid-stream ({why})"
+            upstream = DeadlineByteStream(upstream, limit_at, message)
+        stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model or "", started=ctx.started)
+        return StreamRelay(
+            upstream,
+            stats,
+            drop_usage_chunk=provider.config.stream_usage and not ctx.client_wants_usage,
+            on_finish=ctx.on_stream_finish,
+        )
+
+
+def _attempt_limit(total: float | None, deadline_at: float | None) -> tuple[float | None, str]:
+    """When this attempt must end (loop clock), and which limit that is."""
+    if total is None:
+        return deadline_at, "request deadline"
+    at = asyncio.get_running_loop().time() + total
+    if deadline_at is not None and deadline_at <= at:
+        return deadline_at, "request deadline"
+    return at, f"total timeout of {total:g}s"
+
+
+def _check_deadline(deadline_at: float | None, last_error: UpstreamError | None) -> None:
+    """Stop failing over once the request deadline has passed: the last error answers."""
+    if deadline_at is not None and asyncio.get_running_loop().time() >= deadline_at:
+        if last_error is not None:
+            raise last_error
+        raise UpstreamTimeout("the request deadline passed before any provider answered")
+
+
+async def _discard(relay: StreamRelay | None) -> None:
+    """Close a stream attempt that will not reach the client (it is not a finished stream)."""
+    if relay is not None:
+        relay.on_finish = []
+        await relay.aclose()

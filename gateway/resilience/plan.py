@@ -1,0 +1,85 @@
+"""A route prepared for the attempt loop: its usable targets with their provider, health state, retry
+rules and timeouts resolved once, so a request only walks a tuple.
+
+Which policy applies: a route's own `retry`/`timeouts` (already laid over its first target's provider by
+the config loader) for every target; without them each target uses its own provider's. The overall
+`deadline` is the route's, else its first target's provider's.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from gateway.config.models import RouteConfig, Target, Timeouts
+from gateway.providers.base import Provider
+from gateway.providers.registry import ProviderRegistry
+from gateway.resilience.health import HealthRegistry, ProviderHealth
+from gateway.resilience.retry import RetryRules
+from gateway.resilience.strategy import TargetOrder
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlannedTarget:
+    target: Target
+    provider: Provider
+    health: ProviderHealth
+    rules: RetryRules
+    timeouts: Timeouts  # effective: first_byte and total are enforced by the loop
+    request_timeouts: Timeouts | None  # the route's override for httpx, None = the client's own
+
+    @property
+    def weight(self) -> float:
+        return self.target.weight
+
+    @property
+    def latency(self) -> float | None:
+        return self.health.latency
+
+    def usable(self, now: float) -> bool:
+        return self.health.usable(now)
+
+
+class RoutePlan:
+    __slots__ = ("deadline", "order", "route", "targets", "unavailable")
+
+    def __init__(
+        self,
+        route: RouteConfig,
+        registry: ProviderRegistry,
+        health: HealthRegistry,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.route = route
+        ranked = sorted(route.targets, key=lambda target: target.priority)
+        planned: list[PlannedTarget] = []
+        reasons: list[str] = []
+        route_rules = RetryRules.from_policy(route.retry, rng) if route.retry is not None else None
+        for target in ranked:
+            provider = registry.get(target.provider)
+            state = health.get(target.provider)
+            if provider is None or state is None:
+                reasons.append(f"provider {target.provider!r} is not configured")
+                continue
+            if not provider.available:
+                reasons.append(f"provider {target.provider!r} is unavailable: {provider.unavailable_reason}")
+                continue
+            planned.append(
+                PlannedTarget(
+                    target=target,
+                    provider=provider,
+                    health=state,
+                    rules=route_rules or RetryRules.from_policy(provider.config.retry, rng),
+                    timeouts=route.timeouts or provider.config.timeouts,
+                    request_timeouts=route.timeouts,
+                )
+            )
+        self.targets = tuple(planned)
+        self.order: TargetOrder[PlannedTarget] = TargetOrder(route.strategy, planned, rng)
+        # Why nothing can serve this route (the 503 message), or None when something can.
+        self.unavailable = (
+            None if planned else f"no provider can serve route {route.name!r}: " + "; ".join(reasons)
+        )
+        first = registry.get(route.targets[0].provider) if route.targets else None
+        policy = route.retry or (first.config.retry if first is not None else None)
+        self.deadline = policy.deadline if policy is not None else None

@@ -1,0 +1,85 @@
+"""A route's retry policy compiled for the attempt loop: which failures retry, and how long to wait.
+
+`RetryPolicy` (config) is what the user wrote; `RetryRules` is the same thing in the shape the hot path
+wants: a frozenset to test failure kinds against, the backoff numbers, and a random source tests can seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from time import time
+
+from gateway.config.models import RetryPolicy
+from gateway.errors import UpstreamError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRules:
+    attempts: int  # per target, the first included
+    retry_on: frozenset[str]  # "503", "connect_error", "timeout", "read_error", ...
+    base: float
+    max_wait: float
+    jitter: bool
+    retry_after_cap: float
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    @classmethod
+    def from_policy(cls, policy: RetryPolicy, rng: random.Random | None = None) -> RetryRules:
+        kinds = {str(condition) for condition in policy.retry_on}
+        if "read_error" in kinds:
+            # An answer that broke off unreadably (closed before its first event, garbled) is the same
+            # failure seen from the reading side.
+            kinds.add("protocol_error")
+        return cls(
+            attempts=max(1, policy.attempts),
+            retry_on=frozenset(kinds),
+            base=policy.backoff.base,
+            max_wait=policy.backoff.max,
+            jitter=policy.backoff.jitter,
+            retry_after_cap=policy.retry_after_cap,
+            rng=rng or random.Random(),
+        )
+
+    def retries(self, exc: UpstreamError) -> bool:
+        """Whether this failure may be retried and failed over. A 4xx other than 429 never is: it is the
+        request's fault and no attempt elsewhere would change it."""
+        status = exc.status_code
+        if 400 <= status < 500 and status != 429:
+            return False
+        return exc.retryable_kind in self.retry_on
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number `retry` (1 = the first retry): `base * 2**(retry-1)` capped at
+        `max_wait`, and with full jitter a uniform draw in [0, that]."""
+        ceiling = min(self.max_wait, self.base * (2 ** (retry - 1)))
+        return self.rng.uniform(0.0, ceiling) if self.jitter else ceiling
+
+    def wait_before(self, retry: int, exc: UpstreamError) -> float | None:
+        """Seconds to wait before retrying after `exc`; None when the provider asked for a longer pause
+        (Retry-After) than `retry_after_cap` allows, so the loop fails over instead of waiting."""
+        header = exc.headers.get("retry-after")
+        if header is not None:
+            asked = parse_retry_after(header)
+            if asked is not None:
+                return asked if asked <= self.retry_after_cap else None
+        return self.backoff(retry)
+
+
+def parse_retry_after(value: str) -> float | None:
+    """Retry-After in seconds from now: delta-seconds or an HTTP date (RFC 9110); None if unreadable."""
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
