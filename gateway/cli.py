@@ -1,4 +1,4 @@
-"""`gateway serve | validate-config`: command-line options -> config -> server."""
+"""`gateway serve | validate-config | explain | schema`: command-line options -> config -> server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import uvicorn
 
 from gateway.api.app import create_app
+from gateway.config import schema_text
 from gateway.errors import ConfigError
+from gateway.explain_command import run_explain
 from gateway.observe.logging import configure_logging
 from gateway.validate_command import run_validate
 
@@ -33,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate-config", help="check route files, print errors with positions")
     validate.add_argument("paths", nargs="*", default=[DEFAULT_CONFIG], help="directories or files")
     validate.add_argument("--format", choices=["text", "json", "github"], default="text")
+
+    explain = commands.add_parser("explain", help="show which route a model name takes, and its policy")
+    explain.add_argument("model", help="the model name a client would send")
+    explain.add_argument(
+        "--config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG), help="route files dir or file"
+    )
+    explain.add_argument("--format", choices=["text", "json"], default="text")
+
+    commands.add_parser("schema", help="print the JSON Schema of route files")
     return parser
 
 
@@ -41,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "validate-config":
         return run_validate(args.paths, args.format)
+    if args.command == "explain":
+        return run_explain(args.model, [args.config], args.format)
+    if args.command == "schema":
+        sys.stdout.write(schema_text())
+        return 0
     return serve(args)
 
 

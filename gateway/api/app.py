@@ -15,12 +15,16 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway import __version__
+from gateway.api.admin import admin_config
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.errors import install_error_handlers
+from gateway.api.inflight import InflightMiddleware, InflightTracker
 from gateway.api.info import health, list_models
+from gateway.api.reload import ReloadManager
 from gateway.api.runtime import RuntimeHolder, build_runtime
-from gateway.config import load_config_or_raise
+from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
+from gateway.errors import ConfigError
 
 logger = logging.getLogger("gateway")
 
@@ -34,9 +38,17 @@ def create_app(
     """The gateway app for the route files at `config_path` (a directory or files).
 
     The config is loaded (and validated) here, so a broken config fails at startup, not on first request.
+    `reload=False` stops watching the route files; SIGHUP reloads them either way.
     """
     paths = config_path if isinstance(config_path, list) else [config_path]
-    initial = config if config is not None else load_config_or_raise(paths)
+    warnings: list[Diagnostic] = []
+    if config is None:
+        loaded = load_config(paths)
+        if loaded.config is None:
+            raise ConfigError(loaded.diagnostics)
+        config, warnings = loaded.config, loaded.warnings
+    initial = config
+    tracker = InflightTracker()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,9 +66,13 @@ def create_app(
         for provider in runtime.registry:
             if not provider.available:
                 logger.warning("provider %s is unavailable: %s", provider.name, provider.unavailable_reason)
+        reloader = ReloadManager(holder, paths, tracker, warnings=warnings)
+        app.state.reloader = reloader
+        reloader.start(watch=reload)
         try:
             yield
         finally:
+            await reloader.aclose()  # stop watching first: no swap while shutting down
             await holder.current.registry.aclose()
 
     app = FastAPI(
@@ -73,6 +89,9 @@ def create_app(
     app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
+    app.router.add_route("/admin/config", admin_config, methods=["GET"])
+    # Counts every request until its last byte, so a reload closes old providers only once they are idle.
+    app.add_middleware(InflightMiddleware, tracker=tracker)
     return app
 
 
