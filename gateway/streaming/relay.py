@@ -26,8 +26,9 @@ __all__ = ["ByteStream", "StreamCallback", "StreamRelay", "StreamStats"]
 logger = logging.getLogger("gateway.stream")
 
 # After `[DONE]` the upstream body usually has only its terminating chunk left; reading it lets the
-# connection go back to the pool instead of being closed. Bounded, so a provider that keeps the
-# connection open after `[DONE]` cannot hold the relay.
+# connection go back to the pool instead of being closed (httpcore closes a connection whose answer was
+# not read to its end). Bounded, so a provider that keeps the connection open after `[DONE]` cannot
+# hold the stream.
 DRAIN_TIMEOUT = 0.25
 DRAIN_BYTES = 64 * 1024
 
@@ -58,6 +59,8 @@ class StreamRelay:
         self._pending: list[bytes] = []
         self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
         self._exhausted = False  # the upstream body has ended
+        self._last_payload = b""  # the last event other than [DONE]
+        self._upstream_closed = False
         self._closed = False
         self._drop_usage_chunk = drop_usage_chunk
         self.stats = stats
@@ -94,6 +97,7 @@ class StreamRelay:
         """
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
+        count, previous = 0, stats.started  # for the DEBUG lines only
         try:
             payloads, self._pending = self._pending, []
             while True:
@@ -104,15 +108,20 @@ class StreamRelay:
                     if debug:
                         handed = time.perf_counter()
                         yield out
-                        self._log_chunk(len(out), handed)
+                        count += 1
+                        self._log_chunk(count, len(out), handed, previous)
+                        previous = handed
                     else:
                         yield out
                     if self._done:
+                        await self._release_upstream()
                         return
                 if self._exhausted:
-                    self._done = True  # upstream ended without [DONE]; the client still gets one
+                    self._check_complete()
+                    self._done = True  # a complete answer without [DONE]; the client still gets one
                     stats.bytes += len(DONE_FRAME)
                     yield DONE_FRAME
+                    await self._release_upstream()
                     return
                 chunk = await self._next_chunk()
                 payloads = self._flush() if chunk is None else self._parser.feed(chunk)
@@ -148,12 +157,28 @@ class StreamRelay:
                     ) from None
         return payloads
 
+    def _check_complete(self) -> None:
+        """At the end of a body without `[DONE]`: was the answer finished (a `finish_reason`, or the
+        usage-only chunk that follows it)? A connection-delimited body that was cut off between two
+        events looks like a normal end otherwise, and the client must not take it for a whole answer."""
+        try:
+            data = orjson.loads(self._last_payload)
+            choices = data.get("choices")
+            finished = choices == [] or any(choice.get("finish_reason") for choice in choices)
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            finished = False
+        if not finished:
+            raise UpstreamProtocolError(
+                f"provider {self.stats.provider!r} ended the stream before the answer was complete"
+            )
+
     def _process(self, payload: bytes) -> bytes | None:
         """The frame for one upstream event, or None when the event is not for the client."""
         if payload == DONE:
             self._done = True
             self.stats.bytes += len(DONE_FRAME)
             return DONE_FRAME
+        self._last_payload = payload
         # A cheap shape check instead of a JSON parse per chunk: truncation, the failure seen in
         # practice, leaves an event that does not end with "}".
         if payload[:1] != b"{" or (payload[-1:] != b"}" and not payload.rstrip().endswith(b"}")):
@@ -196,39 +221,31 @@ class StreamRelay:
         self.stats.bytes += len(out)
         return out
 
-    def _log_chunk(self, size: int, handed: float) -> None:
-        """One DEBUG line per frame, written once the streamer has sent it and asks for the next."""
-        stats = self.stats
-        previous = stats.previous_chunk if stats.chunks > 1 else stats.started
+    def _log_chunk(self, count: int, size: int, handed: float, previous: float) -> None:
+        """One DEBUG line per frame, written when the streamer has sent it and asks for the next one:
+        `interval` since the previous frame was handed over, `at` since the request arrived, and `send`,
+        how long the streamer took to write it."""
         logger.debug(
             "stream %s chunk=%d size=%d interval=%.3fms at=%.3fms send=%.3fms",
-            stats.stream_id,
-            stats.chunks,
+            self.stats.stream_id,
+            count,
             size,
-            (stats.last_chunk - previous) * 1000,
-            (stats.last_chunk - stats.started) * 1000,
+            (handed - previous) * 1000,
+            (handed - self.stats.started) * 1000,
             (time.perf_counter() - handed) * 1000,
         )
-        stats.previous_chunk = stats.last_chunk
 
-    async def aclose(self) -> None:
-        """Close the upstream response (draining its end after `[DONE]` so the connection can be reused),
-        log the summary and run the finish callbacks. Idempotent; streamers call it on every exit path."""
-        if self._closed:
+    async def _release_upstream(self) -> None:
+        """After `[DONE]` went to the client: read the rest of the upstream body (its terminating chunk)
+        and close it, so the connection is back in the pool before the client's response ends."""
+        if self._upstream_closed:
             return
-        self._closed = True
-        stats = self.stats
-        stats.finished = time.perf_counter()
         try:
-            if self._done and not self._exhausted and stats.status == "ok":
+            if not self._exhausted:
                 await self._drain()
         finally:
-            try:
-                await self._upstream.aclose()
-            finally:
-                if logger.isEnabledFor(logging.INFO):
-                    logger.info(stats.summary())
-                await self._run_callbacks()
+            self._upstream_closed = True
+            await self._upstream.aclose()
 
     async def _drain(self) -> None:
         left = DRAIN_BYTES
@@ -238,6 +255,23 @@ class StreamRelay:
                     left -= len(chunk)
         except (TimeoutError, GatewayError):
             pass  # the connection is closed instead of reused; the client already has everything
+
+    async def aclose(self) -> None:
+        """Close the upstream response if it is still open, log the summary and run the finish callbacks.
+        Idempotent; streamers call it on every exit path, after the last byte went to the client."""
+        if self._closed:
+            return
+        self._closed = True
+        stats = self.stats
+        stats.finished = time.perf_counter()
+        try:
+            if not self._upstream_closed:
+                self._upstream_closed = True
+                await self._upstream.aclose()
+        finally:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(stats.summary())
+            await self._run_callbacks()
 
     async def _run_callbacks(self) -> None:
         for callback in self.on_finish:

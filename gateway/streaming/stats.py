@@ -18,7 +18,6 @@ class StreamStats:
     connected: float = 0.0  # upstream response head received
     first_chunk: float = 0.0
     last_chunk: float = 0.0
-    previous_chunk: float = 0.0  # the chunk before `last_chunk` (kept for the DEBUG chunk lines only)
     finished: float = 0.0
     chunks: int = 0  # event frames for the client; `[DONE]` and a final error event are not counted
     bytes: int = 0  # bytes for the client, all frames included

@@ -1,0 +1,348 @@
+"""The relay and the two streamers in-process: frames, usage, failures, close path, disconnects, logging.
+
+Upstreams here are scripted byte streams; the end-to-end tests (test_streaming_e2e.py) use real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.errors import UpstreamProtocolError, UpstreamReadError
+from gateway.streaming.asgi_streamer import AsgiStreamer
+from gateway.streaming.relay import StreamRelay, StreamStats, _carries_usage
+from gateway.streaming.sse import DONE_FRAME
+from gateway.streaming.starlette_streamer import StarletteStreamer
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def chunk(content: str | None = None, *, finish: str | None = None, usage: Any = "absent") -> bytes:
+    body: dict[str, Any] = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "choices": [] if content is None and finish is None else [{"index": 0, "delta": {}}],
+    }
+    if content is not None:
+        body["choices"][0]["delta"] = {"content": content}
+    if finish is not None:
+        body["choices"][0]["finish_reason"] = finish
+    if usage != "absent":
+        body["usage"] = usage
+    return orjson.dumps(body)
+
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def sse(*payloads: bytes) -> bytes:
+    return b"".join(b"data: " + payload + b"\n\n" for payload in payloads)
+
+
+class ScriptedUpstream:
+    """Upstream reads as scripted: bytes, an exception to raise, or `HANG` (wait until closed)."""
+
+    HANG = object()
+
+    def __init__(self, reads: Iterable[Any]) -> None:
+        self.reads = list(reads)
+        self.closed = asyncio.Event()
+        self.close_count = 0
+        self.read_count = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            if read is ScriptedUpstream.HANG:
+                await self.closed.wait()
+                return
+            if isinstance(read, BaseException):
+                raise read
+            self.read_count += 1
+            yield read
+
+    async def aclose(self) -> None:
+        self.close_count += 1
+        self.closed.set()
+
+
+def make_relay(reads: Iterable[Any], *, drop_usage: bool = False) -> tuple[StreamRelay, ScriptedUpstream]:
+    upstream = ScriptedUpstream(reads)
+    return StreamRelay(upstream, StreamStats("req_test", "sim", "m"), drop_usage_chunk=drop_usage), upstream
+
+
+async def relay_all(relay: StreamRelay) -> list[bytes]:
+    await relay.prime()
+    frames = [frame async for frame in relay.frames()]
+    await relay.aclose()
+    return frames
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_one_frame_per_event_however_upstream_split_them() -> None:
+    events = [chunk("a"), chunk("b"), chunk(finish="stop")]
+    stream = sse(*events) + b"data: [DONE]\n\n"
+    reads = [stream[:5], stream[5:90], stream[90:91], stream[91:]]  # splits inside and across events
+    relay, upstream = make_relay(reads)
+
+    frames = run(relay_all(relay))
+
+    assert frames == [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME]
+    assert upstream.close_count == 1
+    assert relay.stats.chunks == 3 and relay.stats.bytes == len(stream)
+    assert relay.stats.upstream_bytes == len(stream)
+
+
+def test_several_events_in_one_read_are_all_forwarded_from_that_read() -> None:
+    relay, upstream = make_relay([sse(chunk("a"), chunk("b"), chunk("c")), ScriptedUpstream.HANG])
+
+    async def first_three() -> list[bytes]:
+        await relay.prime()
+        frames = relay.frames()
+        got = [await anext(frames) for _ in range(3)]  # would hang if the relay waited for another read
+        await frames.aclose()
+        await relay.aclose()
+        return got
+
+    assert len(run(asyncio.wait_for(first_three(), 2))) == 3
+    assert upstream.read_count == 1
+
+
+@pytest.mark.parametrize("drop_usage", [True, False])
+def test_usage_is_recorded_and_the_usage_only_chunk_dropped_when_asked(drop_usage: bool) -> None:
+    events = [chunk("a", usage=None), chunk(finish="stop", usage=None), chunk(usage=USAGE)]
+    relay, _ = make_relay([sse(*events) + b"data: [DONE]\n\n"], drop_usage=drop_usage)
+
+    frames = run(relay_all(relay))
+
+    assert relay.stats.usage == USAGE
+    expected = events[:2] if drop_usage else events
+    assert frames == [b"data: " + event + b"\n\n" for event in expected] + [DONE_FRAME]
+
+
+def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
+    events = [chunk("a"), chunk(finish="stop", usage=USAGE)]
+    relay, _ = make_relay([sse(*events) + b"data: [DONE]\n\n"], drop_usage=True)
+
+    frames = run(relay_all(relay))
+
+    assert relay.stats.usage == USAGE
+    assert len(frames) == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"usage":null}', False),
+        (b'{"usage": null}', False),
+        (b'{"usage" :\tnull}', False),
+        (b'{"usage":{"total_tokens":1}}', True),
+        (b'{"usage": {"total_tokens":1}}', True),
+        (b'{"choices":[{"delta":{"content":"usage"}}]}', False),  # a value, not a key
+        (b'{"choices":[{"delta":{"content":"\\"usage\\": 1"}}]}', False),  # quoted inside a string
+        (b'{"a":"usage","usage":{"x":1}}', True),
+        (b"{}", False),
+    ],
+)
+def test_carries_usage_without_parsing(payload: bytes, expected: bool) -> None:
+    assert _carries_usage(payload) is expected
+
+
+@pytest.mark.parametrize(
+    ("reads", "code"),
+    [
+        (
+            [sse(chunk("a")), UpstreamReadError("connection to provider 'sim' failed: reset")],
+            "upstream_read_error",
+        ),
+        ([sse(chunk("a")) + b'data: {"id": "cut\n\n'], "upstream_protocol_error"),
+        ([sse(chunk("a")) + b"data: not json\n\n"], "upstream_protocol_error"),
+        ([sse(chunk("a")) + b'data: {"id": "cut'], "upstream_protocol_error"),  # body ends inside an event
+        ([sse(chunk("a"))], "upstream_protocol_error"),  # body ends without finish_reason nor [DONE]
+    ],
+    ids=["read error", "truncated event", "not json", "ends inside an event", "ends unfinished"],
+)
+def test_a_mid_stream_failure_is_one_final_error_event(reads: list[Any], code: str) -> None:
+    relay, upstream = make_relay(reads)
+
+    frames = run(relay_all(relay))
+
+    assert frames[0] == b"data: " + chunk("a") + b"\n\n"
+    assert len(frames) == 2
+    assert frames[1].startswith(b"data: ") and frames[1].endswith(b"\n\n")
+    error = orjson.loads(frames[1][6:])["error"]
+    assert error["code"] == code and error["type"] == "server_error"
+    assert relay.stats.status == "error" and relay.stats.error
+    assert upstream.close_count == 1
+
+
+def test_a_finished_answer_without_done_gets_one() -> None:
+    relay, _ = make_relay([sse(chunk("a"), chunk(finish="stop"))])
+    assert run(relay_all(relay))[-1] == DONE_FRAME
+    assert relay.stats.status == "ok"
+
+
+def test_prime_fails_over_when_upstream_ends_before_any_event() -> None:
+    relay, upstream = make_relay([b": ping\n\n"])
+
+    async def prime() -> None:
+        try:
+            await relay.prime()
+        finally:
+            await relay.aclose()
+
+    with pytest.raises(UpstreamProtocolError, match="before any event"):
+        run(prime())
+    assert relay.stats.status == "error"
+    assert upstream.close_count == 1
+
+
+def test_after_done_the_rest_of_the_body_is_read_and_the_upstream_closed_before_the_last_frame_ends() -> None:
+    relay, upstream = make_relay([sse(chunk("a")) + b"data: [DONE]\n\n", b"", b"trailing"])
+
+    async def scenario() -> tuple[int, int]:
+        await relay.prime()
+        frames = relay.frames()
+        async for _ in frames:
+            pass
+        return upstream.read_count, upstream.close_count
+
+    assert run(scenario()) == (3, 1)
+
+
+def test_close_runs_callbacks_once_and_survives_a_failing_one() -> None:
+    relay, upstream = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
+    seen: list[str] = []
+
+    async def failing(stats: StreamStats) -> None:
+        raise RuntimeError("observer bug")
+
+    relay.on_finish.extend([failing, lambda stats: seen.append(stats.status)])
+
+    async def scenario() -> None:
+        await relay_all(relay)
+        await relay.aclose()
+
+    run(scenario())
+    assert seen == ["ok"]
+    assert upstream.close_count == 1
+
+
+def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object) -> None:
+        raise AssertionError("per-chunk DEBUG line built while DEBUG is off")
+
+    monkeypatch.setattr(StreamRelay, "_log_chunk", explode)
+    logging.getLogger("gateway.stream").setLevel(logging.INFO)
+    try:
+        relay, _ = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
+        assert len(run(relay_all(relay))) == 3
+    finally:
+        logging.getLogger("gateway.stream").setLevel(logging.NOTSET)
+
+
+# The streamers, driven by hand-made ASGI receive/send.
+
+
+class Client:
+    """The ASGI side of one HTTP client: records what is sent, disconnects on request."""
+
+    def __init__(self, *, disconnect_after: float | None = None) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.gone = asyncio.Event()
+        self.disconnect_after = disconnect_after
+
+    async def receive(self) -> dict[str, Any]:
+        if self.disconnect_after is not None:
+            await asyncio.sleep(self.disconnect_after)
+            self.gone.set()
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.gone.set()  # as uvicorn: once the response is complete, receive() says disconnect
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [m["body"] for m in self.messages if m["type"] == "http.response.body"]
+
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "method": "POST"}
+HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")]
+STREAMERS = [AsgiStreamer, StarletteStreamer]
+
+
+@pytest.mark.parametrize("streamer", STREAMERS)
+def test_streamers_send_one_body_message_per_event(streamer: type) -> None:
+    events = [chunk("a"), chunk("b"), chunk(finish="stop")]
+    stream = sse(*events) + b"data: [DONE]\n\n"
+    relay, upstream = make_relay([stream[index : index + 1] for index in range(len(stream))])
+
+    async def scenario() -> Client:
+        client = Client()
+        await relay.prime()
+        await streamer(relay, HEADERS)(SCOPE, client.receive, client.send)
+        return client
+
+    client = run(scenario())
+
+    assert client.messages[0]["type"] == "http.response.start"
+    assert client.bodies == [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME, b""]
+    assert relay.stats.status == "ok"
+    assert upstream.close_count == 1
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+@pytest.mark.parametrize("streamer", STREAMERS)
+def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_task(
+    streamer: type, spec_version: str
+) -> None:
+    relay, upstream = make_relay([sse(chunk("a")), ScriptedUpstream.HANG])
+    scope = {**SCOPE, "asgi": {"version": "3.0", "spec_version": spec_version}}
+
+    async def scenario() -> tuple[float, set[asyncio.Task[Any]]]:
+        client = Client(disconnect_after=0.05)
+        await relay.prime()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(streamer(relay, HEADERS)(scope, client.receive, client.send), 2)
+        elapsed = loop.time() - started
+        await asyncio.sleep(0)  # let finalizers of abandoned generators run
+        await asyncio.sleep(0)
+        return elapsed, asyncio.all_tasks() - {asyncio.current_task()}
+
+    elapsed, leftover = run(scenario())
+
+    assert elapsed < 0.5
+    assert upstream.close_count == 1
+    assert relay.stats.status == "disconnected"
+    assert leftover == set()
+
+
+def test_a_disconnect_message_after_the_end_does_not_cancel_the_close_path() -> None:
+    relay, upstream = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
+    finished: list[str] = []
+
+    async def slow_observer(stats: StreamStats) -> None:
+        await asyncio.sleep(0.05)  # the watcher sees http.disconnect while this runs
+        finished.append(stats.status)
+
+    relay.on_finish.append(slow_observer)
+
+    async def scenario() -> None:
+        client = Client()
+        await relay.prime()
+        await AsgiStreamer(relay, HEADERS)(SCOPE, client.receive, client.send)
+
+    run(scenario())
+    assert finished == ["ok"]
+    assert upstream.close_count == 1
