@@ -25,6 +25,7 @@ from gateway.api.runtime import RuntimeHolder, build_runtime
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError
+from gateway.resilience.checker import HealthChecker
 
 logger = logging.getLogger("gateway")
 
@@ -68,11 +69,16 @@ def create_app(
                 logger.warning("provider %s is unavailable: %s", provider.name, provider.unavailable_reason)
         reloader = ReloadManager(holder, paths, tracker, warnings=warnings)
         app.state.reloader = reloader
+        checker = HealthChecker()  # active health checks; follows every reload
+        app.state.health_checker = checker
+        checker.sync(runtime.dispatcher.health)
+        reloader.on_swap.append(lambda _, new: checker.sync(new.dispatcher.health))
         reloader.start(watch=reload)
         try:
             yield
         finally:
             await reloader.aclose()  # stop watching first: no swap while shutting down
+            await checker.aclose()  # no probe may use a client being closed
             await holder.current.registry.aclose()
 
     app = FastAPI(

@@ -1,7 +1,8 @@
-"""`GET /v1/models` and `GET /health`."""
+"""`GET /v1/models` and `GET /health` (provider health as the resilience layer sees it)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -21,31 +22,30 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
-def provider_health(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for provider in runtime.registry:
-        state = "healthy" if provider.available else "unavailable"
-        entry: dict[str, Any] = {"type": provider.config.type, "state": state}
-        if provider.unavailable_reason:
-            entry["reason"] = provider.unavailable_reason
-        out[provider.name] = entry
-    return out
+def provider_health(runtime: Runtime, now: float) -> dict[str, dict[str, Any]]:
+    """Per provider: state (healthy / unhealthy / unavailable) and why, active checks, breaker, latency."""
+    return {health.name: health.snapshot(now) for health in runtime.dispatcher.health}
 
 
 async def health(request: Request) -> Response:
+    """200 while at least one route has a target routing would use now (healthy, circuit not open),
+    else 503: the signal a load balancer needs, although panic mode still tries unhealthy targets."""
     runtime: Runtime = request.app.state.holder.current
-    providers = provider_health(runtime)
-    servable = [
-        route.name
-        for route in runtime.table.routes
-        if any(providers.get(t.provider, {}).get("state") == "healthy" for t in route.targets)
-    ]
+    now = time.monotonic()
+    providers = provider_health(runtime, now)
+    states = runtime.dispatcher.health
+    servable: list[str] = []
+    unservable: list[str] = []
+    for route in runtime.table.routes:
+        usable = any((h := states.get(t.provider)) is not None and h.routable(now) for t in route.targets)
+        (servable if usable else unservable).append(route.name)
     ok = bool(servable)
     payload = {
         "status": "ok" if ok else "unavailable",
         "config_version": runtime.config.version,
         "routes": len(runtime.table.routes),
         "servable_routes": len(servable),
+        "unservable_routes": unservable,
         "providers": providers,
     }
     return Response(orjson.dumps(payload), status_code=200 if ok else 503, media_type="application/json")

@@ -67,6 +67,10 @@ class ProviderHealth:
         """Would routing send a request here now (outside panic mode)?"""
         return self.check_status != "unhealthy" and self.breaker.allows(now)
 
+    def routable(self, now: float) -> bool:
+        """Configured usable and currently usable: what /health counts as able to serve."""
+        return self.provider.available and self.usable(now)
+
     def acquire(self, now: float) -> bool:
         """Take a slot for one attempt: False while actively unhealthy or while the breaker holds it back."""
         return self.check_status != "unhealthy" and self.breaker.acquire(now)
