@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -12,34 +10,11 @@ import pytest
 import watchfiles
 
 from gateway.config.watcher import ConfigWatcher, watched_directories
+from tests.reload_support import make_configmap, write_atomically
 
 # A batch must arrive well within this; the watcher's own budget is step 50 ms, debounce 300 ms.
 BATCH_TIMEOUT = 3.0
 QUIET = 0.6  # long enough for a batch to have arrived if one were coming
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """What editors and `kubectl cp`-style tools do: write a hidden temp file, rename it over the target."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
-
-
-def make_configmap(directory: Path, stamp: str, files: dict[str, str]) -> None:
-    """Kubernetes' layout: `..<stamp>/` holds the files, `..data` points at it, `name -> ..data/name`."""
-    data = directory / f"..{stamp}"
-    data.mkdir()
-    for name, text in files.items():
-        (data / name).write_text(text)
-    link = directory / "..data_tmp"
-    link.symlink_to(data.name)
-    old = (directory / "..data").resolve() if (directory / "..data").exists() else None
-    os.replace(link, directory / "..data")  # the atomic swap kubelet does
-    for name in files:
-        if not (directory / name).is_symlink():
-            (directory / name).symlink_to(f"..data/{name}")
-    if old is not None:
-        shutil.rmtree(old)
 
 
 async def collect(
@@ -117,6 +92,18 @@ def test_configmap_symlink_swap_is_seen(tmp_path: Path) -> None:
     )
     assert len(batches) == 1 and "..data" in batches[0]
     assert (tmp_path / "routes.yaml").read_text() == "a: 2\n"  # the loader reads through the links
+
+
+def test_a_configmap_file_path_sees_the_swap(tmp_path: Path) -> None:
+    """`--config /etc/gateway/routes.yaml` where routes.yaml is a ConfigMap link: the swap is seen."""
+    make_configmap(tmp_path, "2024_01_01_00_00_00.1", {"routes.yaml": "a: 1\n", "other.yaml": "b: 1\n"})
+    batches = asyncio.run(
+        collect(
+            ConfigWatcher([tmp_path / "routes.yaml"]),
+            lambda: make_configmap(tmp_path, "2024_01_01_00_00_01.2", {"routes.yaml": "a: 2\n"}),
+        )
+    )
+    assert len(batches) == 1 and "..data" in batches[0] and "other.yaml" not in batches[0]
 
 
 def test_a_file_path_watches_its_directory_for_that_file_only(tmp_path: Path) -> None:
