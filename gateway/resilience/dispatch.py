@@ -102,11 +102,12 @@ class Dispatcher:
         if plan.deadline is not None:
             spent = time.perf_counter() - ctx.started
             deadline_at = asyncio.get_running_loop().time() + plan.deadline - spent
-        order = plan.order(time.monotonic())
+        now = time.monotonic()
+        order = plan.order(now)
         last_error: UpstreamError | None = None
         tried = False
         for entry in order:
-            if not entry.health.acquire(time.monotonic()):
+            if not entry.health.acquire(time.monotonic() if tried else now):
                 continue
             if tried:
                 _check_deadline(deadline_at, last_error)
