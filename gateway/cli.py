@@ -1,4 +1,4 @@
-"""`gateway serve | validate-config | explain | schema`: command-line options -> config -> server."""
+"""`gateway serve | validate-config | explain | schema | hash-key`: options -> config -> server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from gateway.access.keys import hash_secret
+from gateway.access.settings import open_mode_refusal
 from gateway.api.app import create_app
 from gateway.config import schema_text
 from gateway.errors import ConfigError
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=["text", "json"], default="text")
 
     commands.add_parser("schema", help="print the JSON Schema of route files")
+    commands.add_parser(
+        "hash-key", help="read a gateway key on stdin, print its `sha256:` form for `keys: ... secret:`"
+    )
     return parser
 
 
@@ -57,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         sys.stdout.write(schema_text())
         return 0
+    if args.command == "hash-key":  # the key comes on stdin: never in argv, shell history or `ps`
+        key = sys.stdin.readline().strip()
+        print(hash_secret(key) if key else "gateway: no key on stdin", file=sys.stdout if key else sys.stderr)
+        return 0 if key else 1
     return serve(args)
 
 
@@ -71,18 +80,22 @@ def serve(args: argparse.Namespace) -> int:
         "log_level": "warning",
         "lifespan": "on",
     }
-    if args.workers > 1:
-        os.environ[CONFIG_ENV] = args.config
-        os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""
-        uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
-        return 0
     try:
-        app = create_app(args.config, reload=not args.no_reload)
+        app = create_app(args.config, reload=not args.no_reload)  # also validates for --workers > 1
     except ConfigError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
         print(f"gateway: config in {args.config} is invalid; not starting", file=sys.stderr)
         return 1
+    refusal = open_mode_refusal(app.state.access_settings, args.host)
+    if refusal is not None:
+        print(f"gateway: {refusal}", file=sys.stderr)
+        return 1
+    if args.workers > 1:
+        os.environ[CONFIG_ENV] = args.config
+        os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""
+        uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
+        return 0
     print(f"gateway listening on http://{args.host}:{args.port} (config: {args.config})", file=sys.stderr)
     uvicorn.run(app, **common)
     return 0

@@ -16,12 +16,14 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api.admin import admin_config
+from gateway.api.auth import access_settings, reload_access, start_access
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware, InflightTracker
 from gateway.api.info import health, list_models
 from gateway.api.reload import ReloadManager
 from gateway.api.runtime import RuntimeHolder, build_runtime
+from gateway.api.stats import stats
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError
@@ -49,6 +51,7 @@ def create_app(
             raise ConfigError(loaded.diagnostics)
         config, warnings = loaded.config, loaded.warnings
     initial = config
+    access_config = access_settings(initial)  # bad keys/auth/settings fail here, like any config error
     tracker = InflightTracker()
 
     @contextlib.asynccontextmanager
@@ -73,11 +76,14 @@ def create_app(
         app.state.health_checker = checker
         checker.sync(runtime.dispatcher.health)
         reloader.on_swap.append(lambda _, new: checker.sync(new.dispatcher.health))
+        access = await start_access(app.state, access_config)  # usage store, observer, admin guard
+        reloader.on_swap.append(lambda _, new: reload_access(app.state, access, new.config))
         reloader.start(watch=reload)
         try:
             yield
         finally:
             await reloader.aclose()  # stop watching first: no swap while shutting down
+            await access.aclose()  # last usage flush, then the store
             await checker.aclose()  # no probe may use a client being closed
             await holder.current.registry.aclose()
 
@@ -91,10 +97,13 @@ def create_app(
     )
     install_error_handlers(app)
     app.state.observers = []  # RequestObserver instances (usage accounting, metrics, access log)
+    app.state.access_settings = access_config  # `gateway serve` checks it against --host
+    app.state.access = app.state.access_control = None  # set by the lifespan (api/auth.py)
     app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
+    app.router.add_route("/stats", stats, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
     app.add_middleware(InflightMiddleware, tracker=tracker)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from gateway.access.controller import AccessController
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.observe.request_id import accept_request_id
 from gateway.providers.openai_openai import client_wants_usage
@@ -103,9 +104,12 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id
     observers: list[RequestObserver] = request.app.state.observers
+    access: AccessController | None = request.app.state.access  # None: no keys enforced
     ctx: RequestContext | None = None
     model = ""
+    limit_headers: dict[str, str] | None = None
     try:
+        key = access.authenticate(request.headers) if access is not None else None
         body = parse_chat_body(await request.body())
         model = body["model"]
         runtime = request.app.state.holder.current
@@ -123,10 +127,15 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
             client_wants_usage=client_wants_usage(body),
             started=started,
         )
+        if access is not None and key is not None:
+            ctx.key_name = key.name
+            limit_headers = await access.admit(key, match)
         if not stream:
             reply = await runtime.dispatcher.complete(ctx)
             headers = gateway_headers(ctx)
             headers.update(reply.headers)
+            if limit_headers:
+                headers.update(limit_headers)
             if observers:
                 await _notify(
                     observers, _record(ctx, model, reply.status_code, usage=read_usage(reply.content))
@@ -139,6 +148,7 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
             ctx.on_stream_finish.append(partial(_stream_finished, observers, ctx, model))
         relay = await runtime.dispatcher.open_stream(ctx)
     except GatewayError as exc:
+        exc.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
         if observers:
             await _notify(observers, _record(ctx, model, exc.status_code, error=exc, request_id=request_id))
         raise
@@ -148,8 +158,9 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
         (b"x-accel-buffering", b"no"),
         (b"x-gateway-streamer", b"asgi" if asgi else b"starlette"),
     ]
-        exc.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
+    if limit_headers:
+        headers.extend((name.encode(), value.encode()) for name, value in limit_headers.items())
     return AsgiStreamer(relay, headers) if asgi else StarletteStreamer(relay, headers)
 
 

@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.auth import auth_status
 from gateway.api.runtime import Runtime
 
 
@@ -47,5 +48,6 @@ async def health(request: Request) -> Response:
         "servable_routes": len(servable),
         "unservable_routes": unservable,
         "providers": providers,
+        "auth": auth_status(request.app.state),  # "open" = no keys (served on loopback only)
     }
     return Response(orjson.dumps(payload), status_code=200 if ok else 503, media_type="application/json")

@@ -1,0 +1,91 @@
+"""The usage observer: adds each finished request to an in-memory batch; a background task commits it.
+
+`request_finished` runs before a non-streaming response is sent, so it does no I/O: a few dict updates.
+The flush task hands the batch to the store every `flush_interval` seconds, and once more on shutdown. A
+failed commit keeps the batch for the next try (bounded, so a dead store cannot grow memory forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from gateway.access.keys import GatewayKey
+from gateway.access.store import UsageBatch, UsageStore
+from gateway.access.usage import UsageCounters, UsageKey
+from gateway.records import RequestRecord
+
+logger = logging.getLogger("gateway.access")
+
+_MAX_PENDING_ROWS = 100_000  # beyond this a failing store loses the oldest batch (said in the log)
+
+
+class UsageRecorder:
+    """A `RequestObserver`. `keys()` gives the current keys by name (they change on reload)."""
+
+    def __init__(
+        self,
+        store: UsageStore,
+        keys: Callable[[], Mapping[str, GatewayKey]],
+        flush_interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._keys = keys
+        self._interval = flush_interval
+        self._clock = clock
+        self._pending = UsageBatch()
+        self._task: asyncio.Task[None] | None = None
+
+    async def request_finished(self, record: RequestRecord) -> None:
+        batch = self._pending
+        row = UsageKey.of(record)
+        counters = batch.rows.get(row)
+        if counters is None:
+            counters = batch.rows[row] = UsageCounters()
+        counters.add(record)
+        if record.key_name is None or not record.usage:
+            return
+        key = self._keys().get(record.key_name)
+        if key is not None and key.limits.counts_tokens:
+            spent = record.prompt_tokens + record.completion_tokens
+            if spent:
+                slot = (key.name, int(self._clock()))
+                batch.spend[slot] = batch.spend.get(slot, 0) + spent
+
+    async def flush(self) -> None:
+        """Commit what has been recorded so far (also called by /stats so it reads current numbers)."""
+        batch, self._pending = self._pending, UsageBatch()
+        if not batch:
+            return
+        try:
+            await self.store.commit(batch)
+        except Exception as exc:
+            if len(self._pending.rows) + len(batch.rows) > _MAX_PENDING_ROWS:
+                logger.error(
+                    "usage store %s failed (%s); dropping a usage batch", self.store.description, exc
+                )
+                return
+            logger.warning("usage store %s failed (%s); will retry", self.store.description, exc)
+            batch.merge(self._pending)
+            self._pending = batch
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-flush")
+
+    async def aclose(self) -> None:
+        """Stop the flush task and commit what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()

@@ -1,0 +1,239 @@
+"""The shared store: limits and usage in Redis, so several gateway processes share one quota.
+
+Each admission is one Lua script (one round trip): it drops expired entries, checks the token windows
+and the request log and, when everything is under its limit, records the request, all atomically on the
+Redis server, with the server's clock (`TIME`), so replicas with skewed clocks still agree on windows.
+Usage rows and token spend are written in the background, one pipelined `MULTI` per flush.
+
+Keys (all under `settings.stats_store_prefix`, default `gateway`):
+    {prefix}:limit:{key}:requests       sorted set: admission times (ms) in the last minute
+    {prefix}:limit:{key}:tokens:minute  hash: 1 s bucket -> tokens
+    {prefix}:limit:{key}:tokens:day     hash: 15 min bucket -> tokens
+    {prefix}:usage:index                set of row ids (JSON [key, model, route, provider])
+    {prefix}:usage:{row id}             hash of counters
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import redis.asyncio as redis
+
+from gateway.access.keys import KeyLimits
+from gateway.access.limits import DAY, DAY_BUCKET, MINUTE, MINUTE_BUCKET, Admission, Exceeded, LimitState
+from gateway.access.settings import StoreSettings
+from gateway.access.store import StoreUnavailable, UsageBatch
+from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
+
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rpm, tpm, tpd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local minute, minute_width = tonumber(ARGV[5]), tonumber(ARGV[6])
+local day, day_width = tonumber(ARGV[7]), tonumber(ARGV[8])
+
+local function tokens(key, limit, window, width)
+  local span = math.floor(window / width)
+  local oldest = math.floor(now / width) - span + 1
+  local flat = redis.call('HGETALL', key)
+  local buckets, used = {}, 0
+  for i = 1, #flat, 2 do
+    local index, spent = tonumber(flat[i]), tonumber(flat[i + 1])
+    if index < oldest then
+      redis.call('HDEL', key, flat[i])
+    else
+      buckets[#buckets + 1] = {index, spent}
+      used = used + spent
+    end
+  end
+  table.sort(buckets, function(a, b) return a[1] < b[1] end)
+  local reset, retry = 0, 0
+  if #buckets > 0 then reset = (buckets[#buckets][1] + span) * width - now end
+  if used >= limit then
+    local left = used
+    for _, bucket in ipairs(buckets) do
+      left = left - bucket[2]
+      if left < limit then retry = (bucket[1] + span) * width - now break end
+    end
+  end
+  return used, reset, retry
+end
+
+local exceeded, retry = 0, 0
+local token_limit, token_remaining, token_reset = 0, 0, 0
+if tpd > 0 then
+  local used, reset, wait = tokens(KEYS[3], tpd, day, day_width)
+  token_limit, token_remaining, token_reset = tpd, math.max(0, tpd - used), reset
+  if wait > retry then exceeded, retry = 3, wait end
+end
+if tpm > 0 then
+  local used, reset, wait = tokens(KEYS[2], tpm, minute, minute_width)
+  token_limit, token_remaining, token_reset = tpm, math.max(0, tpm - used), reset
+  if wait > retry then exceeded, retry = 2, wait end
+end
+local request_remaining, request_reset = 0, 0
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - minute)
+  local count = redis.call('ZCARD', KEYS[1])
+  if exceeded == 0 and count < rpm then
+    redis.call('ZADD', KEYS[1], now, ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], minute)
+    request_remaining, request_reset = rpm - count - 1, minute
+  else
+    request_remaining = math.max(0, rpm - count)
+    if count > 0 then
+      local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+      request_reset = tonumber(newest[2]) + minute - now
+    end
+    if exceeded == 0 then
+      local freeing = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
+      exceeded, retry = 1, tonumber(freeing[2]) + minute - now
+    end
+  end
+end
+return {exceeded, retry, request_remaining, request_reset, token_limit, token_remaining, token_reset}
+"""
+
+_SPEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = tonumber(ARGV[1])
+redis.call('HINCRBY', KEYS[1], math.floor(now / tonumber(ARGV[2])), tokens)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+redis.call('HINCRBY', KEYS[2], math.floor(now / tonumber(ARGV[4])), tokens)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]) * 2)
+return 1
+"""
+
+_ADD_USAGE = """
+redis.call('SADD', KEYS[2], ARGV[1])
+local names = {'requests', 'errors', 'prompt_tokens', 'completion_tokens'}
+for i, name in ipairs(names) do redis.call('HINCRBY', KEYS[1], name, ARGV[i + 1]) end
+redis.call('HINCRBYFLOAT', KEYS[1], 'latency_sum', ARGV[6])
+if ARGV[7] ~= '' then
+  local low = redis.call('HGET', KEYS[1], 'latency_min')
+  if not low or tonumber(ARGV[7]) < tonumber(low) then redis.call('HSET', KEYS[1], 'latency_min', ARGV[7]) end
+end
+local high = redis.call('HGET', KEYS[1], 'latency_max')
+if not high or tonumber(ARGV[8]) > tonumber(high) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[8]) end
+for i = 9, #ARGV do redis.call('HINCRBY', KEYS[1], 'latency_' .. (i - 9), ARGV[i]) end
+return 1
+"""
+
+_EXCEEDED: dict[int, Exceeded] = {1: "requests_per_minute", 2: "tokens_per_minute", 3: "tokens_per_day"}
+_MS = 1000
+_MAX_CONNECTIONS = 32  # per gateway process; one admission holds one for a single round trip
+_POOL_TIMEOUT = 5.0  # seconds to wait for a free connection before the store counts as unavailable
+
+
+class RedisStore:
+    def __init__(self, settings: StoreSettings) -> None:
+        self.description = settings.describe()
+        self.prefix = settings.prefix
+        # A bounded pool that waits for a free connection, rather than failing a burst of requests.
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.url, max_connections=_MAX_CONNECTIONS, timeout=_POOL_TIMEOUT, decode_responses=True
+        )
+        self._client = redis.Redis(connection_pool=pool)
+        self._admit = self._client.register_script(_ADMIT)
+        self._spend = self._client.register_script(_SPEND)
+        self._add_usage = self._client.register_script(_ADD_USAGE)
+        self._index = f"{self.prefix}:usage:index"
+
+    async def open(self) -> None:
+        await self._client.ping()
+
+    async def admit(self, key: str, limits: KeyLimits) -> Admission:
+        base = f"{self.prefix}:limit:{key}"
+        try:
+            result = await self._admit(
+                keys=[f"{base}:requests", f"{base}:tokens:minute", f"{base}:tokens:day"],
+                args=[
+                    limits.requests_per_minute or 0,
+                    limits.tokens_per_minute or 0,
+                    limits.tokens_per_day or 0,
+                    os.urandom(8).hex(),  # a unique member: two requests in the same ms both count
+                    int(MINUTE * _MS),
+                    int(MINUTE_BUCKET * _MS),
+                    int(DAY * _MS),
+                    int(DAY_BUCKET * _MS),
+                ],
+            )
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
+        code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset = map(int, result)
+        requests = None
+        if limits.requests_per_minute:
+            requests = LimitState(limits.requests_per_minute, req_remaining, req_reset / _MS)
+        tokens = LimitState(token_limit, token_remaining, token_reset / _MS) if token_limit else None
+        exceeded = _EXCEEDED.get(code)
+        return Admission(exceeded is None, requests, tokens, exceeded, retry / _MS)
+
+    async def commit(self, batch: UsageBatch) -> None:
+        spent: dict[str, int] = {}
+        for (key, _second), tokens in batch.spend.items():
+            spent[key] = spent.get(key, 0) + tokens
+        async with self._client.pipeline(transaction=True) as pipe:
+            for key, tokens in spent.items():
+                base = f"{self.prefix}:limit:{key}"
+                await self._spend(
+                    keys=[f"{base}:tokens:minute", f"{base}:tokens:day"],
+                    args=[tokens, int(MINUTE_BUCKET * _MS), int(MINUTE * _MS), int(DAY_BUCKET * _MS),
+                          int(DAY * _MS)],
+                    client=pipe,
+                )  # fmt: skip
+            for row, counters in batch.rows.items():
+                row_id = _row_id(row)
+                await self._add_usage(
+                    keys=[f"{self.prefix}:usage:{row_id}", self._index],
+                    args=[row_id, *_usage_args(counters)],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def read_usage(self) -> dict[UsageKey, UsageCounters]:
+        row_ids = sorted(await self._client.smembers(self._index))
+        async with self._client.pipeline(transaction=False) as pipe:
+            for row_id in row_ids:
+                pipe.hgetall(f"{self.prefix}:usage:{row_id}")
+            hashes = await pipe.execute()
+        out: dict[UsageKey, UsageCounters] = {}
+        for row_id, fields in zip(row_ids, hashes, strict=True):
+            if fields:
+                out[UsageKey(*json.loads(row_id))] = _counters(fields)
+        return out
+
+    async def aclose(self) -> None:
+        await self._client.aclose(close_connection_pool=True)
+
+
+def _row_id(row: UsageKey) -> str:
+    return json.dumps([row.key, row.model, row.route, row.provider], separators=(",", ":"))
+
+
+def _usage_args(counters: UsageCounters) -> list[int | float | str]:
+    return [
+        counters.requests,
+        counters.errors,
+        counters.prompt_tokens,
+        counters.completion_tokens,
+        repr(counters.latency_sum),
+        "" if counters.latency_min is None else repr(counters.latency_min),
+        repr(counters.latency_max),
+        *counters.latency_buckets,
+    ]
+
+
+def _counters(fields: dict[str, str]) -> UsageCounters:
+    low = fields.get("latency_min")
+    return UsageCounters(
+        requests=int(fields.get("requests", 0)),
+        errors=int(fields.get("errors", 0)),
+        prompt_tokens=int(fields.get("prompt_tokens", 0)),
+        completion_tokens=int(fields.get("completion_tokens", 0)),
+        latency_sum=float(fields.get("latency_sum", 0.0)),
+        latency_min=float(low) if low is not None else None,
+        latency_max=float(fields.get("latency_max", 0.0)),
+        latency_buckets=[int(fields.get(f"latency_{index}", 0)) for index in range(LATENCY_BUCKETS)],
+    )

@@ -1,0 +1,161 @@
+"""The embedded store: usage in a SQLite file (or in memory), limits counted in this process.
+
+Nothing here runs SQL on the event loop: `commit` and `read_usage` run in a worker thread, one at a time
+(the connection is used by one thread at a time, under an asyncio lock). Every write is an UPSERT that
+adds to the stored counters, so a batch is one short transaction and two processes sharing the file
+add up correctly (WAL journal, busy timeout). Request limits are counted in memory (`LocalLimiter`):
+exact for one process; replicas that must share a quota use the Redis store. Per-day token spend is
+written too and read back on start, so a restart does not reset a daily token limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.access.keys import KeyLimits
+from gateway.access.limits import DAY, DAY_BUCKET, Admission
+from gateway.access.local_limiter import LocalLimiter
+from gateway.access.settings import StoreSettings
+from gateway.access.store import UsageBatch
+from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
+
+T = TypeVar("T")
+
+_ROW = ("key", "model", "route", "provider")
+_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "latency_sum")
+_BUCKETS = tuple(f"latency_{index}" for index in range(LATENCY_BUCKETS))
+_COLUMNS = (*_ROW, *_SUMS, "latency_min", "latency_max", *_BUCKETS)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS usage (
+    key TEXT NOT NULL, model TEXT NOT NULL, route TEXT NOT NULL, provider TEXT NOT NULL,
+    requests INTEGER NOT NULL, errors INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    latency_sum REAL NOT NULL, latency_min REAL, latency_max REAL NOT NULL,
+    {", ".join(f"{name} INTEGER NOT NULL" for name in _BUCKETS)},
+    PRIMARY KEY (key, model, route, provider)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_spend (
+    key TEXT NOT NULL, bucket INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    PRIMARY KEY (key, bucket)
+) WITHOUT ROWID;
+"""
+
+_UPSERT_USAGE = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT (key, model, route, provider) DO UPDATE SET "
+    + ", ".join(f"{name} = {name} + excluded.{name}" for name in (*_SUMS, *_BUCKETS))
+    + ", latency_min = coalesce(min(latency_min, excluded.latency_min), latency_min, excluded.latency_min)"
+    + ", latency_max = max(latency_max, excluded.latency_max)"
+)
+_UPSERT_SPEND = (
+    "INSERT INTO token_spend (key, bucket, tokens) VALUES (?, ?, ?) "
+    "ON CONFLICT (key, bucket) DO UPDATE SET tokens = tokens + excluded.tokens"
+)
+
+
+class SQLiteStore:
+    def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time) -> None:
+        self.description = settings.describe()
+        self.path = settings.sqlite_path
+        self._clock = clock
+        self._limiter = LocalLimiter(clock)
+        self._db: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await asyncio.to_thread(_connect, self.path)
+        oldest_bucket = int((self._clock() - DAY) // DAY_BUCKET)
+        spends = await self._run(_read_spend, oldest_bucket)
+        self._limiter.load((key, bucket * DAY_BUCKET, tokens) for key, bucket, tokens in spends)
+
+    async def admit(self, key: str, limits: KeyLimits) -> Admission:
+        return self._limiter.admit(key, limits)
+
+    async def commit(self, batch: UsageBatch) -> None:
+        for (key, second), tokens in batch.spend.items():
+            self._limiter.spend(key, tokens, float(second))
+        oldest_bucket = int((self._clock() - DAY) // DAY_BUCKET)
+        await self._run(_write, batch, oldest_bucket)
+
+    async def read_usage(self) -> dict[UsageKey, UsageCounters]:
+        return await self._run(_read_usage)
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            async with self._lock:
+                await asyncio.to_thread(db.close)
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._db is None:
+            raise RuntimeError("the SQLite usage store is not open")
+        async with self._lock:
+            return await asyncio.to_thread(work, self._db, *args)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 5000")
+    if path != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _write(db: sqlite3.Connection, batch: UsageBatch, oldest_bucket: int) -> None:
+    usage = [_usage_values(row, counters) for row, counters in batch.rows.items()]
+    spend: dict[tuple[str, int], int] = {}
+    for (key, second), tokens in batch.spend.items():
+        slot = (key, int(second // DAY_BUCKET))
+        spend[slot] = spend.get(slot, 0) + tokens
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(_UPSERT_USAGE, usage)
+        db.executemany(_UPSERT_SPEND, [(key, bucket, tokens) for (key, bucket), tokens in spend.items()])
+        db.execute("DELETE FROM token_spend WHERE bucket < ?", (oldest_bucket,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _usage_values(row: UsageKey, counters: UsageCounters) -> tuple[Any, ...]:
+    return (
+        row.key,
+        row.model,
+        row.route,
+        row.provider,
+        counters.requests,
+        counters.errors,
+        counters.prompt_tokens,
+        counters.completion_tokens,
+        counters.latency_sum,
+        counters.latency_min,
+        counters.latency_max,
+        *counters.latency_buckets,
+    )
+
+
+def _read_usage(db: sqlite3.Connection) -> dict[UsageKey, UsageCounters]:
+    out: dict[UsageKey, UsageCounters] = {}
+    for values in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage"):
+        key, model, route, provider, requests, errors, prompt, completion, total, low, high = values[:11]
+        out[UsageKey(key, model, route, provider)] = UsageCounters(
+            requests, errors, prompt, completion, total, low, high, list(values[11:])
+        )
+    return out
+
+
+def _read_spend(db: sqlite3.Connection, oldest_bucket: int) -> list[tuple[str, int, int]]:
+    return db.execute(
+        "SELECT key, bucket, tokens FROM token_spend WHERE bucket >= ?", (oldest_bucket,)
+    ).fetchall()

@@ -1,0 +1,172 @@
+"""Usage counters per (key, model, route, provider), and the `/stats` view of them.
+
+Counters only ever add up (sums, a latency histogram with fixed buckets, min and max), so batches from
+many requests, processes and restarts merge by addition: that is what lets SQLite and Redis store them
+with plain `+=` updates. Latency covers requests that were sent upstream (refused ones would only drag
+it towards zero); percentiles are read from the histogram: each is the upper bound of the bucket holding
+it (never more than the observed maximum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.access.keys import GatewayKey
+from gateway.records import RequestRecord
+
+# Upper bounds (milliseconds) of the latency buckets; one more bucket takes everything above.
+LATENCY_BOUNDS_MS: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+COUNTER_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens")
+NO_KEY = ""  # requests without a gateway key (open mode, or refused before a key was known)
+_NO_KEY_LABEL = "(no key)"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageKey:
+    """One row of the usage table; "" where a part is unknown (no key, no route matched)."""
+
+    key: str
+    model: str
+    route: str
+    provider: str
+
+    @classmethod
+    def of(cls, record: RequestRecord) -> UsageKey:
+        return cls(record.key_name or NO_KEY, record.model, record.route or "", record.provider or "")
+
+
+@dataclass(slots=True)
+class UsageCounters:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_sum: float = 0.0  # seconds
+    latency_min: float | None = None
+    latency_max: float = 0.0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+
+    def add(self, record: RequestRecord) -> None:
+        self.requests += 1
+        if record.status_code >= 400 or record.stream_status == "error":
+            self.errors += 1
+        self.prompt_tokens += record.prompt_tokens
+        self.completion_tokens += record.completion_tokens
+        if record.attempts:  # latency of requests sent upstream; refusals (401, 429, ...) take ~0 s
+            self.observe_latency(record.duration)
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latency_sum += seconds
+        self.latency_min = seconds if self.latency_min is None else min(self.latency_min, seconds)
+        self.latency_max = max(self.latency_max, seconds)
+        self.latency_buckets[latency_bucket(seconds)] += 1
+
+    def merge(self, other: UsageCounters) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.latency_sum += other.latency_sum
+        if other.latency_min is not None:
+            self.latency_min = (
+                other.latency_min if self.latency_min is None else min(self.latency_min, other.latency_min)
+            )
+        self.latency_max = max(self.latency_max, other.latency_max)
+        for index, count in enumerate(other.latency_buckets):
+            self.latency_buckets[index] += count
+
+    @property
+    def latency_count(self) -> int:
+        return sum(self.latency_buckets)
+
+    def summary(self) -> dict[str, Any]:
+        count = self.latency_count
+        latency: dict[str, float | None] = {
+            "mean_ms": _ms(self.latency_sum / count) if count else None,
+            "min_ms": _ms(self.latency_min) if self.latency_min is not None else None,
+            "max_ms": _ms(self.latency_max) if count else None,
+        }
+        for name, quantile in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p99_ms", 0.99)):
+            latency[name] = self._percentile_ms(quantile) if count else None
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "latency": latency,
+        }
+
+    def _percentile_ms(self, quantile: float) -> float:
+        rank = quantile * self.latency_count
+        seen = 0
+        for index, count in enumerate(self.latency_buckets):
+            seen += count
+            if count and seen >= rank:
+                bound = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else None
+                highest = _ms(self.latency_max)
+                return highest if bound is None else min(float(bound), highest)
+        return _ms(self.latency_max)
+
+
+def latency_bucket(seconds: float) -> int:
+    milliseconds = seconds * 1000
+    for index, bound in enumerate(LATENCY_BOUNDS_MS):
+        if milliseconds <= bound:
+            return index
+    return len(LATENCY_BOUNDS_MS)
+
+
+def render_stats(
+    rows: Mapping[UsageKey, UsageCounters], keys: Iterable[GatewayKey], store: str
+) -> dict[str, Any]:
+    """The `/stats` document: totals, then the same counters grouped by key, model, route and provider,
+    then every row. Keys appear by name and fingerprint only."""
+    fingerprints = {key.name: key.fingerprint for key in keys}
+    totals = UsageCounters()
+    groups: dict[str, dict[str, UsageCounters]] = {"key": {}, "model": {}, "route": {}, "provider": {}}
+    for row, counters in rows.items():
+        totals.merge(counters)
+        for dimension, value in (
+            ("key", row.key or _NO_KEY_LABEL),
+            ("model", row.model),
+            ("route", row.route),
+            ("provider", row.provider),
+        ):
+            if value:
+                groups[dimension].setdefault(value, UsageCounters()).merge(counters)
+    by_key = {
+        name: {"fingerprint": fingerprints.get(name), **counters.summary()}
+        for name, counters in sorted(groups["key"].items())
+    }
+    listed = sorted(rows.items(), key=lambda item: (item[0].key, item[0].model, item[0].route))
+    return {
+        "object": "gateway.stats",
+        "store": store,
+        "totals": totals.summary(),
+        "by_key": by_key,
+        "by_model": _summaries(groups["model"]),
+        "by_route": _summaries(groups["route"]),
+        "by_provider": _summaries(groups["provider"]),
+        "rows": [
+            {
+                "key": row.key or None,
+                "model": row.model or None,
+                "route": row.route or None,
+                "provider": row.provider or None,
+                **counters.summary(),
+            }
+            for row, counters in listed
+        ],
+    }
+
+
+def _summaries(group: Mapping[str, UsageCounters]) -> dict[str, dict[str, Any]]:
+    return {name: counters.summary() for name, counters in sorted(group.items())}
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

@@ -1,0 +1,101 @@
+"""The HTTP side of access control: building it for the app, and the admin check for admin endpoints.
+
+`app.state.access_control` is the `AccessController` (always there: it owns the usage store and the
+usage observer). `app.state.access` is the same object when keys are enforced and None otherwise: the
+chat endpoint checks only that one attribute, so the open path stays as fast as without access control.
+
+Other endpoints that need the admin role (`/stats`, `/metrics`, `/admin/*`) call `require_admin(request)`
+(raises 401/403 as OpenAI errors) or `is_admin(request)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.access.controller import AccessController, create_store
+from gateway.access.settings import AccessConfigError, AccessSettings, build_access_settings
+from gateway.config.diagnostics import Diagnostic
+from gateway.config.models import GatewayConfig
+from gateway.errors import ConfigError, GatewayError
+
+logger = logging.getLogger("gateway.access")
+
+
+def access_settings(config: GatewayConfig, environ: Mapping[str, str] | None = None) -> AccessSettings:
+    """The access settings of `config`; a `ConfigError` when no client could use them."""
+    try:
+        return build_access_settings(config.extras, os.environ if environ is None else environ)
+    except AccessConfigError as exc:
+        where = config.sources[0] if len(config.sources) == 1 else "keys/auth/settings"
+        raise ConfigError([Diagnostic(where, None, None, str(exc), code="access")]) from None
+
+
+async def start_access(state: Any, settings: AccessSettings) -> AccessController:
+    """Open the usage store, publish the controller on `state` (the app's), register the usage observer
+    and the admin guard of `/admin/*`. The lifespan closes it with `await controller.aclose()`."""
+    controller = AccessController(settings, create_store(settings.store))
+    await controller.start()
+    apply_access(state, controller)
+    state.observers.append(controller.recorder)
+    state.admin_guard = _admin_guard
+    logger.info("auth: %s; usage store: %s", settings.describe(), controller.store.description)
+    return controller
+
+
+def apply_access(state: Any, controller: AccessController, settings: AccessSettings | None = None) -> None:
+    """Publish `controller` (with the `settings` of a reloaded config, if given) on `state`."""
+    if settings is not None:
+        controller.configure(settings)
+    state.access_control = controller
+    state.access = controller if controller.enforced else None
+
+
+def reload_access(state: Any, controller: AccessController, config: GatewayConfig) -> None:
+    """Follow a config reload (a `ReloadManager.on_swap` listener). Keys, allowlists and limits change at
+    once. A reload never turns enforced keys off by removing them (that needs an explicit `auth: none`),
+    and the usage store stays the one chosen at startup."""
+    try:
+        settings = access_settings(config)
+    except ConfigError as exc:
+        logger.error("reloaded config: %s; keeping the previous keys", exc)
+        return
+    if controller.enforced and settings.mode == "open":
+        logger.error(
+            "reloaded config has no keys: keeping the previous keys (write `auth: none` to run open)"
+        )
+        return
+    if settings.store != controller.settings.store:
+        logger.warning("usage store settings changed: they take effect at the next restart")
+    apply_access(state, controller, settings)
+    logger.info("auth: %s", settings.describe())
+
+
+def auth_status(state: Any) -> str:
+    """The auth mode for `/health`: `keys`, `open` (no keys, loopback only) or `none` (auth: none)."""
+    controller: AccessController | None = state.access_control
+    return controller.settings.mode if controller is not None else "starting"
+
+
+async def _admin_guard(request: Request) -> None:
+    require_admin(request)
+
+
+def require_admin(request: Request) -> None:
+    """Raise 401/403 unless the request carries an admin key. Without enforced keys (open mode on
+    loopback, or `auth: none`) every request passes: nothing else is protected either."""
+    controller: AccessController | None = request.app.state.access
+    if controller is not None:
+        controller.admin_key(request.headers)
+
+
+def is_admin(request: Request) -> bool:
+    try:
+        require_admin(request)
+    except GatewayError:
+        return False
+    return True

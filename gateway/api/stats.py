@@ -1,0 +1,16 @@
+"""`GET /stats`: usage per key, model, route and provider (admin only)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.access.controller import AccessController
+from gateway.api.auth import require_admin
+
+
+async def stats(request: Request) -> Response:
+    require_admin(request)
+    controller: AccessController = request.app.state.access_control
+    return Response(orjson.dumps(await controller.stats()), media_type="application/json")
