@@ -345,10 +345,12 @@ def test_duplicate_key_message_does_not_repeat_values(tmp_path: Path) -> None:
 
 def test_conflicting_reserved_sections_across_files_name_both_places(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(
-        "auth: none\nsettings: {stats_store: memory}\nkeys: {ci: {secret: a}}\n", encoding="utf-8"
+        "auth: none\nsettings: {stats_store: memory}\nkeys: {ci: {secret: sha256:" + "a" * 64 + "}}\n",
+        encoding="utf-8",
     )
     (tmp_path / "b.yaml").write_text(
-        "auth: keys\nsettings:\n  stats_store: redis\nkeys:\n  ci: {secret: b}\n", encoding="utf-8"
+        "auth: keys\nsettings:\n  stats_store: redis\nkeys:\n  ci: {secret: sha256:" + "b" * 64 + "}\n",
+        encoding="utf-8",
     )
     result = load_config([tmp_path], environ={})
     assert [str(d).splitlines()[0] for d in result.diagnostics] == [

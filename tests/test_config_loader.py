@@ -25,6 +25,9 @@ from gateway.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROUTES = ROOT / "routes"
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
+# Key secrets are hashes (or ${VAR}): a route file never holds a key itself.
+SECRET_A = "sha256:" + "a" * 64
+SECRET_B = "sha256:" + "b" * 64
 KEYS = {"DEEPSEEK_API_KEY": "sk-deepseek", "LINGYIWANWU_API_KEY": "sk-yi"}
 
 
@@ -107,7 +110,9 @@ def test_every_option_reaches_the_models() -> None:
     assert chat.position is not None and str(chat.position).endswith("20-routes.yaml:3:3")
 
     assert dict(config.extras) == {
-        "keys": {"team-a": {"secret": "dev-key"}},
+        "keys": {
+            "team-a": {"secret": "sha256:7e9f8fd111802be56c379d597842e29b2cebd35ff2133d431a49fa556a18704e"}
+        },
         "auth": "none",
         "settings": {"stats_store": "redis://127.0.0.1:6379/0"},
     }
@@ -197,11 +202,15 @@ def test_files_and_directories_mix_and_each_file_loads_once(tmp_path: Path) -> N
 
 
 def test_reserved_sections_merge_across_files(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("keys: {a: {secret: x}}\nsettings: {stats_store: memory}\nauth: keys\n")
-    (tmp_path / "b.yaml").write_text("keys: {b: {secret: y}}\nsettings: {log: json}\nauth: keys\n")
+    (tmp_path / "a.yaml").write_text(
+        f"keys: {{a: {{secret: {SECRET_A}}}}}\nsettings: {{stats_store: memory}}\nauth: keys\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        f"keys: {{b: {{secret: {SECRET_B}}}}}\nsettings: {{log: json}}\nauth: keys\n"
+    )
     config = load_config_or_raise([tmp_path], environ={})
     assert dict(config.extras) == {
-        "keys": {"a": {"secret": "x"}, "b": {"secret": "y"}},
+        "keys": {"a": {"secret": SECRET_A}, "b": {"secret": SECRET_B}},
         "settings": {"stats_store": "memory", "log": "json"},
         "auth": "keys",
     }
