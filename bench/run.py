@@ -197,13 +197,19 @@ def versions() -> dict[str, str]:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
         )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "gateway"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         if rev.returncode == 0:
-            found["gateway"] = f"{found.get('gateway', '?')} ({rev.stdout.strip()})"
+            suffix = " + uncommitted changes in gateway/" if dirty else ""
+            found["gateway"] = f"{found.get('gateway', '?')} ({rev.stdout.strip()}{suffix})"
     for program, flag in (("nginx", "-v"), ("wrk", "-v")):
         if shutil.which(program):
             out = subprocess.run([program, flag], capture_output=True, text=True)
             text = (out.stdout + out.stderr).strip().splitlines()
-            found[program] = text[0].split("/")[-1].split()[0 if program == "nginx" else 1] if text else "?"
+            # "nginx version: nginx/1.22.1" and "wrk debian/4.1.0-3+b2 [epoll] Copyright ..."
+            words = text[0].split() if text else ["?"]
+            found[program] = (words[-1] if program == "nginx" else words[1]).split("/")[-1]
     if LITELLM_BIN.exists():
         python = LITELLM_BIN.parent / "python"
         out = subprocess.run(
