@@ -1,9 +1,9 @@
 """A route prepared for the attempt loop: its usable targets with their provider, health state, retry
 rules and timeouts resolved once, so a request only walks a tuple.
 
-Which policy applies: a route's own `retry`/`timeouts` (already laid over its first target's provider by
-the config loader) for every target; without them each target uses its own provider's. The overall
-`deadline` is the route's, else its first target's provider's.
+Which policy applies (as the schema documents): the route's `retry` (already laid over its first target's
+provider by the config loader), else its first target's provider's `retry`, for every target and the
+request deadline; the route's `timeouts`, else each target's own provider's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gateway.config.models import RouteConfig, Target, Timeouts
+from gateway.config.models import RetryPolicy, RouteConfig, Target, Timeouts
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.health import HealthRegistry, ProviderHealth
@@ -54,7 +54,9 @@ class RoutePlan:
         ranked = sorted(route.targets, key=lambda target: target.priority)
         planned: list[PlannedTarget] = []
         reasons: list[str] = []
-        route_rules = RetryRules.from_policy(route.retry, rng) if route.retry is not None else None
+        first = registry.get(route.targets[0].provider) if route.targets else None
+        policy = route.retry or (first.config.retry if first is not None else RetryPolicy())
+        rules = RetryRules.from_policy(policy, rng)
         for target in ranked:
             provider = registry.get(target.provider)
             state = health.get(target.provider)
@@ -69,7 +71,7 @@ class RoutePlan:
                     target=target,
                     provider=provider,
                     health=state,
-                    rules=route_rules or RetryRules.from_policy(provider.config.retry, rng),
+                    rules=rules,
                     timeouts=route.timeouts or provider.config.timeouts,
                     request_timeouts=route.timeouts,
                 )
@@ -80,6 +82,4 @@ class RoutePlan:
         self.unavailable = (
             None if planned else f"no provider can serve route {route.name!r}: " + "; ".join(reasons)
         )
-        first = registry.get(route.targets[0].provider) if route.targets else None
-        policy = route.retry or (first.config.retry if first is not None else None)
-        self.deadline = policy.deadline if policy is not None else None
+        self.deadline = policy.deadline
