@@ -183,6 +183,27 @@ def test_each_kind_of_broken_file_keeps_the_last_good_config(
     asyncio.run(scenario())
 
 
+def test_an_emptied_directory_is_rejected_and_restoring_it_is_unchanged(config_dir: Path) -> None:
+    """`git checkout` or a careless `rm` may remove every file for a moment: keep serving."""
+
+    async def scenario() -> None:
+        manager, holder = start(config_dir)
+        before = holder.current
+        saved = {path.name: path.read_text() for path in config_dir.iterdir()}
+        for path in config_dir.iterdir():
+            path.unlink()
+        assert await manager.reload("test") == "rejected"
+        assert holder.current is before
+        assert manager.status()["last_error"]["errors"][0]["message"].startswith("no route files")
+        for name, text in saved.items():
+            write(config_dir, name, text)
+        assert await manager.reload("test") == "unchanged"
+        assert holder.current is before and manager.status()["serving_last_good"] is False
+        await stop(manager)
+
+    asyncio.run(scenario())
+
+
 def test_retired_provider_closes_only_after_requests_that_could_use_it(config_dir: Path) -> None:
     async def scenario() -> None:
         manager, holder = start(config_dir)
