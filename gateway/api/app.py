@@ -18,6 +18,7 @@ from gateway import __version__
 from gateway.api.admin import admin_config
 from gateway.api.auth import access_settings, reload_access, start_access
 from gateway.api.chat import chat_completions, chat_completions_asgi
+from gateway.api.compare import streaming_compare
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware, InflightTracker
 from gateway.api.info import health, list_models
@@ -101,6 +102,7 @@ def create_app(
     app.state.access = app.state.access_control = None  # set by the lifespan (api/auth.py)
     app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
+    app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
     app.router.add_route("/stats", stats, methods=["GET"])
