@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.access.keys import hash_secret
 from gateway.api.app import create_app
 from gateway.streaming.measure import ReceivedBody
+from tests.access_support import keyed_routes_yaml
 from tests.harness import CLIENT_TIMEOUT, running_gateway, write_config
 from tests.simulator import Behaviour, ProviderSimulator
 from tests.streaming_support import streaming_routes_yaml
@@ -75,6 +77,24 @@ def test_compare_reports_failures_per_method(simulator: ProviderSimulator, clien
     assert methods["asgi"]["chunks"] == 4  # three events, then the error event
     assert methods["starlette"]["status"] == 503 and methods["starlette"]["error"]
     assert methods["non_streaming"]["status"] == 429 and methods["non_streaming"]["error"]
+
+
+def test_compare_needs_a_key_when_keys_are_enforced_and_passes_it_on(tmp_path: Path) -> None:
+    key = "sk-gw-compare-0123456789abcdef"
+    config = keyed_routes_yaml(f"team: {{secret: {hash_secret(key)}}}\n")
+    with (
+        running_gateway(write_config(tmp_path, config)) as gateway,
+        httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as http,
+    ):
+        refused = http.get("/streaming-compare", params={"model": "mock"})
+        allowed = http.get(
+            "/streaming-compare", params={"model": "mock"}, headers={"authorization": f"Bearer {key}"}
+        )
+
+    assert refused.status_code == 401
+    assert allowed.status_code == 200
+    assert [figures["status"] for figures in allowed.json()["methods"].values()] == [200, 200, 200]
+    assert key not in allowed.text
 
 
 @pytest.mark.parametrize(
