@@ -3,9 +3,9 @@
 Loads the route files exactly as `serve` does and asks the same `RoutingTable.resolve` a request uses, then
 prints which route answers and why (exact name, alias, or which glob), and the policy that would apply:
 the order targets are tried in, retries, timeouts, streaming mode, breaker and health checks. The policy
-follows the resilience rules (`gateway/resilience/plan.py`): a route's own `retry`/`timeouts` apply to all
-its targets, otherwise each target uses its provider's; the deadline is the route's, else the first
-target's provider's. Secrets are never printed.
+follows the resilience rules (`gateway/resilience/plan.py`, pinned by a test): the route's `retry`, else
+its first target's provider's, for every target and the deadline; the route's `timeouts`, else each
+target's own provider's. Secrets are never printed.
 
 Exit status: 0 a route matches, 1 no route matches, 2 the config cannot be loaded or a usage error.
 """
@@ -79,6 +79,7 @@ def explain(model: str, config: GatewayConfig, match: RouteMatch | None) -> dict
     if match is None:
         return {"model": model, "matched": False, **_no_match(model, config)}
     route = match.route
+    policy, source = _retry_policy(route, config)
     return {
         "model": model,
         "matched": True,
@@ -90,7 +91,9 @@ def explain(model: str, config: GatewayConfig, match: RouteMatch | None) -> dict
         "strategy": route.strategy,
         "strategy_means": STRATEGIES[route.strategy],
         "streaming": route.streaming,
-        "deadline": _deadline(route, config),
+        "retry": _retry(policy),
+        "retry_from": source,
+        "deadline": policy.deadline,
         "targets": [_target(route, target, match, config) for target in _ordered_targets(route)],
     }
 
@@ -137,12 +140,14 @@ def _ordered_targets(route: RouteConfig) -> list[Target]:
     return sorted(route.targets, key=lambda target: target.priority)
 
 
-def _deadline(route: RouteConfig, config: GatewayConfig) -> float | None:
-    policy = route.retry
-    if policy is None and route.targets:
-        first = config.providers.get(route.targets[0].provider)
-        policy = first.retry if first is not None else None
-    return policy.deadline if policy is not None else None
+def _retry_policy(route: RouteConfig, config: GatewayConfig) -> tuple[RetryPolicy, str]:
+    """The one retry policy of a route, and where it comes from."""
+    if route.retry is not None:
+        return route.retry, "route"
+    first = config.providers.get(route.targets[0].provider) if route.targets else None
+    if first is None:
+        return RetryPolicy(), "defaults"
+    return first.retry, f"provider {first.name} (the route's first target)"
 
 
 def _target(route: RouteConfig, target: Target, match: RouteMatch, config: GatewayConfig) -> dict[str, Any]:
@@ -166,8 +171,6 @@ def _target(route: RouteConfig, target: Target, match: RouteMatch, config: Gatew
             "base_url": provider.base_url,
             "available": provider.unavailable_reason is None,
             "reason": provider.unavailable_reason,
-            "retry": _retry(route.retry or provider.retry),
-            "retry_from": "route" if route.retry is not None else f"provider {provider.name}",
             "timeouts": _timeouts(route.timeouts or provider.timeouts),
             "timeouts_from": "route" if route.timeouts is not None else f"provider {provider.name}",
             "circuit_breaker": {
@@ -232,6 +235,7 @@ def render_text(report: dict[str, Any]) -> list[str]:
         f"  strategy:  {report['strategy']}: {report['strategy_means']}",
         f"  streaming: {STREAMING[report['streaming']]} for stream=true requests",
         f"             {STREAMING_OVERRIDE}",
+        _retry_line(report["retry"], report["retry_from"]),
         f"  deadline:  {_seconds(report['deadline'])} for the whole request, across every attempt",
         "  targets, in the order tried:",
     ]
@@ -252,18 +256,9 @@ def _target_lines(number: int, target: dict[str, Any]) -> list[str]:
     lines = [head]
     if not target["available"]:
         lines.append(f"       UNAVAILABLE: {target['reason']} (skipped)")
-    if "retry" not in target:
+    if "timeouts" not in target:
         return lines
-    retry, timeouts = target["retry"], target["timeouts"]
-    attempts = retry["attempts"]
-    tries = "1 attempt (no retry)" if attempts == 1 else f"{attempts} attempts"
-    backoff = retry["backoff"]
-    lines.append(
-        f"       retry:    {tries} [{target['retry_from']}]; on {', '.join(retry['retry_on'])}; backoff "
-        f"{_seconds(backoff['base'])} doubling up to {_seconds(backoff['max'])}"
-        f"{', jittered' if backoff['jitter'] else ''}; Retry-After honoured up to "
-        f"{_seconds(retry['retry_after_cap'])}"
-    )
+    timeouts = target["timeouts"]
     lines.append(
         "       timeouts: "
         + ", ".join(f"{name.replace('_', ' ')} {_seconds(value)}" for name, value in timeouts.items())
@@ -285,6 +280,18 @@ def _target_lines(number: int, target: dict[str, Any]) -> list[str]:
         )
     )
     return lines
+
+
+def _retry_line(retry: dict[str, Any], source: str) -> str:
+    attempts = retry["attempts"]
+    tries = "1 attempt per target (no retry)" if attempts == 1 else f"{attempts} attempts per target"
+    backoff = retry["backoff"]
+    return (
+        f"  retry:     {tries} [{source}]; on {', '.join(retry['retry_on'])}; backoff "
+        f"{_seconds(backoff['base'])} doubling up to {_seconds(backoff['max'])}"
+        f"{', jittered' if backoff['jitter'] else ''}; Retry-After honoured up to "
+        f"{_seconds(retry['retry_after_cap'])}"
+    )
 
 
 def _seconds(value: float | None) -> str:

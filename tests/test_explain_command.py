@@ -5,6 +5,8 @@ Fixtures: tests/fixtures/explain (providers, routes with every kind of match, a 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -12,7 +14,13 @@ from typing import Any
 
 import pytest
 
+from gateway.config import load_config
+from gateway.explain_command import explain as explain_report
 from gateway.explain_command import run_explain
+from gateway.providers.registry import ProviderRegistry
+from gateway.resilience.health import HealthRegistry
+from gateway.resilience.plan import RoutePlan
+from gateway.routing.table import RoutingTable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "explain"
 PROVIDERS = FIXTURES / "10-providers.yaml"
@@ -64,22 +72,24 @@ def test_target_order_and_policy_come_from_the_route_when_it_sets_them() -> None
     # priority 0 before priority 1, whatever the list order; the target's model name is sent upstream.
     assert (primary["provider"], primary["upstream_model"]) == ("primary", "gpt-4o-2024-08-06")
     assert (backup["provider"], backup["upstream_model"], backup["priority"]) == ("backup", "gpt-4o", 1)
+    assert (data["retry_from"], data["retry"]["attempts"]) == ("route", 2)
     for target in (primary, backup):
-        assert (target["retry_from"], target["timeouts_from"]) == ("route", "route")
-        assert target["retry"]["attempts"] == 2
+        assert target["timeouts_from"] == "route"
         assert (target["timeouts"]["first_byte"], target["timeouts"]["total"]) == (10, 60)
         assert target["available"] is True
     assert primary["circuit_breaker"] == {"failure_threshold": 3, "cooldown": 10}
 
 
-def test_policy_comes_from_each_provider_otherwise() -> None:
+def test_otherwise_retry_is_the_first_targets_providers_and_timeouts_each_targets_own() -> None:
     data = report("split")
-    assert data["strategy"] == "weighted" and data["deadline"] == 20  # the first target's provider's
+    assert data["strategy"] == "weighted"
     primary, backup = data["targets"]
     assert (primary["weight"], primary["share"], backup["weight"], backup["share"]) == (3, 75.0, 1, 25.0)
-    assert primary["retry_from"] == "provider primary" and primary["retry"]["attempts"] == 3
+    # One retry policy and deadline for the route: its first target's provider's (primary: 3 attempts).
+    assert data["retry_from"] == "provider primary (the route's first target)"
+    assert (data["retry"]["attempts"], data["deadline"]) == (3, 20)
     assert primary["timeouts"] == {"connect": 5, "read": 30, "write": 60, "first_byte": None, "total": None}
-    assert backup["retry"]["attempts"] == 1 and backup["timeouts"]["connect"] == 60
+    assert backup["timeouts"]["connect"] == 60 and backup["timeouts_from"] == "provider backup"
     assert primary["available"] is False
     assert primary["reason"] == "environment variable PRIMARY_API_KEY is not set"
 
@@ -97,11 +107,12 @@ def test_text_output() -> None:
         "retryable failure",
         "  streaming: asgi (raw ASGI streamer) for stream=true requests",
         "             a request can override it (x-use-asgi-streaming header, x_use_asgi_streaming field)",
+        "  retry:     1 attempt per target (no retry) [provider local (the route's first target)]; on 429, "
+        "500, 502, 503, 504, connect_error, timeout; backoff 0.25s doubling up to 8s, jittered; Retry-After "
+        "honoured up to 30s",
         "  deadline:  none for the whole request, across every attempt",
         "  targets, in the order tried:",
         "    1. local (ollama, http://localhost:11434) as model 'deepseek-r1:7b'",
-        "       retry:    1 attempt (no retry) [provider local]; on 429, 500, 502, 503, 504, connect_error, "
-        "timeout; backoff 0.25s doubling up to 8s, jittered; Retry-After honoured up to 30s",
         "       timeouts: connect 60s, read 60s, write 60s, first byte none, total none [provider local]",
         "       breaker:  opens after 5 consecutive failures, half-opens after 30s",
         "       health:   no active check",
@@ -147,3 +158,25 @@ def test_invalid_config_exits_2_with_positioned_errors() -> None:
 def test_missing_config_path_exits_2(tmp_path: Path) -> None:
     status, text = explain("gpt-4o", [tmp_path / "nope"])
     assert status == 2 and "no such file or directory" in text
+
+
+def test_explain_agrees_with_the_plan_the_dispatcher_uses() -> None:
+    """The policy explain prints is the one requests get: compare with `RoutePlan` for every route."""
+    environ = {"PRIMARY_API_KEY": SECRET}
+    config = load_config([FIXTURES], environ).config
+    assert config is not None
+    registry, _ = ProviderRegistry.build(config.providers)
+    health, _ = HealthRegistry.build(registry)
+    try:
+        for route in config.routes:
+            plan = RoutePlan(route, registry, health)
+            data = explain_report(route.model, config, RoutingTable(config).resolve(route.model))
+            assert data["route"] == route.name
+            assert [t["provider"] for t in data["targets"]] == [p.target.provider for p in plan.targets]
+            assert data["deadline"] == plan.deadline
+            for shown, planned in zip(data["targets"], plan.targets, strict=True):
+                assert planned.rules.attempts == data["retry"]["attempts"]
+                assert planned.rules.max_wait == data["retry"]["backoff"]["max"]
+                assert shown["timeouts"] == dataclasses.asdict(planned.timeouts)
+    finally:
+        asyncio.run(registry.aclose())
