@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from gateway.access.keys import hash_secret
-from gateway.access.settings import open_mode_refusal
+from gateway.access.settings import multi_process_warning, open_mode_refusal
 from gateway.api.app import create_app
 from gateway.config import schema_text
 from gateway.errors import ConfigError
@@ -91,6 +91,9 @@ def serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"gateway: {refusal}", file=sys.stderr)
         return 1
+    warning = multi_process_warning(app.state.access_settings, args.workers)
+    if warning is not None:
+        print(f"gateway: warning: {warning}", file=sys.stderr)
     if args.workers > 1:
         os.environ[CONFIG_ENV] = args.config
         os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""

@@ -11,6 +11,7 @@ from gateway.access.settings import (
     AccessConfigError,
     build_access_settings,
     is_loopback,
+    multi_process_warning,
     open_mode_refusal,
 )
 
@@ -141,3 +142,12 @@ def test_open_mode_is_refused_off_loopback_only() -> None:
     assert refusal is not None and "auth: none" in refusal and "0.0.0.0" in refusal
     assert open_mode_refusal(build_access_settings({"auth": "none"}, {}), "0.0.0.0") is None
     assert open_mode_refusal(build_access_settings({"keys": TEAM}, {}), "0.0.0.0") is None
+
+
+def test_several_workers_on_an_embedded_store_are_warned_about() -> None:
+    embedded = build_access_settings({"settings": {"stats_store": "/tmp/usage.db"}}, {})
+    shared = build_access_settings({"settings": {"stats_store": "redis://127.0.0.1:6379/0"}}, {})
+    warning = multi_process_warning(embedded, 4)
+    assert warning is not None and "4 workers" in warning and "redis://" in warning
+    assert multi_process_warning(embedded, 1) is None
+    assert multi_process_warning(shared, 4) is None

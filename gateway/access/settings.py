@@ -130,6 +130,17 @@ def open_mode_refusal(settings: AccessSettings, host: str) -> str | None:
     )
 
 
+def multi_process_warning(settings: AccessSettings, workers: int) -> str | None:
+    """What goes wrong with several worker processes on an embedded store, or None."""
+    if workers <= 1 or settings.store.kind == "redis":
+        return None
+    return (
+        f"{workers} workers on the {settings.store.describe()} store: each worker counts request and token "
+        "limits on its own (a key gets up to that many times its limit) and /stats shows one worker's "
+        "view; set settings.stats_store to a redis:// URL to share them"
+    )
+
+
 def _build_keys(section: object) -> list[GatewayKey]:
     if not isinstance(section, Mapping):
         raise AccessConfigError("`keys` must be a mapping of key names to key settings")
