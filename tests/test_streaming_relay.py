@@ -346,3 +346,30 @@ def test_a_disconnect_message_after_the_end_does_not_cancel_the_close_path() -> 
     run(scenario())
     assert finished == ["ok"]
     assert upstream.close_count == 1
+
+
+def test_a_shutdown_cancellation_at_the_same_time_as_a_disconnect_is_not_swallowed() -> None:
+    relay, upstream = make_relay([sse(chunk("a")), ScriptedUpstream.HANG])
+
+    async def scenario() -> bool:
+        await relay.prime()
+        task: asyncio.Task[None] | None = None
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(0.05)
+            assert task is not None
+            task.cancel()  # the server shutting down, just as the client leaves
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        task = asyncio.create_task(AsgiStreamer(relay, HEADERS)(SCOPE, receive, send))
+        try:
+            await asyncio.wait_for(task, 2)
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert run(scenario()) is True
+    assert upstream.close_count == 1

@@ -34,9 +34,9 @@ class AsgiStreamer:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             watch.active = False  # before any other await: a late disconnect must not cancel the cleanup
         except asyncio.CancelledError:
-            if not watch.fired:
+            # Ours (the client left) unless it was not the watcher, or someone else cancelled as well.
+            if not watch.fired or watch.task.uncancel() > 0:
                 raise
-            watch.task.uncancel()
             relay.mark_disconnected()
         except OSError:  # an ASGI 2.4 server reports a vanished client by failing `send`
             relay.mark_disconnected()
