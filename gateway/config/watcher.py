@@ -88,9 +88,8 @@ class ConfigWatcher:
         """watchfiles filter: entries of a watched directory that can change the config."""
         parent, _, name = path.rpartition(os.sep)
         directory = self._by_path.get(parent)
-        if directory is None:  # the watched directory itself (deleted or replaced)
-            return path in self._by_path
-        return directory.wants(name)
+        # None: the watched directory itself (polling reports it); its replacement is noticed by identity.
+        return directory is not None and directory.wants(name)
 
     async def changes(self, stop: asyncio.Event | None = None) -> AsyncIterator[list[str]]:
         """Yield each debounced batch of relevant changes until `stop` is set.
@@ -101,6 +100,7 @@ class ConfigWatcher:
         have changed without an event for them.
         """
         stop = stop or asyncio.Event()
+        failures = 0
         while not stop.is_set():
             identities = self._identities()
             existing = [d.path for d, found in zip(self.directories, identities, strict=True) if found]
@@ -119,10 +119,18 @@ class ConfigWatcher:
                     if self._identities() != identities:
                         logger.info("a config directory was replaced; watching the new one")
                         break
+                    failures = 0
                     if batch:
                         yield sorted({Path(path).name for _, path in batch})
             except (OSError, RuntimeError) as exc:  # the OS watch failed: retry, never give up on it
-                logger.warning("config watcher failed (%s); restarting in %.0fs", exc, RESTART_DELAY)
+                failures += 1
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "config watcher failed (%s); retrying every %.0fs. SIGHUP still reloads; on a filesystem "
+                    "without change notifications set WATCHFILES_FORCE_POLLING=1",
+                    exc,
+                    RESTART_DELAY,
+                )
                 await _sleep_or_stop(stop, RESTART_DELAY)
             if not stop.is_set():
                 yield []
