@@ -47,6 +47,12 @@ LAYERS = (
     ("/httpx/", "httpx"),
     ("/httpcore/", "httpcore"),
     ("/h11/", "h11"),
+    ("/aiohttp/", "aiohttp"),
+    ("/httpx_aiohttp/", "httpx (aiohttp transport)"),
+    ("/yarl/", "aiohttp"),
+    ("/multidict/", "aiohttp"),
+    ("/opentelemetry/", "fastapi"),
+    ("/http/cookiejar.py", "httpx"),
     ("/anyio/", "anyio"),
     ("/starlette/", "starlette"),
     ("/fastapi/", "fastapi"),
@@ -121,6 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="py-spy profile of the gateway under load")
     parser.add_argument("mode", choices=["http", "stream"])
     parser.add_argument("--streamer", choices=["asgi", "starlette"], default="asgi")
+    parser.add_argument("--variant", default="", help="a gateway_variant.py variant, e.g. aiohttp+warning")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -134,9 +141,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gateway-profile-"))
     mock_port = free_port()
     mock = mock_service(workdir, mock_port, "0").start()
-    target = build_target(f"gateway-{args.streamer}", workdir, mock_port, "1")
+    name = f"gateway-{args.streamer}" + (f"@{args.variant}" if args.variant else "")
+    target = build_target(name, workdir, mock_port, "1")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-    raw = REPO / "bench" / "results" / f"profile-{args.mode}-{args.streamer}-{stamp}.txt"
+    variant = f"-{args.variant}" if args.variant else ""
+    raw = REPO / "bench" / "results" / f"profile-{args.mode}-{args.streamer}{variant}-{stamp}.txt"
     raw.parent.mkdir(exist_ok=True)
     try:
         wait_for_port(mock, mock_port, 30)

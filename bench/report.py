@@ -12,7 +12,6 @@ from typing import Any
 
 BEGIN = "<!-- bench-results:begin -->"
 END = "<!-- bench-results:end -->"
-GATEWAYS = ("gateway-asgi", "gateway-starlette")
 Getter = Callable[[dict[str, Any]], float | None]
 
 
@@ -212,7 +211,8 @@ def goals_table(run: dict[str, Any]) -> list[str]:
             "MB",
         ),
     ]
-    present = [name for name in ("nginx", "litellm", *GATEWAYS) if name in run["results"]]
+    gateways = [name for name in run["results"] if name.startswith("gateway-")]
+    present = [name for name in ("nginx", "litellm") if name in run["results"]] + gateways
     labels = [run["results"][name]["label"] for name in present]
     rows = ["| goal | " + " | ".join(labels) + " | met |", "|" + "---|" * (len(present) + 2)]
     for title, get, check, unit in goals:
@@ -220,7 +220,7 @@ def goals_table(run: dict[str, Any]) -> list[str]:
         verdicts = []
         for name in present:
             value = get(name)
-            if name in GATEWAYS and value is not None:
+            if name in gateways and value is not None:
                 verdict = check(value)
                 verdicts.append(
                     f"{name.removeprefix('gateway-')}: " + {True: "yes", False: "NO", None: "?"}[verdict]

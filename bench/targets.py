@@ -100,8 +100,9 @@ def litellm_conf(mock_port: int) -> str:
         """)
 
 
-def gateway_conf(mock_port: int, streamer: str) -> str:
+def gateway_conf(mock_port: int, streamer: str, keepalive: int | None = None) -> str:
     # Defaults everywhere except the pool size: 1,000 open streams need 1,000 upstream connections.
+    keep = f"\n              max_keepalive_connections: {keepalive}" if keepalive else ""
     return textwrap.dedent(f"""\
         providers:
           mock-upstream:
@@ -110,7 +111,7 @@ def gateway_conf(mock_port: int, streamer: str) -> str:
             health_check:
               enabled: false
             pool:
-              max_connections: 2000
+              max_connections: 2000{keep}
         routes:
           {MODEL}:
             model: {MODEL}
@@ -160,17 +161,18 @@ def build_target(name: str, workdir: Path, mock_port: int, cores: str | None) ->
             service=service,
         )
     if name.startswith("gateway-"):
-        streamer = name.removeprefix("gateway-")
+        # `gateway-asgi` or, for experiments, `gateway-asgi@aiohttp+warning` (see gateway_variant.py)
+        streamer, _, variant = name.removeprefix("gateway-").partition("@")
         config_dir = workdir / name
         config_dir.mkdir(exist_ok=True)
-        (config_dir / "bench.yaml").write_text(gateway_conf(mock_port, streamer))
-        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config_dir), "--port", str(port)]
-        return Target(
-            name,
-            f"gateway ({streamer} streamer)",
-            port,
-            service=Service(name, pinned(command, cores), log, cwd=REPO),
-        )
+        keepalive = 100 if "keepalive100" in variant.split("+") else None
+        (config_dir / "bench.yaml").write_text(gateway_conf(mock_port, streamer, keepalive))
+        program = ["-m", "gateway"]
+        if variant:
+            program = [str(REPO / "bench" / "gateway_variant.py"), "--variant", variant]
+        command = [sys.executable, *program, "serve", "--config", str(config_dir), "--port", str(port)]
+        label = f"gateway ({streamer} streamer{', ' + variant if variant else ''})"
+        return Target(name, label, port, service=Service(name, pinned(command, cores), log, cwd=REPO))
     raise ValueError(f"unknown target {name!r}")
 
 
