@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from gateway.api.inflight import InflightTracker
 from gateway.api.runtime import Runtime, RuntimeHolder, build_runtime
-from gateway.config import Diagnostic, LoadResult, find_route_files, load_config
-from gateway.config.watcher import ConfigWatcher
+from gateway.config import Diagnostic, LoadResult, load_config
+from gateway.config.watcher import ConfigWatcher, route_file_state
 from gateway.providers.base import Provider
 
 logger = logging.getLogger("gateway.reload")
@@ -44,7 +44,6 @@ DEFAULT_RETIRE_TIMEOUT = 600.0
 # A load counts only if the files look the same `SETTLE_DELAY` seconds after it as before it.
 SETTLE_DELAY = 0.05
 SETTLE_ATTEMPTS = 5
-FileState = tuple[tuple[str, int, int, int] | tuple[str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +166,11 @@ class ReloadManager:
 
     def _load_settled(self) -> LoadResult:
         """Load until the files did not change during the load (runs in a worker thread)."""
-        before = file_state(self.paths)
+        before = route_file_state(self.paths)
         result = self.loader(self.paths)
         for _ in range(SETTLE_ATTEMPTS - 1):
             time.sleep(SETTLE_DELAY)
-            after = file_state(self.paths)
+            after = route_file_state(self.paths)
             if after == before:
                 break
             before, result = after, self.loader(self.paths)
@@ -234,7 +233,7 @@ class ReloadManager:
         logger.info("watching %s for config changes", directories)
         try:
             async for names in watcher.changes(self._stop):
-                trigger = f"changed: {', '.join(names)}" if names else "config directory replaced"
+                trigger = f"changed: {', '.join(names)}" if names else "config directory re-watched"
                 await self.reload(trigger)
         except Exception:
             logger.exception("the config watcher crashed; reload with SIGHUP until the gateway restarts")
@@ -284,20 +283,6 @@ class ReloadManager:
             "in_flight": self.tracker.in_flight(),
             "retiring_providers": sorted(provider.name for provider in self._retiring),
         }
-
-
-def file_state(paths: Sequence[str | Path]) -> FileState:
-    """Inode, size and modification time of each route file (through symlinks), to notice writes."""
-    files, _ = find_route_files(paths)
-    state: list[tuple[str, int, int, int] | tuple[str]] = []
-    for file in files:
-        try:
-            stat = file.stat()
-        except OSError:
-            state.append((str(file),))
-        else:
-            state.append((str(file), stat.st_ino, stat.st_size, stat.st_mtime_ns))
-    return tuple(state)
 
 
 def _error_report(attempt: ReloadAttempt) -> dict[str, Any]:

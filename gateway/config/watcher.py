@@ -9,6 +9,10 @@ route files are only discovered at the top of a directory.
 A batch of changes is yielded once the directory has been quiet for `step_ms`, and at the latest
 `debounce_ms` after the first change, so an editor's write-rename-chmod burst or a ConfigMap swap gives one
 reload, well within a second. The watcher says *that* something changed; the reload manager decides what.
+
+Once a second the watcher also compares each route file's inode, size and modification time with what it
+saw last, and notices a replaced directory: a safety net for changes the OS did not report (polling mode
+misses a same-size rewrite within the same second; a directory swapped by rename loses its watch).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import watchfiles
 
-from .discover import is_route_file_name
+from .discover import find_route_files, is_route_file_name
 
 logger = logging.getLogger("gateway.config")
 
@@ -33,6 +37,29 @@ DEFAULT_STEP_MS = 50
 # (a deploy may replace the whole directory: `mv routes.new routes`).
 IDENTITY_CHECK_MS = 1000
 RESTART_DELAY = 1.0
+
+FileState = dict[str, tuple[int, int, int] | None]
+
+
+def route_file_state(paths: Sequence[str | Path]) -> FileState:
+    """Inode, size and modification time (ns) of each route file of `paths`, through symlinks."""
+    files, _ = find_route_files(paths)
+    state: FileState = {}
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            state[str(file)] = None
+        else:
+            state[str(file)] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def changed_files(before: FileState, after: FileState) -> list[str]:
+    """Names of the files added, removed or changed between two states."""
+    return sorted(
+        {Path(path).name for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +105,7 @@ class ConfigWatcher:
         step_ms: int = DEFAULT_STEP_MS,
         force_polling: bool | None = None,
     ) -> None:
+        self.paths = list(paths)
         self.directories = watched_directories(paths)
         self._by_path = {str(directory.path): directory for directory in self.directories}
         self.debounce_ms = debounce_ms
@@ -101,6 +129,7 @@ class ConfigWatcher:
         """
         stop = stop or asyncio.Event()
         failures = 0
+        seen = route_file_state(self.paths)
         while not stop.is_set():
             identities = self._identities()
             existing = [d.path for d, found in zip(self.directories, identities, strict=True) if found]
@@ -120,8 +149,11 @@ class ConfigWatcher:
                         logger.info("a config directory was replaced; watching the new one")
                         break
                     failures = 0
-                    if batch:
-                        yield sorted({Path(path).name for _, path in batch})
+                    state = route_file_state(self.paths)
+                    missed = [] if batch else changed_files(seen, state)
+                    seen = state
+                    if batch or missed:
+                        yield sorted({Path(path).name for _, path in batch}) or missed
             except (OSError, RuntimeError) as exc:  # the OS watch failed: retry, never give up on it
                 failures += 1
                 logger.log(
@@ -133,6 +165,7 @@ class ConfigWatcher:
                 )
                 await _sleep_or_stop(stop, RESTART_DELAY)
             if not stop.is_set():
+                seen = route_file_state(self.paths)
                 yield []
 
     def _identities(self) -> tuple[tuple[int, int] | None, ...]:
