@@ -1,0 +1,86 @@
+"""The access log: one line per finished chat request on the `gateway.access` logger, at INFO.
+
+Text output is `key=value` pairs after the request id; the same fields ride along on the log record as
+`record.access` (a dict), so a JSON formatter can write them as fields instead. With the logger above
+INFO the observer returns after one level check, before building anything: free when off. A record
+holds nothing secret (a gateway key by name, never its value), so nothing here redacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.records import RequestRecord
+
+ACCESS_LOGGER = "gateway.access"
+TEXT_FORMAT = (
+    "request %s %s model=%s route=%s provider=%s status=%d attempts=%d duration_ms=%.1f "
+    "prompt_tokens=%s completion_tokens=%s%s"
+)
+
+
+def access_fields(record: RequestRecord) -> dict[str, Any]:
+    """The access line's fields, for structured (JSON) output."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "kind": "stream" if record.stream else "complete",
+        "model": record.model,
+        "route": record.route,
+        "provider": record.provider,
+        "upstream_model": record.upstream_model,
+        "status": record.status_code,
+        "attempts": record.attempts,
+        "duration_ms": round(record.duration * 1000, 2),
+        "prompt_tokens": record.prompt_tokens if record.usage else None,
+        "completion_tokens": record.completion_tokens if record.usage else None,
+        "key": record.key_name,
+        "error": record.error_code,
+    }
+    if record.stream:
+        fields["stream_status"] = record.stream_status
+        fields["chunks"] = record.chunks
+        ttft = record.time_to_first_chunk
+        fields["first_token_ms"] = None if ttft is None else round(ttft * 1000, 2)
+    return fields
+
+
+class AccessLog:
+    """A request observer writing the access line. One per app; holds only its logger."""
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger(ACCESS_LOGGER)
+
+    async def request_finished(self, record: RequestRecord) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        usage = record.usage is not None
+        tail = []
+        if record.stream:
+            ttft = record.time_to_first_chunk
+            first = "-" if ttft is None else f"{ttft * 1000:.1f}"
+            tail.append(
+                f" stream={record.stream_status or '-'} chunks={record.chunks} first_token_ms={first}"
+            )
+        if record.key_name:
+            tail.append(f" key={record.key_name}")
+        if record.error_code:
+            tail.append(f" error={record.error_code}")
+        logger.info(
+            TEXT_FORMAT,
+            record.request_id,
+            "stream" if record.stream else "complete",
+            record.model,
+            record.route or "-",
+            record.provider or "-",
+            record.status_code,
+            record.attempts,
+            record.duration * 1000,
+            record.prompt_tokens if usage else "-",
+            record.completion_tokens if usage else "-",
+            "".join(tail),
+            extra={"access": access_fields(record), "request_id": record.request_id},
+        )
