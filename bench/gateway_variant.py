@@ -7,6 +7,7 @@ Variants (joined with `+`):
   package's transport), so the gateway code is unchanged; needs `pip install aiohttp httpx-aiohttp`.
 - `warning`: `--log-level WARNING` (no per-stream INFO summary line).
 - `keepalive100` is a config change, applied by `targets.py` (pool `max_keepalive_connections: 100`).
+- `metrics`, `accesslog`: `gateway.observe`'s request observers added to the app (its cost with them on).
 
 The runner selects these as targets named `gateway-asgi@aiohttp+warning`. Nothing here is imported by
 the gateway; the patch is applied in this process only.
@@ -21,7 +22,26 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-VARIANTS = ("aiohttp", "warning", "keepalive100")
+VARIANTS = ("aiohttp", "warning", "keepalive100", "metrics", "accesslog")
+
+
+def add_observers(variants: list[str]) -> None:
+    """`metrics` / `accesslog`: the observe/ observers on every request, as the app will wire them."""
+    from gateway import cli
+    from gateway.observe.access_log import AccessLog
+    from gateway.observe.metrics import GatewayMetrics
+
+    original = cli.create_app
+
+    def create_app(*args: Any, **kwargs: Any) -> Any:
+        app = original(*args, **kwargs)
+        if "metrics" in variants:
+            app.state.observers.append(GatewayMetrics())
+        if "accesslog" in variants:
+            app.state.observers.append(AccessLog())
+        return app
+
+    cli.create_app = create_app  # type: ignore[assignment]
 
 
 def use_aiohttp_transport() -> None:
@@ -59,6 +79,8 @@ def main() -> int:
         return 2
     if "aiohttp" in variants:
         use_aiohttp_transport()
+    if "metrics" in variants or "accesslog" in variants:
+        add_observers(variants)
     if "warning" in variants:
         args += ["--log-level", "WARNING"]
     from gateway.cli import main as gateway_main
