@@ -232,7 +232,13 @@ def goals_table(run: dict[str, Any]) -> list[str]:
 def render(run: dict[str, Any]) -> str:
     meta = run["meta"]
     lines = [
-        f"Run of {meta['date']} (`{meta['command']}`, profile `{meta['profile']}`).",
+        f"Run of {meta['date']} (`{meta['command']}`, profile `{meta['profile']}`"
+        + (
+            f", each load run {meta['repeat']} times, the least disturbed kept"
+            if meta.get("repeat", 1) > 1
+            else ""
+        )
+        + ").",
         "",
         f"- Machine: {meta['machine']}",
         f"- Pinning: {meta['pinning']}",
