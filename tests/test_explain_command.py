@@ -108,7 +108,8 @@ def test_text_output() -> None:
         "  streaming: asgi (raw ASGI streamer) for stream=true requests",
         "             a request can override it (x-use-asgi-streaming header, x_use_asgi_streaming field)",
         "  retry:     1 attempt per target (no retry) [provider local (the route's first target)]; on 429, "
-        "500, 502, 503, 504, connect_error, timeout; backoff 0.25s doubling up to 8s, jittered; Retry-After "
+        "500, 502, 503, 504, connect_error, timeout, read_error; backoff 0.25s doubling up to 8s, jittered; "
+        "Retry-After "
         "honoured up to 30s",
         "  deadline:  none for the whole request, across every attempt",
         "  targets, in the order tried:",

@@ -43,15 +43,15 @@ def status(code: int, retry_after: str | None = None) -> UpstreamStatusError:
         (status(404), False),
         (UpstreamConnectError("refused"), True),
         (UpstreamTimeout("slow"), True),
-        (UpstreamReadError("reset"), False),  # read_error is opt-in
-        (UpstreamProtocolError("garbled"), False),
+        (UpstreamReadError("reset"), True),  # a connection broken before the answer fails over
+        (UpstreamProtocolError("garbled"), True),  # read_error covers unreadable answers too
     ],
 )
 def test_default_retry_on(error: UpstreamError, retried: bool) -> None:
     assert rules().retries(error) is retried
 
 
-def test_read_error_opt_in_covers_unreadable_answers() -> None:
+def test_read_error_covers_unreadable_answers() -> None:
     r = rules(retry_on=("read_error",))
     assert r.retries(UpstreamReadError("reset"))
     assert r.retries(UpstreamProtocolError("closed before any event"))

@@ -16,7 +16,16 @@ ProviderType = Literal["openai", "ollama", "mock"]
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
 
-DEFAULT_RETRY_ON: tuple[str, ...] = ("429", "500", "502", "503", "504", "connect_error", "timeout")
+DEFAULT_RETRY_ON: tuple[str, ...] = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "connect_error",
+    "timeout",
+    "read_error",
+)
 
 
 @dataclass(frozen=True, slots=True)
