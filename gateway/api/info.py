@@ -14,12 +14,15 @@ from gateway.api.runtime import Runtime
 
 
 async def list_models(request: Request) -> Response:
+    """The models the routes serve; with keys enforced, only those the caller's key may use (401 without)."""
     runtime: Runtime = request.app.state.holder.current
+    names = runtime.table.model_names()
+    access = request.app.state.access
+    if access is not None:
+        key = access.authenticate(request.headers)
+        names = [name for name in names if (match := runtime.table.resolve(name)) and key.allows(match)]
     created = int(runtime.loaded_at)
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
-        for name in runtime.table.model_names()
-    ]
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "gateway"} for name in names]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
