@@ -22,8 +22,9 @@ MESSAGES = [{"role": "user", "content": "say something"}]
 
 def streaming_routes_yaml(base_url: str) -> str:
     """Provider `sim` (roomy pool, no health checks: they would open connections of their own), provider
-    `sim-short` (0.5 s read timeout), and routes `sim-model` (default streamer: asgi), `sim-starlette`
-    (`streaming: starlette`) and `sim-short`, all answered as upstream model `sim-model`."""
+    `sim-short` (0.5 s read timeout), provider `sim-no-usage` (`stream_usage: false`), and routes
+    `sim-model` (default streamer: asgi), `sim-starlette` (`streaming: starlette`), `sim-short` and
+    `sim-no-usage`, all answered as upstream model `sim-model`."""
     return textwrap.dedent(
         f"""\
         providers:
@@ -39,6 +40,12 @@ def streaming_routes_yaml(base_url: str) -> str:
             api_key: ${{SIM_API_KEY:-sim-key}}
             timeouts: {{read: 0.5}}
             health_check: {{enabled: false}}
+          sim-no-usage:
+            type: openai
+            base_url: {base_url}
+            api_key: ${{SIM_API_KEY:-sim-key}}
+            stream_usage: false
+            health_check: {{enabled: false}}
         routes:
           sim-model:
             targets: [{{provider: sim}}]
@@ -47,6 +54,8 @@ def streaming_routes_yaml(base_url: str) -> str:
             targets: [{{provider: sim, model: sim-model}}]
           sim-short:
             targets: [{{provider: sim-short, model: sim-model}}]
+          sim-no-usage:
+            targets: [{{provider: sim-no-usage, model: sim-model}}]
         """
     )
 

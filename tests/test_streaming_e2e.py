@@ -291,6 +291,24 @@ def test_usage_is_asked_upstream_recorded_and_dropped_when_the_client_did_not_as
     assert len(asked_chunks) == len(silent_chunks) + 1
 
 
+def test_a_provider_without_stream_usage_is_not_asked_for_it(
+    simulator: ProviderSimulator, client: httpx.Client, observer: RecordingObserver
+) -> None:
+    simulator.default = Behaviour(tokens=2)
+    silent = stream(client, "/v1/chat/completions", stream_body("sim-no-usage"))
+    asked = stream(
+        client, "/v1/chat/completions", stream_body("sim-no-usage", stream_options={"include_usage": True})
+    )
+
+    upstream = simulator.chat_requests
+    assert "stream_options" not in upstream[0].json
+    assert upstream[1].json["stream_options"] == {"include_usage": True}  # the client's own, passed on
+    wait_until(lambda: len(observer.records) == 2, message="no request records")
+    assert [record.usage is None for record in observer.records] == [True, False]
+    assert all(event.json()["choices"] for event in silent.events[:-1])
+    assert asked.events[-2].json()["choices"] == []
+
+
 def test_sequential_streams_reuse_one_upstream_connection(
     simulator: ProviderSimulator, client: httpx.Client
 ) -> None:
