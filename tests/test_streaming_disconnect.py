@@ -53,14 +53,16 @@ def observer() -> RecordingObserver:
     return RecordingObserver()
 
 
-@pytest.fixture
+@pytest.fixture(params=["httptools", "h11"])
 def gateway(
-    simulator: ProviderSimulator, tmp_path: Path, observer: RecordingObserver
+    request: pytest.FixtureRequest, simulator: ProviderSimulator, tmp_path: Path, observer: RecordingObserver
 ) -> Iterator[RunningGateway]:
+    """The gateway under uvicorn with either of its HTTP/1.1 implementations (they report disconnects
+    through different code)."""
     app = create_app(write_config(tmp_path, streaming_routes_yaml(simulator.base_url)), reload=False)
     app.state.observers.append(observer)
     app.router.add_route("/_test/tasks", _tasks, methods=["GET"])
-    with running_gateway(app=app) as running:
+    with running_gateway(app=app, http=request.param) as running:
         yield running
 
 
