@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from gateway.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,3 +27,31 @@ def test_ci_runs_the_readme_test_command() -> None:
     _, test = quick_start_commands()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test in ci_lines
+
+
+# Providers a README example refers to without defining them (each example shows one concern).
+_SUPPLEMENT = {
+    "lingyiwanwu": "  lingyiwanwu:\n    type: openai\n    base_url: https://api.lingyiwanwu.com/v1\n",
+    "local": "  local:\n    type: ollama\n",
+    "mock": "  mock:\n    type: mock\n",
+}
+
+
+def test_readme_config_examples_load(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    examples = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if ":" in block]
+    assert len(examples) >= 3
+    for number, example in enumerate(examples):
+        directory = tmp_path / f"example-{number}"
+        directory.mkdir()
+        (directory / "example.yaml").write_text(example)
+        missing = [name for name in _SUPPLEMENT if name in example and f"  {name}:" not in example]
+        if missing:
+            (directory / "supplement.yaml").write_text(
+                "providers:\n" + "".join(_SUPPLEMENT[name] for name in missing)
+            )
+        result = load_config(
+            [directory], environ={"DEEPSEEK_API_KEY": "k", "SEARCH_TEAM_KEY": "k1", "OPS_KEY": "k2"}
+        )
+        errors = [str(d) for d in result.diagnostics if d.severity == "error"]
+        assert result.ok, f"README example {number} does not load:\n" + "\n".join(errors)
