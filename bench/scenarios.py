@@ -56,7 +56,10 @@ def scenarios(profile: Profile) -> list[Scenario]:
             seconds,
             tokens=5 if small else 50,
             delay_ms=20.0,
-            ramp_ms=20.0,
+            # Starts spread over one stream's length (50 x 20 ms): streams in steady state, at every phase.
+            # Started within one token interval instead, all 200 end and restart together every second,
+            # and the figure measures a burst of 200 request setups rather than relaying.
+            ramp_ms=100.0 if small else 1000.0,
         ),
         Scenario(
             "open_1000",
