@@ -15,7 +15,8 @@ from gateway.api.app import create_app
 from gateway.config import schema_text
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
-from gateway.observe.logging import configure_logging
+from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
+from gateway.observe.metrics import multiprocess_directory
 from gateway.validate_command import run_validate
 
 DEFAULT_CONFIG = "routes"
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
     serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: $LOG_LEVEL or INFO)")
+    serve.add_argument(
+        "--log-format", default=None, help="text or json, one object per line (default: $LOG_FORMAT or text)"
+    )
 
     validate = commands.add_parser("validate-config", help="check route files, print errors with positions")
     validate.add_argument("paths", nargs="*", default=[DEFAULT_CONFIG], help="directories or files")
@@ -70,7 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    try:
+        configure_logging(args.log_level, args.log_format)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    with multiprocess_directory(args.workers):  # Prometheus multiprocess mode for --workers > 1
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     common = {
         "host": args.host,
         "port": args.port,
@@ -97,6 +110,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ[CONFIG_ENV] = args.config
         os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""
+        for name, value in ((LEVEL_ENV, args.log_level), (FORMAT_ENV, args.log_format)):
+            if value:
+                os.environ[name] = value  # workers set up their logging from the environment
         uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
         return 0
     print(f"gateway listening on http://{args.host}:{args.port} (config: {args.config})", file=sys.stderr)

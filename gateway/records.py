@@ -24,9 +24,14 @@ class RequestRecord:
     key_name: str | None = None  # the gateway key used, by name (never the secret)
     time_to_first_chunk: float | None = None  # streams only
     chunks: int = 0
-    stream_status: str | None = None  # ok | error | disconnected (streams only)
+    stream_status: str | None = None  # ok | error | disconnected; set only for a stream that was relayed
     usage: dict[str, Any] | None = None  # upstream `usage` block when the provider reported one
     error_code: str | None = None
+    # Appended last: fields before them are also given by position by some callers.
+    retries: int = 0  # attempts repeated on the same provider
+    failovers: int = 0  # moves to the next target after a provider failed
+    chunk_interval: float | None = None  # mean gap between a stream's events, seconds (2+ events)
+    max_chunk_interval: float | None = None  # longest gap between two events of a stream, seconds
 
     @property
     def prompt_tokens(self) -> int:
@@ -41,3 +46,10 @@ class RequestObserver(Protocol):
     """Called once per chat request when it has finished (streams: when the last byte went out)."""
 
     async def request_finished(self, record: RequestRecord) -> None: ...
+
+
+class StreamObserver(Protocol):
+    """Told when a stream has been opened (its first event is in, the client is about to get it); its end
+    arrives as a `RequestRecord` with `stream_status` set. Synchronous: it runs on the request path."""
+
+    def stream_opened(self) -> None: ...

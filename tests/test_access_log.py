@@ -40,7 +40,7 @@ def test_one_line_per_request_with_route_provider_status_attempts_duration_token
         asyncio.run(AccessLog().request_finished(finished()))
     [line] = caplog.records
     message = line.getMessage()
-    assert message.startswith("request req_abc stream model=chat route=chat provider=deepseek status=200")
+    assert message.startswith("stream model=chat route=chat provider=deepseek status=200")
     for part in (
         "attempts=2",
         "duration_ms=500.0",

@@ -22,12 +22,16 @@ from gateway.api.compare import streaming_compare
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware, InflightTracker
 from gateway.api.info import health, list_models
+from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.reload import ReloadManager
 from gateway.api.runtime import RuntimeHolder, build_runtime
 from gateway.api.stats import stats
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError
+from gateway.observe.access_log import AccessLog
+from gateway.observe.logging import configure_logging
+from gateway.observe.metrics import GatewayMetrics
 from gateway.resilience.checker import HealthChecker
 
 logger = logging.getLogger("gateway")
@@ -38,11 +42,13 @@ def create_app(
     *,
     reload: bool = True,
     config: GatewayConfig | None = None,
+    metrics: bool | None = None,
 ) -> FastAPI:
     """The gateway app for the route files at `config_path` (a directory or files).
 
     The config is loaded (and validated) here, so a broken config fails at startup, not on first request.
-    `reload=False` stops watching the route files; SIGHUP reloads them either way.
+    `reload=False` stops watching the route files; SIGHUP reloads them either way. `metrics` turns the
+    Prometheus metrics on or off (default: on unless `$GATEWAY_METRICS` says off).
     """
     paths = config_path if isinstance(config_path, list) else [config_path]
     warnings: list[Diagnostic] = []
@@ -54,6 +60,7 @@ def create_app(
     initial = config
     access_config = access_settings(initial)  # bad keys/auth/settings fail here, like any config error
     tracker = InflightTracker()
+    gateway_metrics = GatewayMetrics() if metrics_enabled(metrics) else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +80,8 @@ def create_app(
                 logger.warning("provider %s is unavailable: %s", provider.name, provider.unavailable_reason)
         reloader = ReloadManager(holder, paths, tracker, warnings=warnings)
         app.state.reloader = reloader
+        if gateway_metrics is not None:
+            watch_app(gateway_metrics, holder, reloader)  # provider state, reload counts, config version
         checker = HealthChecker()  # active health checks; follows every reload
         app.state.health_checker = checker
         checker.sync(runtime.dispatcher.health)
@@ -97,7 +106,10 @@ def create_app(
         openapi_url=None,
     )
     install_error_handlers(app)
-    app.state.observers = []  # RequestObserver instances (usage accounting, metrics, access log)
+    # RequestObserver instances (metrics, access log; usage accounting joins in the lifespan).
+    app.state.observers = [AccessLog()] if gateway_metrics is None else [gateway_metrics, AccessLog()]
+    app.state.stream_observers = [] if gateway_metrics is None else [gateway_metrics]  # StreamObserver
+    app.state.metrics = gateway_metrics
     app.state.access_settings = access_config  # `gateway serve` checks it against --host
     app.state.access = app.state.access_control = None  # set by the lifespan (api/auth.py)
     app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
@@ -106,6 +118,7 @@ def create_app(
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
     app.router.add_route("/stats", stats, methods=["GET"])
+    app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
     app.add_middleware(InflightMiddleware, tracker=tracker)
@@ -113,7 +126,9 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` and multi-worker runs: config from `$GATEWAY_CONFIG`."""
+    """Factory for `uvicorn --factory` and multi-worker runs: config from `$GATEWAY_CONFIG`, logging
+    from `$LOG_LEVEL` and `$LOG_FORMAT` (a worker process starts with no logging set up)."""
+    configure_logging()
     return create_app(
         os.environ.get("GATEWAY_CONFIG", "routes"), reload=not os.environ.get("GATEWAY_NO_RELOAD")
     )

@@ -14,9 +14,9 @@ from starlette.types import ASGIApp
 
 from gateway.access.controller import AccessController
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
-from gateway.observe.request_id import accept_request_id
+from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.providers.openai_openai import client_wants_usage
-from gateway.records import RequestObserver, RequestRecord
+from gateway.records import RequestObserver, RequestRecord, StreamObserver
 from gateway.resilience.dispatch import RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer
 from gateway.streaming.relay import StreamStats
@@ -103,6 +103,7 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
     started = time.perf_counter()
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id
+    bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
     observers: list[RequestObserver] = request.app.state.observers
     access: AccessController | None = request.app.state.access  # None: no keys enforced
     ctx: RequestContext | None = None
@@ -150,8 +151,12 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
     except GatewayError as exc:
         exc.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
         if observers:
-            await _notify(observers, _record(ctx, model, exc.status_code, error=exc, request_id=request_id))
+            record = _record(ctx, model, exc.status_code, error=exc, request_id=request_id, started=started)
+            await _notify(observers, record)
         raise
+    stream_observers: list[StreamObserver] = request.app.state.stream_observers
+    for stream_observer in stream_observers:
+        stream_observer.stream_opened()
     headers = [
         (b"content-type", b"text/event-stream; charset=utf-8"),
         (b"cache-control", b"no-cache"),
@@ -183,7 +188,9 @@ def _record(
     usage: dict[str, Any] | None = None,
     error: GatewayError | None = None,
     request_id: str = "",
+    started: float | None = None,
 ) -> RequestRecord:
+    begun = ctx.started if ctx else started
     return RequestRecord(
         request_id=ctx.request_id if ctx else request_id,
         model=model,
@@ -193,7 +200,9 @@ def _record(
         stream=ctx.stream if ctx else False,
         status_code=status_code,
         attempts=ctx.attempts if ctx else 0,
-        duration=time.perf_counter() - ctx.started if ctx else 0.0,
+        duration=0.0 if begun is None else time.perf_counter() - begun,
+        retries=ctx.retries if ctx else 0,
+        failovers=ctx.failovers if ctx else 0,
         key_name=ctx.key_name if ctx else None,
         usage=usage,
         error_code=error.code if error else None,
@@ -207,6 +216,8 @@ async def _stream_finished(
     record.time_to_first_chunk = stats.first_chunk - stats.started if stats.first_chunk else None
     record.chunks = stats.chunks
     record.stream_status = stats.status
+    record.chunk_interval = stats.average_interval
+    record.max_chunk_interval = stats.max_interval if stats.chunks > 1 else None
     await _notify(observers, record)
 
 

@@ -1,9 +1,11 @@
-"""The access log: one line per finished chat request on the `gateway.access` logger, at INFO.
+"""The access log: one line per finished chat request on the `gateway.access_log` logger, at INFO.
 
-Text output is `key=value` pairs after the request id; the same fields ride along on the log record as
-`record.access` (a dict), so a JSON formatter can write them as fields instead. With the logger above
-INFO the observer returns after one level check, before building anything: free when off. A record
-holds nothing secret (a gateway key by name, never its value), so nothing here redacts.
+Text output is `key=value` pairs (the formatter puts the request id in front, see `observe.logging`);
+the same fields ride along on the log record as `record.access` (a dict), so the JSON formatter writes
+them as fields instead. Its own logger (not `gateway.access`, which is access control's) lets an
+operator turn the access lines off alone (`logging.getLogger("gateway.access_log").setLevel("WARNING")`).
+With the logger above INFO the observer returns after one level check, before building anything: free
+when off. A record holds nothing secret (a gateway key by name, never its value), so nothing here redacts.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 
 from gateway.records import RequestRecord
 
-ACCESS_LOGGER = "gateway.access"
+ACCESS_LOGGER = "gateway.access_log"
 TEXT_FORMAT = (
-    "request %s %s model=%s route=%s provider=%s status=%d attempts=%d duration_ms=%.1f "
+    "%s model=%s route=%s provider=%s status=%d attempts=%d duration_ms=%.1f "
     "prompt_tokens=%s completion_tokens=%s%s"
 )
 
@@ -31,6 +33,8 @@ def access_fields(record: RequestRecord) -> dict[str, Any]:
         "upstream_model": record.upstream_model,
         "status": record.status_code,
         "attempts": record.attempts,
+        "retries": record.retries,
+        "failovers": record.failovers,
         "duration_ms": round(record.duration * 1000, 2),
         "prompt_tokens": record.prompt_tokens if record.usage else None,
         "completion_tokens": record.completion_tokens if record.usage else None,
@@ -59,6 +63,8 @@ class AccessLog:
             return
         usage = record.usage is not None
         tail = []
+        if record.retries or record.failovers:
+            tail.append(f" retries={record.retries} failovers={record.failovers}")
         if record.stream:
             ttft = record.time_to_first_chunk
             first = "-" if ttft is None else f"{ttft * 1000:.1f}"
@@ -71,7 +77,6 @@ class AccessLog:
             tail.append(f" error={record.error_code}")
         logger.info(
             TEXT_FORMAT,
-            record.request_id,
             "stream" if record.stream else "complete",
             record.model,
             record.route or "-",

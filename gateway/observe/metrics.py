@@ -1,36 +1,48 @@
 """Prometheus metrics: what the gateway did, by route and provider, in one registry the app owns.
 
-`GatewayMetrics` is a request observer (`request_finished(record)`) plus a few hooks the rest of the
-gateway calls where things happen (a stream opening and closing, a retry, a failover, a config reload).
-Provider health and breaker state are not pushed at all: they are read from the live runtime when
-`/metrics` is scraped, so the hot path never pays for them.
+`GatewayMetrics` is a request observer (`request_finished(record)`, once per finished chat request) and
+a stream observer (`stream_opened()`, for the open-streams gauge). Everything a request reports comes
+from its `RequestRecord`: status, duration, time to first token, the gaps between a stream's events
+(its mean and longest gap, one observation each per stream: no per-chunk work), tokens, attempts,
+retries and failovers. Per-worker state is not pushed at all: provider health and breaker state and the
+reload counts are read from the live runtime and reload manager when `/metrics` is scraped, so the hot
+path never pays for them.
 
-Several workers (`gateway serve --workers N`): prometheus-client's multiprocess mode. The workers share
-one listening socket, so a scrape lands on any one of them; per-worker labels would make every counter
-jump between scrapes as different workers answer. In multiprocess mode each worker writes its samples to
-memory-mapped files under `PROMETHEUS_MULTIPROC_DIR` and the worker that answers a scrape sums them all.
-prometheus-client picks the mode when it is imported, so the variable must be set (by the CLI, to a fresh
-directory) before the workers start. Costs: about 0.5-1 us per counter increment and 1-2 us per histogram
-observation in one process, about twice that in multiprocess mode; a request touches six to nine series.
-What a scrape cannot sum is per-worker state: provider health and breakers are reported by the answering
-worker, with a `pid` label in multiprocess mode so different workers' views do not look like one.
+Several workers (`gateway serve --workers N`): prometheus-client's multiprocess mode, not per-worker
+labels. The workers share one listening socket, so a scrape lands on any one of them; with per-worker
+labels every scrape would show one worker's counters and the series of the others would go stale and
+come back at random. In multiprocess mode each worker writes its samples to memory-mapped files under
+`PROMETHEUS_MULTIPROC_DIR` and whichever worker answers a scrape sums them all: counters and
+histograms add up across workers, open streams too (`livesum`), and the config version is shown per
+worker (`liveall`, with a `pid` label: a reload that reached only some workers is visible).
+prometheus-client chooses the mode when it is first imported, so `gateway serve` sets the variable (to
+a fresh directory) before it starts the workers. What a scrape cannot sum is the state each worker
+keeps for itself (provider health, breakers, reload counts): those come from the worker that answers,
+with a `pid` label in multiprocess mode so different workers' views never look like one series.
+
+Costs (measured by `bench/metrics_overhead.py`): a request touches six to ten series, about 1 us each
+in one process and about twice that in multiprocess mode (a lock and an mmap write per sample).
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.records import RequestRecord
-from gateway.streaming.stats import StreamStats
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds. Chat answers run from milliseconds (a cached or tiny answer) to minutes (long generations).
@@ -40,6 +52,7 @@ INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 6, 10)
 BREAKER_STATES = ("closed", "open", "half_open")
 NONE = "none"  # label value when a request matched no route or reached no provider
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,35 +65,60 @@ class ProviderStatus:
     breaker: str  # closed | open | half_open
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadCounts:
+    """Config reloads of this process so far, by result (read from the reload manager at scrape time)."""
+
+    applied: int
+    rejected: int
+
+
 ProviderSource = Callable[[], Iterable[ProviderStatus]]
+ReloadSource = Callable[[], ReloadCounts]
 
 
-class _ProviderCollector(Collector):
-    """Provider gauges computed at scrape time from the live runtime."""
+class _WorkerStateCollector(Collector):
+    """Gauges and counters of this worker's own state, computed at scrape time."""
 
-    def __init__(self, source: ProviderSource, pid: str | None) -> None:
-        self.source = source
+    def __init__(self, pid: str | None) -> None:
         self.pid = pid
+        self.providers: ProviderSource | None = None
+        self.reloads: ReloadSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         extra = ["pid"] if self.pid else []
         tail = [self.pid] if self.pid else []
+        if self.providers is not None:
+            yield from self._provider_families(extra, tail)
+        if self.reloads is not None:
+            counts = self.reloads()
+            reloads = CounterMetricFamily(
+                "gateway_config_reloads",
+                "Config reloads by result: ok (applied) or failed (rejected, the last good config kept)",
+                labels=["result", *extra],
+            )
+            reloads.add_metric(["ok", *tail], counts.applied)
+            reloads.add_metric(["failed", *tail], counts.rejected)
+            yield reloads
+
+    def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
+        assert self.providers is not None
         available = GaugeMetricFamily(
             "gateway_provider_available",
-            "1 if the provider is configured usable",
+            "1 if the provider is configured usable (its secret is set)",
             labels=["provider", *extra],
         )
         healthy = GaugeMetricFamily(
             "gateway_provider_healthy",
-            "1 if active health checks pass (or none ran yet)",
+            "1 unless active health checks mark the provider unhealthy (none ran yet counts as healthy)",
             labels=["provider", *extra],
         )
         breaker = GaugeMetricFamily(
             "gateway_provider_breaker_state",
-            "1 for the circuit breaker's current state, 0 for the others",
+            "1 for the circuit breaker's current state (closed, open, half_open), 0 for the others",
             labels=["provider", "state", *extra],
         )
-        for status in self.source():
+        for status in self.providers():
             available.add_metric([status.name, *tail], 1.0 if status.available else 0.0)
             healthy.add_metric([status.name, *tail], 1.0 if status.healthy else 0.0)
             for state in BREAKER_STATES:
@@ -89,7 +127,7 @@ class _ProviderCollector(Collector):
 
 
 class GatewayMetrics:
-    """All gateway metrics. One instance per app (the lifespan builds it); no module-level state."""
+    """All gateway metrics. One instance per app; no module-level state (a test may build many)."""
 
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
         # In multiprocess mode samples live in files and a scrape reads them all, so the metric objects
@@ -99,10 +137,11 @@ class GatewayMetrics:
         )
         self.registry = CollectorRegistry(auto_describe=True)
         own: CollectorRegistry | None = None if self.multiprocess_dir else self.registry
-        self._provider_collector: _ProviderCollector | None = None
+        self._worker_state = _WorkerStateCollector(str(os.getpid()) if self.multiprocess_dir else None)
+        self.registry.register(self._worker_state)
         self.requests = Counter(
             "gateway_requests",
-            "Chat requests by route, provider, HTTP status and whether streamed",
+            "Chat requests by route, provider (the last one tried), HTTP status and whether streamed",
             ["route", "provider", "status", "stream"],
             registry=own,
         )
@@ -115,7 +154,7 @@ class GatewayMetrics:
         )
         self.first_token = Histogram(
             "gateway_time_to_first_token_seconds",
-            "Request arrival to the first streamed event sent to the client",
+            "Request arrival to the first streamed event handed to the client",
             ["route", "provider"],
             buckets=FIRST_TOKEN_BUCKETS,
             registry=own,
@@ -134,6 +173,13 @@ class GatewayMetrics:
             buckets=INTERVAL_BUCKETS,
             registry=own,
         )
+        self.streams = Counter(
+            "gateway_streams",
+            "Relayed streams by how they ended: ok, error (an error event after the first byte), "
+            "disconnected (the client left)",
+            ["route", "provider", "outcome"],
+            registry=own,
+        )
         self.tokens = Counter(
             "gateway_tokens",
             "Tokens reported by upstream usage blocks",
@@ -148,21 +194,16 @@ class GatewayMetrics:
             registry=own,
         )
         self.retries = Counter(
-            "gateway_retries",
-            "Attempts repeated on the same provider",
-            ["route", "provider", "reason"],
-            registry=own,
+            "gateway_retries", "Attempts repeated on the same provider", ["route"], registry=own
         )
         self.failovers = Counter(
-            "gateway_failovers",
-            "Moves to the next target after a provider failed",
-            ["route", "provider", "reason"],
-            registry=own,
+            "gateway_failovers", "Moves to the next target after a provider failed", ["route"], registry=own
         )
         self.open_streams = Gauge(
-            "gateway_open_streams", "Streams currently relayed", registry=own, multiprocess_mode="livesum"
+            "gateway_open_streams", "Streams being relayed now", registry=own, multiprocess_mode="livesum"
         )
-        self.reloads = Counter("gateway_config_reloads", "Config reloads by result", ["result"], registry=own)
+        # An info metric by the Prometheus convention (`_info`, value 1); a Gauge because prometheus-client
+        # has no Info in multiprocess mode. The exposition is the same.
         self.config_info = Gauge(
             "gateway_config_info",
             "1 for the config version in use (a short hash of the effective config)",
@@ -178,26 +219,21 @@ class GatewayMetrics:
 
     def watch_providers(self, source: ProviderSource) -> None:
         """Report provider state from `source` at every scrape (replaces an earlier source)."""
-        if self._provider_collector is not None:
-            self.registry.unregister(self._provider_collector)
-        pid = str(os.getpid()) if self.multiprocess_dir else None
-        self._provider_collector = _ProviderCollector(source, pid)
-        self.registry.register(self._provider_collector)
+        self._worker_state.providers = source
+
+    def watch_reloads(self, source: ReloadSource) -> None:
+        """Report config reload counts from `source` at every scrape (replaces an earlier source)."""
+        self._worker_state.reloads = source
 
     def render(self) -> tuple[bytes, str]:
-        """The `/metrics` body and its content type."""
+        """The `/metrics` body and its content type. Blocking (multiprocess mode reads files)."""
         if not self.multiprocess_dir:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        forget_dead_workers(self.multiprocess_dir)
         scrape = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(scrape, path=self.multiprocess_dir)
-        if self._provider_collector is not None:
-            scrape.register(self._provider_collector)
+        scrape.register(self._worker_state)
         return generate_latest(scrape), CONTENT_TYPE_LATEST
-
-    def worker_exited(self, pid: int) -> None:
-        """Multiprocess mode: drop a finished worker's live gauges (open streams, config info)."""
-        if self.multiprocess_dir:
-            prometheus_multiprocess.mark_process_dead(pid, self.multiprocess_dir)
 
     # Observations
 
@@ -210,55 +246,97 @@ class GatewayMetrics:
 
     async def request_finished(self, record: RequestRecord) -> None:
         """The request observer: one call per finished chat request (streams: after the last byte)."""
+        child = self._child
         route = record.route or NONE
         provider = record.provider or NONE
         stream = "true" if record.stream else "false"
-        self._child(self.requests, route, provider, str(record.status_code), stream).inc()
-        self._child(self.duration, route, stream).observe(record.duration)
+        child(self.requests, route, provider, str(record.status_code), stream).inc()
+        child(self.duration, route, stream).observe(record.duration)
         if record.attempts:
-            self._child(self.attempts, route).observe(record.attempts)
-        if record.time_to_first_chunk is not None:
-            self._child(self.first_token, route, provider).observe(record.time_to_first_chunk)
+            child(self.attempts, route).observe(record.attempts)
+        if record.retries:
+            child(self.retries, route).inc(record.retries)
+        if record.failovers:
+            child(self.failovers, route).inc(record.failovers)
         if record.usage:
             prompt, completion = record.prompt_tokens, record.completion_tokens
             if prompt:
-                self._child(self.tokens, route, provider, "prompt").inc(prompt)
+                child(self.tokens, route, provider, "prompt").inc(prompt)
             if completion:
-                self._child(self.tokens, route, provider, "completion").inc(completion)
+                child(self.tokens, route, provider, "completion").inc(completion)
+        if record.stream_status is not None:  # a relayed stream ended (`stream_opened` was called)
+            self.open_streams.dec()
+            child(self.streams, route, provider, record.stream_status).inc()
+            if record.time_to_first_chunk is not None:
+                child(self.first_token, route, provider).observe(record.time_to_first_chunk)
+            if record.chunk_interval is not None:
+                child(self.chunk_interval, route, provider).observe(record.chunk_interval)
+            if record.max_chunk_interval is not None:
+                child(self.max_chunk_interval, route, provider).observe(record.max_chunk_interval)
 
     def stream_opened(self) -> None:
+        """The stream observer: a stream's first event is in and about to be relayed."""
         self.open_streams.inc()
 
-    def stream_closed(self, route: str | None, stats: StreamStats) -> None:
-        """A relayed stream ended (any way): its gap statistics, once per stream."""
-        self.open_streams.dec()
-        average = stats.average_interval
-        if average is not None:
-            labels = (route or NONE, stats.provider)
-            self._child(self.chunk_interval, *labels).observe(average)
-            self._child(self.max_chunk_interval, *labels).observe(stats.max_interval)
-
-    def retried(self, route: str, provider: str, reason: str) -> None:
-        """`reason`: the retry condition that matched (a status such as "503", or connect_error, timeout)."""
-        self._child(self.retries, route, provider, reason).inc()
-
-    def failed_over(self, route: str, provider: str, reason: str) -> None:
-        """`provider` is the one given up on."""
-        self._child(self.failovers, route, provider, reason).inc()
-
-    def config_reloaded(self, ok: bool, version: str | None = None) -> None:
-        self.reloads.labels("ok" if ok else "failed").inc()
-        if ok and version is not None:
-            self.config_loaded(version)
-
     def config_loaded(self, version: str) -> None:
-        """The config in use (at startup and after each successful reload)."""
+        """The config in use (at startup and after each applied reload)."""
         if version == self._config_version:
             return
         if self._config_version is not None:
-            if self.multiprocess_dir:  # series live in other workers' files too: mark, do not remove
+            if self.multiprocess_dir:  # this worker's old series stays in its file: show it as 0
                 self.config_info.labels(self._config_version).set(0)
             else:
                 self.config_info.remove(self._config_version)
         self.config_info.labels(version).set(1)
         self._config_version = version
+
+
+@contextlib.contextmanager
+def multiprocess_directory(workers: int) -> Iterator[str | None]:
+    """For `gateway serve`, around building the app and running the server: the metrics directory.
+
+    `$PROMETHEUS_MULTIPROC_DIR` when set (created if missing, and emptied of the previous run's `*.db`
+    files, as prometheus-client requires); else, with several workers, a fresh temporary directory set
+    in the environment the workers inherit and removed afterwards; else None (one process, in memory).
+    """
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for path in glob.glob(os.path.join(given, "*.db")):
+            os.remove(path)
+        yield given
+        return
+    if workers <= 1:
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROCESS_ENV] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges (open streams, config version) of workers that are gone, so a worker that
+    died mid-stream does not count its streams forever. Their counters and histograms stay: what they
+    counted did happen. Runs at scrape time: one directory listing."""
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        found = _LIVE_GAUGE_FILE.search(os.path.basename(path))
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        if not _alive(pid):
+            with contextlib.suppress(FileNotFoundError):  # another worker's scrape got there first
+                prometheus_multiprocess.mark_process_dead(pid, directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -51,6 +51,8 @@ class RequestContext:
     client_wants_usage: bool = False
     started: float = field(default_factory=time.perf_counter)
     attempts: int = 0
+    retries: int = 0  # attempts repeated on the same target
+    failovers: int = 0  # moves to the next target after one failed
     provider: str | None = None
     upstream_model: str | None = None
     key_name: str | None = None  # set by access control: the gateway key's name, never its secret
@@ -111,6 +113,7 @@ class Dispatcher:
                 continue
             if tried:
                 _check_deadline(deadline_at, last_error)
+                ctx.failovers += 1
                 logger.info("request %s fails over to provider %s", ctx.request_id, entry.provider.name)
             tried = True
             try:
@@ -124,6 +127,7 @@ class Dispatcher:
             for entry in order:
                 if last_error is not None:
                     _check_deadline(deadline_at, last_error)
+                    ctx.failovers += 1
                 try:
                     return await self._try_target(ctx, entry, attempt, deadline_at, panic=True)
                 except UpstreamError as exc:
@@ -173,6 +177,7 @@ class Dispatcher:
                     await asyncio.sleep(wait)
                 if not panic and not health.acquire(time.monotonic()):
                     raise  # the breaker opened meanwhile: fail over instead
+                ctx.retries += 1
                 continue
             except BaseException:
                 if holds_trial:
