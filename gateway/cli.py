@@ -89,8 +89,9 @@ def _serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "loop": "uvloop",
         "http": "httptools",
-        "access_log": False,
+        "access_log": False,  # the gateway writes its own access line (observe/access_log.py)
         "log_level": "warning",
+        "log_config": None,  # uvicorn's loggers keep the handler configure_logging gave them
         "lifespan": "on",
     }
     try:

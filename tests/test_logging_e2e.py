@@ -6,6 +6,7 @@ provider, status, attempts, duration and tokens."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,11 @@ def test_json_logs_carry_the_request_id_on_every_line_of_a_request(
             "/v1/chat/completions", json={**body, "model": "nope"}, headers={"x-request-id": "req-404"}
         )
         assert missing.status_code == 404
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:  # uvicorn warns
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            raw.recv(1024)
         wait_until(lambda: gateway.log_text().count('"gateway.access_log"') >= 5, 5, "access lines")
+        wait_until(lambda: '"uvicorn.error"' in gateway.log_text(), 5, "uvicorn's warning")
     lines = log_lines(gateway.log_text())
 
     plain = access_line(lines, "req-plain")
@@ -97,6 +102,8 @@ def test_json_logs_carry_the_request_id_on_every_line_of_a_request(
         assert (streamed_access["kind"], streamed_access["stream_status"]) == ("stream", "ok")
         assert streamed_access["chunks"] >= 2
 
+    [server_line] = [line for line in lines if line["logger"] == "uvicorn.error"]  # JSON like the rest
+    assert server_line["level"] == "WARNING" and "request_id" not in server_line
     not_found = access_line(lines, "req-404")
     assert (not_found["status"], not_found["route"], not_found["error"]) == (404, None, "model_not_found")
     # No line of a request lost its id: every chunk line names its stream and carries the same id.

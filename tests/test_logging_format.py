@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway.observe.access_log import ACCESS_LOGGER, AccessLog
-from gateway.observe.logging import GATEWAY_LOGGER, configure_logging
+from gateway.observe.logging import GATEWAY_LOGGER, SERVER_LOGGER, configure_logging
 from gateway.observe.request_id import bind_request_id, current_request_id
 from gateway.records import RequestRecord
 
@@ -21,13 +21,14 @@ from gateway.records import RequestRecord
 def output() -> Iterator[io.StringIO]:
     """A stream for `configure_logging`; the gateway logger's handlers, level and propagation restored
     afterwards (pytest's log capture relies on propagation)."""
-    root = logging.getLogger(GATEWAY_LOGGER)
-    saved = (root.handlers[:], root.level, root.propagate)
+    loggers = [logging.getLogger(GATEWAY_LOGGER), logging.getLogger(SERVER_LOGGER)]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     stream = io.StringIO()
     try:
         yield stream
     finally:
-        root.handlers[:], root.level, root.propagate = saved
+        for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 def in_request(request_id: str | None, function: object) -> None:

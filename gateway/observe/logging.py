@@ -6,6 +6,10 @@ own (the access line passes it explicitly). `json` writes one object per line wi
 `level`, `logger`, `message`, `request_id` when there is one, the access line's fields at the top level
 and `exception` with the traceback. Formatting happens only for lines that pass the level check, so a
 level that is off costs one integer comparison per call site.
+
+The server's own lines (uvicorn's `uvicorn.*` loggers: invalid requests, an exception that escaped the
+app, worker restarts) go through the same handler, so a JSON log stays one object per line; `gateway
+serve` starts uvicorn without its own logging config, and uvicorn sets only their levels.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 LEVEL_ENV = "LOG_LEVEL"
 FORMAT_ENV = "LOG_FORMAT"
 GATEWAY_LOGGER = "gateway"
+SERVER_LOGGER = "uvicorn"
 TEXT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -99,8 +104,9 @@ def configure_logging(
     level: str | None = None, output_format: str | None = None, *, stream: IO[str] | None = None
 ) -> None:
     """Send the `gateway` loggers to `stream` (stderr) at `level` in `output_format` (text or json;
-    both default from the environment). Idempotent: replaces the handler an earlier call installed.
-    Raises ValueError for an unknown level or format, before changing anything."""
+    both default from the environment), and uvicorn's in the same format. Idempotent: replaces the
+    handlers an earlier call installed. Raises ValueError for an unknown level or format, before
+    changing anything."""
     level_number = parse_log_level(level)
     json_lines = parse_log_format(output_format) == "json"
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -110,3 +116,6 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level_number)
     root.propagate = False
+    server = logging.getLogger(SERVER_LOGGER)
+    server.handlers[:] = [handler]
+    server.propagate = False
