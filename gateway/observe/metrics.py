@@ -34,7 +34,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
@@ -212,8 +211,10 @@ class GatewayMetrics:
             multiprocess_mode="liveall",
         )
         self._config_version: str | None = None
-        # Label children are cached: `.labels()` costs more than the increment it serves.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        # Label children, cached per label combination: `.labels()` costs more than the increment it
+        # serves, and one lookup per request finds every series the request touches.
+        self._request_series: dict[tuple[str | None, str | None, int, bool], _RequestSeries] = {}
+        self._stream_series: dict[tuple[str, str, str], _StreamSeries] = {}
 
     # Wiring
 
@@ -237,42 +238,42 @@ class GatewayMetrics:
 
     # Observations
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     async def request_finished(self, record: RequestRecord) -> None:
         """The request observer: one call per finished chat request (streams: after the last byte)."""
-        child = self._child
-        route = record.route or NONE
-        provider = record.provider or NONE
-        stream = "true" if record.stream else "false"
-        child(self.requests, route, provider, str(record.status_code), stream).inc()
-        child(self.duration, route, stream).observe(record.duration)
+        key = (record.route, record.provider, record.status_code, record.stream)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = _RequestSeries(self, *key)
+        series.requests.inc()
+        series.duration.observe(record.duration)
         if record.attempts:
-            child(self.attempts, route).observe(record.attempts)
+            series.attempts.observe(record.attempts)
         if record.retries:
-            child(self.retries, route).inc(record.retries)
+            series.retries.inc(record.retries)
         if record.failovers:
-            child(self.failovers, route).inc(record.failovers)
+            series.failovers.inc(record.failovers)
         if record.usage:
             prompt, completion = record.prompt_tokens, record.completion_tokens
             if prompt:
-                child(self.tokens, route, provider, "prompt").inc(prompt)
+                series.prompt_tokens.inc(prompt)
             if completion:
-                child(self.tokens, route, provider, "completion").inc(completion)
+                series.completion_tokens.inc(completion)
         if record.stream_status is not None:  # a relayed stream ended (`stream_opened` was called)
             self.open_streams.dec()
-            child(self.streams, route, provider, record.stream_status).inc()
-            if record.time_to_first_chunk is not None:
-                child(self.first_token, route, provider).observe(record.time_to_first_chunk)
-            if record.chunk_interval is not None:
-                child(self.chunk_interval, route, provider).observe(record.chunk_interval)
-            if record.max_chunk_interval is not None:
-                child(self.max_chunk_interval, route, provider).observe(record.max_chunk_interval)
+            self._stream_finished(record, record.stream_status)
+
+    def _stream_finished(self, record: RequestRecord, outcome: str) -> None:
+        key = (record.route or NONE, record.provider or NONE, outcome)
+        series = self._stream_series.get(key)
+        if series is None:
+            series = self._stream_series[key] = _StreamSeries(self, *key)
+        series.streams.inc()
+        if record.time_to_first_chunk is not None:
+            series.first_token.observe(record.time_to_first_chunk)
+        if record.chunk_interval is not None:
+            series.chunk_interval.observe(record.chunk_interval)
+        if record.max_chunk_interval is not None:
+            series.max_chunk_interval.observe(record.max_chunk_interval)
 
     def stream_opened(self) -> None:
         """The stream observer: a stream's first event is in and about to be relayed."""
@@ -316,6 +317,44 @@ def multiprocess_directory(workers: int) -> Iterator[str | None]:
     finally:
         os.environ.pop(MULTIPROCESS_ENV, None)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+class _RequestSeries:
+    """The series one kind of finished request touches (route, provider, status, streamed or not)."""
+
+    __slots__ = (
+        "attempts",
+        "completion_tokens",
+        "duration",
+        "failovers",
+        "prompt_tokens",
+        "requests",
+        "retries",
+    )
+
+    def __init__(
+        self, metrics: GatewayMetrics, route: str | None, provider: str | None, status: int, stream: bool
+    ) -> None:
+        route, provider, streamed = route or NONE, provider or NONE, "true" if stream else "false"
+        self.requests = metrics.requests.labels(route, provider, str(status), streamed)
+        self.duration = metrics.duration.labels(route, streamed)
+        self.attempts = metrics.attempts.labels(route)
+        self.retries = metrics.retries.labels(route)
+        self.failovers = metrics.failovers.labels(route)
+        self.prompt_tokens = metrics.tokens.labels(route, provider, "prompt")
+        self.completion_tokens = metrics.tokens.labels(route, provider, "completion")
+
+
+class _StreamSeries:
+    """The series a relayed stream touches when it ends (route, provider, how it ended)."""
+
+    __slots__ = ("chunk_interval", "first_token", "max_chunk_interval", "streams")
+
+    def __init__(self, metrics: GatewayMetrics, route: str, provider: str, outcome: str) -> None:
+        self.streams = metrics.streams.labels(route, provider, outcome)
+        self.first_token = metrics.first_token.labels(route, provider)
+        self.chunk_interval = metrics.chunk_interval.labels(route, provider)
+        self.max_chunk_interval = metrics.max_chunk_interval.labels(route, provider)
 
 
 def forget_dead_workers(directory: str) -> None:
