@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenarios", help="comma-separated scenario keys (idle is always measured)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="update bench/README.md even for a partial run (--only, --scenarios)",
+    )
     parser.add_argument("--python-client", action="store_true", help="non-streaming load without wrk")
     parser.add_argument(
         "--repeat",
@@ -168,7 +173,9 @@ def save(run: dict[str, Any], args: argparse.Namespace, profile: str) -> None:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
     (results_dir / f"{stamp}-{profile}.json").write_text(text)
     rendered = report.render(run)
-    if not args.no_readme and not args.smoke:
+    # Only a complete run replaces the recorded results: a partial one would drop the peers' rows.
+    complete = not (args.only or args.scenarios or args.smoke)
+    if not args.no_readme and (complete or args.readme):
         report.write_readme(README, rendered)
     print(rendered)
 
