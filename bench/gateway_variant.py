@@ -9,6 +9,7 @@ Variants (joined with `+`):
 - `notelemetry`: FastAPI's per-request OpenTelemetry check switched off.
 - `fastrequest`: upstream requests built from a URL parsed once (no `AsyncClient.build_request`).
 - `warning`: `--log-level WARNING` (no per-stream INFO summary line).
+- `gc`: `gc.freeze()` after startup and a higher young-generation threshold.
 - `keepalive100` is a config change, applied by `targets.py` (pool `max_keepalive_connections: 100`).
 - `metrics`, `accesslog`: `gateway.observe`'s request observers added to the app (its cost with them on).
 
@@ -34,7 +35,27 @@ VARIANTS = (
     "keepalive100",
     "metrics",
     "accesslog",
+    "gc",
 )
+
+
+def tune_garbage_collector() -> None:
+    """`gc`: the startup heap frozen out of the collector and young collections rarer, so a collection's
+    pause lands on fewer chunks: `gc.freeze()` after the app is built."""
+    import gc
+
+    from gateway import cli
+
+    original = cli.create_app
+
+    def create_app(*args: Any, **kwargs: Any) -> Any:
+        app = original(*args, **kwargs)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+        return app
+
+    cli.create_app = create_app  # type: ignore[assignment]
 
 
 def use_own_transport() -> None:
@@ -156,6 +177,8 @@ def main() -> int:
         skip_fastapi_telemetry()
     if "fastrequest" in variants:
         build_requests_directly()
+    if "gc" in variants:
+        tune_garbage_collector()
     if "metrics" in variants or "accesslog" in variants:
         add_observers(variants)
     if "warning" in variants:
