@@ -72,18 +72,7 @@ def _as_json(result: LoadResult, status: int) -> dict[str, object]:
         "version": config.version if config else None,
         "providers": sorted(config.providers) if config else [],
         "routes": [route.name for route in config.routes] if config else [],
-        "diagnostics": [
-            {
-                "path": diagnostic.path,
-                "line": diagnostic.line,
-                "column": diagnostic.column,
-                "severity": diagnostic.severity,
-                "code": diagnostic.code,
-                "message": diagnostic.message,
-                "hint": diagnostic.hint,
-            }
-            for diagnostic in result.diagnostics
-        ],
+        "diagnostics": [diagnostic.to_dict() for diagnostic in result.diagnostics],
     }
 
 

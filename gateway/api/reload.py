@@ -296,16 +296,7 @@ def _error_report(attempt: ReloadAttempt) -> dict[str, Any]:
 
 
 def _diagnostic_report(diagnostic: Diagnostic) -> dict[str, Any]:
-    return {
-        "path": diagnostic.path,
-        "line": diagnostic.line,
-        "column": diagnostic.column,
-        "severity": diagnostic.severity,
-        "code": diagnostic.code,
-        "message": diagnostic.message,
-        "hint": diagnostic.hint,
-        "location": diagnostic.location,
-    }
+    return {**diagnostic.to_dict(), "location": diagnostic.location}
 
 
 def _iso(timestamp: float) -> str:

@@ -48,6 +48,18 @@ class Diagnostic:
             return f"{self.headline}\n  hint: {self.hint}"
         return self.headline
 
+    def to_dict(self) -> dict[str, str | int | None]:
+        """The machine-readable form (`validate-config --format json`, `/admin/config`)."""
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line or 0, self.column or 0, self.message)
 
