@@ -1,9 +1,10 @@
 """What metrics and the access log cost: the same load through the gateway with them off and on.
 
-    .venv/bin/python bench/metrics_overhead.py                       # 3 rounds, 5 s per measurement
-    .venv/bin/python bench/metrics_overhead.py --rounds 5 --seconds 10 --json out.json
+    .venv/bin/python bench/metrics_overhead.py                        # 10 rounds, 2 s per measurement
+    .venv/bin/python bench/metrics_overhead.py --rounds 20 --seconds 3 --json out.json
 
-Variants (one `gateway serve` process each, one worker):
+Variants (one `gateway serve` process each, one worker, all started at once and idle but for the one
+being measured):
 - `off`: `GATEWAY_METRICS=0`, `LOG_LEVEL=WARNING` (no metrics observer, no access line);
 - `metrics`: `GATEWAY_METRICS=1`, `LOG_LEVEL=WARNING`;
 - `metrics+access`: `GATEWAY_METRICS=1`, `LOG_LEVEL=INFO` (the access line and the stream summary for
@@ -11,17 +12,17 @@ Variants (one `gateway serve` process each, one worker):
 
 Scenarios: non-streaming at concurrency 50, and streams of 20 tokens (no delay) at concurrency 50, both
 from wrk (one thread) against the fast mock upstream of `bench/mock_upstream.py`. Pinning as in
-`bench/README.md`: wrk and the mock on core 0, the gateway alone on core 1. Within a round the variants
-run back to back in a rotating order, so drift of the machine (other test suites share it) spreads over
-all of them. Around each measurement the busy time of core 1 is read from /proc/stat and the gateway's
-own CPU time subtracted: the rest is other processes ("noise"). Of the rounds, the least disturbed one
-of each variant and scenario is reported, as requests/s and as the gateway's CPU time per request.
+`bench/README.md`: wrk and the mock on core 0, the gateways on core 1. This shared 2-core VM drifts by
+tens of percent within a minute, far more than the observers cost, so the runs are short and paired:
+each round measures every variant back to back (rotating the order), and the cost is the median over
+rounds of each round's ratio to `off` (throughput, and the gateway's CPU time per request from /proc).
+Around each run the busy time of core 1 is read from /proc/stat and the gateway's own CPU subtracted:
+the rest is other processes ("noise").
 
-The load figures of two runs of the same variant differ by up to ~15% on this shared machine, far more
-than the observers cost; so the script also times the observers alone, in this process (`micro`): the
-microseconds one finished request (or stream) costs each observer, and that as a share of the gateway's
-measured CPU time per request with everything off. That share is the overhead; the load rows show that
-nothing else (an unexpected slow path) moves with the switch.
+The script also times the observers alone, in this process and in CPU time (`micro`): the microseconds
+one finished request (or stream) costs each observer, and that as a share of the gateway's CPU time
+per request with everything off. That is the overhead with the noise taken out; the load rows show
+that nothing else (an unexpected slow path) moves with the switch.
 """
 
 from __future__ import annotations
@@ -177,40 +178,59 @@ def gateway_config(workdir: Path, mock_port: int) -> Path:
     return config
 
 
-def measure(
-    variant: str, config: Path, workdir: Path, scripts: dict[str, Path], seconds: float
-) -> dict[str, dict[str, float]]:
-    """One gateway process of `variant`; each scenario warmed up, then measured."""
-    port = free_port()
-    command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--no-reload"]
-    env = {**os.environ, **VARIANTS[variant]}
-    log = (workdir / f"gateway-{variant}.log").open("ab")
-    process = subprocess.Popen(pinned(command, "1"), cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        wait_for_port(port, process)
-        results: dict[str, dict[str, float]] = {}
-        for scenario, script in scripts.items():
-            run_wrk(port, script, 1)  # warm up: connection pools, caches, label children
-            before, core_before = cpu_seconds(process.pid), core_busy_seconds(1)
-            raw = run_wrk(port, script, seconds)
-            spent = cpu_seconds(process.pid) - before
-            if not raw["requests"]:
-                tail = (workdir / f"gateway-{variant}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{variant}/{scenario}: no request completed; gateway log:\n{tail}")
-            others = core_busy_seconds(1) - core_before - spent
-            elapsed = raw["duration_us"] / 1e6
-            results[scenario] = {
-                "noise_pct": max(0.0, others / elapsed * 100),
-                "per_second": raw["requests"] / elapsed,
-                "cpu_us_per_request": spent / raw["requests"] * 1e6,
-                "p50_ms": raw["p50"] / 1000,
-                "p99_ms": raw["p99"] / 1000,
-            }
-        return results
-    finally:
-        stop(process)
-        log.close()
+class Gateway:
+    """One `gateway serve` process of a variant, pinned to core 1; idle while another one is measured."""
+
+    def __init__(self, variant: str, config: Path, workdir: Path) -> None:
+        self.variant = variant
+        self.port = free_port()
+        self.log_path = workdir / f"gateway-{variant}.log"
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        command += ["--port", str(self.port), "--host", "127.0.0.1", "--no-reload"]
+        env = {**os.environ, **VARIANTS[variant]}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(pinned(command, "1"), cwd=ROOT, env=env, stdout=log, stderr=log)
+        wait_for_port(self.port, self.process)
+
+    def measure(self, script: Path, seconds: float) -> dict[str, float]:
+        """One wrk run: throughput, the gateway's CPU per request, and other processes' share of core 1."""
+        before, core_before = cpu_seconds(self.process.pid), core_busy_seconds(1)
+        raw = run_wrk(self.port, script, seconds)
+        spent = cpu_seconds(self.process.pid) - before
+        if not raw["requests"]:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.variant}: no request completed; gateway log:\n{tail}")
+        others = core_busy_seconds(1) - core_before - spent
+        elapsed = raw["duration_us"] / 1e6
+        return {
+            "per_second": raw["requests"] / elapsed,
+            "cpu_us_per_request": spent / raw["requests"] * 1e6,
+            "p50_ms": raw["p50"] / 1000,
+            "p99_ms": raw["p99"] / 1000,
+            "noise_pct": max(0.0, others / elapsed * 100),
+        }
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def measure_rounds(
+    gateways: dict[str, Gateway], scripts: dict[str, Path], rounds: int, seconds: float
+) -> dict[str, list[dict[str, dict[str, float]]]]:
+    """Per scenario, `rounds` rounds; in each, every variant once, back to back, in a rotating order."""
+    results: dict[str, list[dict[str, dict[str, float]]]] = {}
+    names = list(gateways)
+    for scenario, script in scripts.items():
+        for gateway in gateways.values():
+            gateway.measure(script, 1)  # warm up: connection pools, caches, label children
+        results[scenario] = []
+        for number in range(rounds):
+            order = names[number % len(names) :] + names[: number % len(names)]
+            one = {variant: gateways[variant].measure(script, seconds) for variant in order}
+            results[scenario].append(one)
+            figures = ", ".join(f"{variant} {one[variant]['per_second']:,.0f}/s" for variant in order)
+            print(f"{scenario} round {number + 1}: {figures}", file=sys.stderr)
+    return results
 
 
 def micro_costs(iterations: int = 50_000) -> dict[str, float]:
@@ -277,21 +297,20 @@ def micro_costs(iterations: int = 50_000) -> dict[str, float]:
     return costs
 
 
-def summarize(rounds: list[dict[str, dict[str, dict[str, float]]]]) -> dict[str, Any]:
-    """The least disturbed round of each variant and scenario, and its cost relative to `off`."""
+def summarize(results: dict[str, list[dict[str, dict[str, float]]]]) -> dict[str, Any]:
+    """Per variant: medians of its figures, and the median over rounds of its ratio to `off` in the same
+    round (adjacent runs share the machine's state, so the ratio cancels most of the drift)."""
     summary: dict[str, Any] = {}
-    for scenario in SCENARIOS:
+    for scenario, rounds in results.items():
         rows: dict[str, dict[str, float]] = {}
         for variant in VARIANTS:
-            figures = [one[variant][scenario] for one in rounds]
-            rows[variant] = dict(min(figures, key=lambda figure: figure["noise_pct"]))
-            rows[variant]["median_cpu_us_per_request"] = statistics.median(
-                figure["cpu_us_per_request"] for figure in figures
-            )
-        base = rows["off"]
-        for row in rows.values():
-            row["throughput_change_pct"] = (row["per_second"] / base["per_second"] - 1) * 100
-            row["cpu_change_pct"] = (row["cpu_us_per_request"] / base["cpu_us_per_request"] - 1) * 100
+            row = {key: statistics.median(one[variant][key] for one in rounds) for key in rounds[0][variant]}
+            throughput = [one[variant]["per_second"] / one["off"]["per_second"] for one in rounds]
+            cpu = [one[variant]["cpu_us_per_request"] / one["off"]["cpu_us_per_request"] for one in rounds]
+            row["throughput_change_pct"] = (statistics.median(throughput) - 1) * 100
+            row["cpu_change_pct"] = (statistics.median(cpu) - 1) * 100
+            row["cpu_change_spread_pct"] = (max(cpu) - min(cpu)) * 100
+            rows[variant] = row
         summary[scenario] = rows
     return summary
 
@@ -316,11 +335,12 @@ def render_micro(costs: dict[str, float], summary: dict[str, Any]) -> str:
 
 def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
-        f"metrics overhead: {args.rounds} rounds x {args.seconds:g} s, wrk -t1 -c{CONNECTIONS}, "
-        "gateway on core 1, wrk + mock on core 0; the least disturbed round of each row",
+        f"metrics overhead: {args.rounds} rounds x {args.seconds:g} s per variant and scenario, "
+        f"wrk -t1 -c{CONNECTIONS}, the gateway on core 1, wrk and the mock on core 0; medians, and the "
+        "median of each round's ratio to `off`",
         "",
-        "| scenario | variant | req/s | vs off | gateway CPU us/req | vs off | median CPU us/req | p50 ms | "
-        "p99 ms | noise on core 1 |",
+        "| scenario | variant | req/s | vs off | gateway CPU us/req | vs off | spread of that ratio | "
+        "p50 ms | p99 ms | noise on core 1 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in summary.items():
@@ -332,7 +352,7 @@ def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
                 f"{row['throughput_change_pct']:+.1f}%",
                 f"{row['cpu_us_per_request']:.0f}",
                 f"{row['cpu_change_pct']:+.1f}%",
-                f"{row['median_cpu_us_per_request']:.0f}",
+                f"{row['cpu_change_spread_pct']:.0f} pts",
                 f"{row['p50_ms']:.2f}",
                 f"{row['p99_ms']:.2f}",
                 f"{row['noise_pct']:.0f}%",
@@ -343,8 +363,8 @@ def render(summary: dict[str, Any], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--json", type=Path, help="also write the raw rounds and the summary here")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -359,30 +379,21 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_port(mock_port, mock)
             config = gateway_config(workdir, mock_port)
             scripts = {name: write_script(workdir, name, **options) for name, options in SCENARIOS.items()}
-            rounds: list[dict[str, dict[str, dict[str, float]]]] = []
-            names = list(VARIANTS)
-            for number in range(args.rounds):
-                order = names[number % len(names) :] + names[: number % len(names)]
-                results = {
-                    variant: measure(variant, config, workdir, scripts, args.seconds) for variant in order
-                }
-                rounds.append(results)
-                print(
-                    f"round {number + 1}: "
-                    + ", ".join(
-                        f"{variant} {results[variant]['http_c50']['per_second']:,.0f}/s "
-                        f"(noise {results[variant]['http_c50']['noise_pct']:.0f}%)"
-                        for variant in order
-                    ),
-                    file=sys.stderr,
-                )
+            gateways: dict[str, Gateway] = {}
+            try:
+                for variant in VARIANTS:
+                    gateways[variant] = Gateway(variant, config, workdir)
+                results = measure_rounds(gateways, scripts, args.rounds, args.seconds)
+            finally:
+                for gateway in gateways.values():
+                    gateway.stop()
         finally:
             stop(mock)
-    summary = summarize(rounds)
+    summary = summarize(results)
     costs = micro_costs()
     print(render(summary, args) + "\n" + render_micro(costs, summary))
     if args.json:
-        args.json.write_text(json.dumps({"rounds": rounds, "summary": summary, "micro": costs}, indent=2))
+        args.json.write_text(json.dumps({"rounds": results, "summary": summary, "micro": costs}, indent=2))
     return 0
 
 
