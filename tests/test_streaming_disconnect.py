@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.api.app import create_app
+from gateway.providers.aiohttp_transport import PoolState
 from gateway.records import RequestRecord
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
 from tests.simulator import Behaviour, ProviderSimulator
@@ -70,9 +71,8 @@ def live_tasks(gateway: RunningGateway) -> list[str]:
     return httpx.get(f"{gateway.base_url}/_test/tasks", timeout=CLIENT_TIMEOUT).json()
 
 
-def provider_pool(gateway: RunningGateway) -> Any:
-    provider = gateway.app.state.holder.current.registry.get("sim")
-    return provider.client._transport._pool
+def provider_pool(gateway: RunningGateway) -> PoolState:
+    return gateway.app.state.holder.current.registry.get("sim").pool_state()
 
 
 def request_bytes(port: int, body: dict[str, Any], streamer: str) -> bytes:
@@ -138,8 +138,7 @@ def test_many_disconnects_leave_no_upstream_connection_and_no_task(
     )
     assert simulator.aborted_streams == DISCONNECTS
     assert [request.outcome for request in simulator.chat_requests] == ["client_closed"] * DISCONNECTS
-    pool = provider_pool(gateway)
-    assert pool.connections == [], pool.connections
+    assert provider_pool(gateway) == PoolState(in_use=0, idle=0)
     wait_until(lambda: len(observer.records) == DISCONNECTS, message="streams not finished")
     assert {record.stream_status for record in observer.records} == {"disconnected"}
     wait_until(lambda: live_tasks(gateway) == baseline, message=f"tasks left: {live_tasks(gateway)}")
@@ -148,7 +147,7 @@ def test_many_disconnects_leave_no_upstream_connection_and_no_task(
     with httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
         answer = client.post("/v1/chat/completions", json=stream_body(x_sim={"tokens": 2}))
     assert answer.text.endswith("data: [DONE]\n\n")
-    wait_until(lambda: [conn.is_idle() for conn in pool.connections] == [True])
+    wait_until(lambda: provider_pool(gateway) == PoolState(in_use=0, idle=1))
 
 
 @pytest.mark.parametrize("streamer", ["asgi", "starlette"])
@@ -167,4 +166,4 @@ def test_a_disconnect_cancels_a_silent_upstream_read_at_once(
 
     assert released_after < 0.25, released_after
     assert simulator.open_connections == 0
-    assert provider_pool(gateway).connections == []
+    assert provider_pool(gateway) == PoolState(in_use=0, idle=0)

@@ -16,6 +16,7 @@ import httpx
 from gateway.config.models import ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamStatusError, UpstreamTimeout
 from gateway.providers import openai_openai
+from gateway.providers.aiohttp_transport import AiohttpTransport, PoolState
 from gateway.providers.transport import httpx_timeout, map_upstream_errors
 
 # Response headers worth passing back to the client from a successful upstream answer.
@@ -145,6 +146,13 @@ class Provider:
                 check.method, health_url(self.config), headers=headers, timeout=check.timeout
             )
         return response.status_code
+
+    def pool_state(self) -> PoolState:
+        """Upstream connections lent to requests and kept idle (tests check that streams release theirs)."""
+        transport = self.client._transport if self.client is not None else None
+        if not isinstance(transport, AiohttpTransport):
+            return PoolState(0, 0)  # no pool: unavailable, or an in-process transport
+        return transport.pool_state()
 
     async def aclose(self) -> None:
         if self.client is not None:

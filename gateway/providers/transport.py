@@ -1,6 +1,7 @@
 """The boundary with httpx: build each provider's client, and translate httpx exceptions into ours.
 
-Nothing outside `gateway.providers` sees an httpx exception.
+Nothing outside `gateway.providers` sees an httpx (or aiohttp: `aiohttp_transport.py` turns its errors into
+httpx's) exception.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gateway.errors import (
     UpstreamReadError,
     UpstreamTimeout,
 )
+from gateway.providers.aiohttp_transport import AiohttpTransport
 
 
 @contextmanager
@@ -61,11 +63,14 @@ def build_client(
     pool: PoolLimits,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """One pooled client per provider. `trust_env=False`: a proxy variable must not reroute upstreams."""
+    """One pooled client per provider. `trust_env=False`: a proxy variable must not reroute upstreams.
+
+    Without an explicit `transport` (tests, the in-process mock) requests go over aiohttp's pool."""
+    limits = httpx_limits(pool)
     return httpx.AsyncClient(
         timeout=httpx_timeout(timeouts),
-        limits=httpx_limits(pool),
-        transport=transport,
+        limits=limits,
+        transport=transport if transport is not None else AiohttpTransport(limits),
         trust_env=False,
         follow_redirects=False,
     )

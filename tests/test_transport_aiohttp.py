@@ -1,0 +1,290 @@
+"""The aiohttp transport behind each provider's httpx client, against real loopback servers.
+
+Each test starts a small asyncio server that answers (or misbehaves) as the test needs, then checks what
+reaches the gateway: the right error of our tree, bytes as they arrive, connections pooled and released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from gateway.config.models import PoolLimits, Timeouts
+from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
+from gateway.providers.aiohttp_transport import AiohttpTransport, PoolState
+from gateway.providers.transport import build_client, map_upstream_errors
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK_BODY = b'{"ok":true}'
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """The request head and its body (the transport always sends a content-length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+def answer(body: bytes, *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 200 OK", b"content-type: application/json", b"content-length: %d" % len(body), *extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+class Upstream:
+    """A loopback server running `handler` per request; counts the connections it accepted."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Upstream:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self._handlers:  # handlers still waiting (silent upstreams) end with the test
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/chat/completions"
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while not reader.at_eof():
+                await self.handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+
+async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(answer(OK_BODY))
+
+
+def client(
+    *, read: float | None = 5.0, connect: float | None = 5.0, pool: PoolLimits | None = None
+) -> httpx.AsyncClient:
+    return build_client(timeouts=Timeouts(connect=connect, read=read), pool=pool or PoolLimits())
+
+
+async def post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response:
+    with map_upstream_errors("up"):
+        return await http.post(url, content=b'{"model":"m"}', **kwargs)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_default_client_sends_over_aiohttp() -> None:
+    assert isinstance(client()._transport, AiohttpTransport)
+
+
+def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None:
+    async def scenario() -> None:
+        async with Upstream(answer_ok) as up:
+            http = client()
+            try:
+                first = await post(http, up.url)
+                second = await post(http, up.url)
+                assert http._transport.pool_state() == PoolState(in_use=0, idle=1)  # type: ignore[attr-defined]
+            finally:
+                await http.aclose()
+            assert (first.status_code, first.content, second.content) == (200, OK_BODY, OK_BODY)
+            assert up.connections == 1
+
+    asyncio.run(scenario())
+
+
+def test_request_reaches_the_upstream_with_each_header_once() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_head(reader))
+        writer.write(answer(OK_BODY))
+
+    async def scenario() -> None:
+        async with Upstream(record) as up, client() as http:
+            await post(http, up.url, headers={"authorization": "Bearer k", "x-request-id": "r1"})
+
+    asyncio.run(scenario())
+    head, body = seen[0].split(b"\r\n\r\n", 1)
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    assert lines[0] == b"post /v1/chat/completions http/1.1"
+    names = [line.split(b":", 1)[0] for line in lines[1:]]
+    assert sorted(set(names)) == sorted(names), names  # no header twice
+    assert {b"host", b"content-length", b"authorization", b"x-request-id", b"user-agent"} <= set(names)
+    assert b"authorization: bearer k" in lines
+    assert body == b'{"model":"m"}'
+
+
+def test_a_gzipped_answer_is_decoded() -> None:
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(answer(gzip.compress(OK_BODY), b"content-encoding: gzip"))
+
+    async def scenario() -> bytes:
+        async with Upstream(gzipped) as up, client() as http:
+            return (await post(http, up.url)).content
+
+    assert asyncio.run(scenario()) == OK_BODY
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    async def scenario() -> None:
+        async with client() as http:
+            await post(http, f"http://127.0.0.1:{free_port()}/v1/chat/completions")
+
+    with pytest.raises(UpstreamConnectError, match="could not connect to provider 'up'"):
+        asyncio.run(scenario())
+
+
+def test_a_drop_after_the_request_was_sent_is_a_read_error() -> None:
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.close()
+        raise ConnectionError
+
+    async def scenario() -> None:
+        async with Upstream(drop) as up, client() as http:
+            await post(http, up.url)
+
+    with pytest.raises(UpstreamReadError):
+        asyncio.run(scenario())
+
+
+def test_a_drop_in_the_middle_of_the_body_is_a_read_error() -> None:
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(answer(OK_BODY)[:-4])
+        await writer.drain()
+        raise ConnectionError
+
+    async def scenario() -> None:
+        async with Upstream(half) as up, client() as http:
+            await post(http, up.url)
+
+    with pytest.raises(UpstreamReadError):
+        asyncio.run(scenario())
+
+
+def test_the_read_timeout_of_the_request_applies() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(10)
+
+    async def scenario() -> None:
+        async with Upstream(silent) as up, client(read=30) as http:
+            await post(http, up.url, timeout=httpx.Timeout(5, read=0.2))
+
+    with pytest.raises(UpstreamTimeout, match=r"read timeout"):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(1)
+        writer.write(answer(OK_BODY))
+
+    async def scenario() -> None:
+        async with Upstream(slow) as up:
+            async with client(pool=PoolLimits(max_connections=1)) as http:
+                first = asyncio.create_task(post(http, up.url))
+                await asyncio.sleep(0.1)
+                try:
+                    with pytest.raises(UpstreamTimeout, match="connect timeout"):
+                        await post(http, up.url, timeout=httpx.Timeout(5, pool=0.2))
+                finally:
+                    assert (await first).content == OK_BODY
+            assert up.connections == 1  # the limit held: the second request never connected
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_max_keepalive_zero_closes_each_connection() -> None:
+    async def scenario() -> int:
+        async with Upstream(answer_ok) as up:
+            async with client(pool=PoolLimits(max_keepalive_connections=0)) as http:
+                await post(http, up.url)
+                await post(http, up.url)
+                assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+            return up.connections
+
+    assert asyncio.run(scenario()) == 2
+
+
+def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connection() -> None:
+    next_event = asyncio.Event()
+
+    async def events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        writer.write(b"d\r\ndata: first\n\n\r\n")
+        await writer.drain()
+        await next_event.wait()
+        writer.write(b"e\r\ndata: second\n\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(10)  # never ends: the client abandons the stream
+
+    async def scenario() -> None:
+        async with Upstream(events) as up:
+            http = client()
+            try:
+                request = http.build_request("POST", up.url, content=b"{}")
+                with map_upstream_errors("up"):
+                    response = await http.send(request, stream=True)
+                    chunks = aiter(response.aiter_bytes())
+                    assert await anext(chunks) == b"data: first\n\n"  # before the upstream sent more
+                    next_event.set()
+                    assert await anext(chunks) == b"data: second\n\n"
+                transport = http._transport
+                assert isinstance(transport, AiohttpTransport)
+                assert transport.pool_state() == PoolState(in_use=1, idle=0)
+                await response.aclose()
+                assert transport.pool_state() == PoolState(in_use=0, idle=0)  # closed, not pooled
+            finally:
+                await http.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_every_transport_error_is_one_of_ours() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        raise ConnectionError
+
+    async def scenario() -> None:
+        async with Upstream(garbage) as up, client() as http:
+            await post(http, up.url)
+
+    with pytest.raises(UpstreamError):
+        asyncio.run(scenario())
