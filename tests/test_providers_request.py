@@ -1,0 +1,68 @@
+"""The upstream request a provider builds: URL, headers and timeouts, as the transport receives them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from gateway.config.models import ProviderConfig, Timeouts
+from gateway.providers.base import Provider
+from gateway.providers.transport import build_client
+
+OK = b'{"id": "x", "object": "chat.completion", "choices": []}'
+
+
+def provider_seeing(seen: list[httpx.Request], **config: object) -> Provider:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=OK)
+
+    cfg = ProviderConfig(name="up", type="openai", base_url="https://up.test/v1/", **config)  # type: ignore[arg-type]
+    client = build_client(timeouts=cfg.timeouts, pool=cfg.pool, transport=httpx.MockTransport(handler))
+    return Provider(cfg, client)
+
+
+def send(provider: Provider, request: httpx.Request) -> None:
+    async def scenario() -> None:
+        try:
+            await provider.complete(request)
+        finally:
+            await provider.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_request_carries_the_provider_headers_the_client_defaults_and_the_request_id() -> None:
+    seen: list[httpx.Request] = []
+    provider = provider_seeing(seen, api_key="sk-1", headers={"x-team": "a", "User-Agent": "ours"})
+    send(provider, provider.build_request(b'{"model":"m"}', "req-1"))
+
+    (request,) = seen
+    assert (request.method, str(request.url)) == ("POST", "https://up.test/v1/chat/completions")
+    assert request.content == b'{"model":"m"}'
+    headers = request.headers
+    assert headers["authorization"] == "Bearer sk-1"
+    assert headers["x-request-id"] == "req-1"
+    assert headers["x-team"] == "a"
+    assert headers["user-agent"] == "ours"  # a provider's header wins over the client default
+    assert headers["accept-encoding"]  # the client default, so compressed answers are decoded
+    assert (headers["host"], headers["content-length"]) == ("up.test", "13")
+    names = [name for name, _ in headers.multi_items()]
+    assert len(names) == len(set(names)), names
+
+
+def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -> None:
+    seen: list[httpx.Request] = []
+    provider = provider_seeing(seen, timeouts=Timeouts(connect=3, read=7, write=9))
+    default = provider.build_request(b"{}", "")
+    routed = provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4))
+
+    assert "x-request-id" not in default.headers
+    assert default.extensions["timeout"] == {"connect": 3, "read": 7, "write": 9, "pool": 3}
+    assert routed.extensions["timeout"] == {"connect": 1, "read": 2, "write": 4, "pool": 1}
+    assert provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).extensions == {
+        "timeout": routed.extensions["timeout"]
+    }
+    send(provider, routed)
+    assert seen[0].headers["x-request-id"] == "r"
