@@ -104,6 +104,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's native OpenTelemetry checks its settings (os.environ) on every request: ~3% of our CPU.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     # RequestObserver instances (metrics, access log; usage accounting joins in the lifespan).
