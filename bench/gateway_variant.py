@@ -8,7 +8,9 @@ Variants (joined with `+`):
 - `owntransport`: the same over `bench/aiohttp_transport.py`, the in-house prototype with exact errors.
 - `notelemetry`: FastAPI's per-request OpenTelemetry check switched off.
 - `fastrequest`: upstream requests built from a URL parsed once (no `AsyncClient.build_request`).
-- `warning`: `--log-level WARNING` (no per-stream INFO summary line).
+- `warning`: `--log-level WARNING` (no per-stream INFO summary line); the runner's default since
+  the gateway targets run with `LOG_LEVEL=WARNING`, like the peers' logging (see targets.py).
+- `info`: `--log-level INFO`: the access line per request on, as the gateway runs by default.
 - `gc`: `gc.freeze()` after startup and a higher young-generation threshold.
 - `keepalive100` is a config change, applied by `targets.py` (pool `max_keepalive_connections: 100`).
 - `metrics`, `accesslog`: `gateway.observe`'s request observers added to the app (its cost with them on).
@@ -32,6 +34,7 @@ VARIANTS = (
     "notelemetry",
     "fastrequest",
     "warning",
+    "info",
     "keepalive100",
     "metrics",
     "accesslog",
@@ -183,6 +186,8 @@ def main() -> int:
         add_observers(variants)
     if "warning" in variants:
         args += ["--log-level", "WARNING"]
+    if "info" in variants:
+        args += ["--log-level", "INFO"]
     from gateway.cli import main as gateway_main
 
     return gateway_main(args)

@@ -172,7 +172,11 @@ def build_target(name: str, workdir: Path, mock_port: int, cores: str | None) ->
             program = [str(REPO / "bench" / "gateway_variant.py"), "--variant", variant]
         command = [sys.executable, *program, "serve", "--config", str(config_dir), "--port", str(port)]
         label = f"gateway ({streamer} streamer{', ' + variant if variant else ''})"
-        return Target(name, label, port, service=Service(name, pinned(command, cores), log, cwd=REPO))
+        # WARNING, for parity with nginx's `access_log off` and LiteLLM's LITELLM_LOG=ERROR: no access
+        # line per request (the `info` variant keeps it, to show its cost).
+        env = {"LOG_LEVEL": "WARNING"}
+        service = Service(name, pinned(command, cores), log, env=env, cwd=REPO)
+        return Target(name, label, port, service=service)
     raise ValueError(f"unknown target {name!r}")
 
 
