@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from gateway.config.models import ProviderConfig, Timeouts
+from gateway.errors import ProviderUnavailable
 from gateway.providers.base import Provider
 from gateway.providers.transport import build_client
 
@@ -66,3 +68,34 @@ def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -
     }
     send(provider, routed)
     assert seen[0].headers["x-request-id"] == "r"
+
+
+def test_an_upstream_cookie_is_not_sent_back_with_later_requests() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=OK, headers={"set-cookie": "session=caller-a; Path=/"})
+
+    cfg = ProviderConfig(name="up", type="openai", base_url="https://up.test/v1")
+    provider = Provider(
+        cfg, build_client(timeouts=cfg.timeouts, pool=cfg.pool, transport=httpx.MockTransport(handler))
+    )
+
+    async def scenario() -> None:
+        try:
+            await provider.complete(provider.build_request(b"{}", "a"))
+            await provider.complete(provider.build_request(b"{}", "b"))
+        finally:
+            await provider.aclose()
+
+    asyncio.run(scenario())
+    assert [request.headers.get("cookie") for request in seen] == [None, None]
+
+
+def test_a_closed_provider_refuses_to_send() -> None:
+    provider = provider_seeing([])
+    request = provider.build_request(b"{}", "r")
+    asyncio.run(provider.aclose())
+    with pytest.raises(ProviderUnavailable):
+        send(provider, request)

@@ -54,6 +54,7 @@ class Provider:
         "_chat_headers",
         "_chat_url",
         "_timeout_extensions",
+        "_transport",
         "chat_url",
         "client",
         "config",
@@ -78,8 +79,12 @@ class Provider:
         chat_headers.update(headers)  # case-insensitive: a configured User-Agent replaces httpx's
         self._chat_headers = chat_headers.multi_items()
         self._timeout_extensions: dict[Timeouts | None, dict[str, float | None]] = {}
+        # The client's transport, called directly (see `_send`): aiohttp's pool, the mock provider's
+        # in-process transport, or a test's `httpx.MockTransport`. httpx has no public accessor for it.
+        self._transport: httpx.AsyncBaseTransport | None = None
         if client is not None:
             self._timeout_extensions[None] = client.timeout.as_dict()
+            self._transport = client._transport
 
     @property
     def available(self) -> bool:
@@ -111,23 +116,21 @@ class Provider:
         """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`.
 
         `first_byte` bounds the wait for the response head (`UpstreamTimeout` when it passes)."""
-        assert self.client is not None
         with map_upstream_errors(self.name):
             if first_byte is None:
-                response = await self.client.send(request)
-                content = await response.aread()
+                response = await self._send(request)
             else:
                 try:
                     async with asyncio.timeout(first_byte):
-                        response = await self.client.send(request, stream=True)
+                        response = await self._send(request)
                 except TimeoutError:
                     raise UpstreamTimeout(
                         f"provider {self.name!r} timed out (first_byte timeout of {first_byte:g}s)"
                     ) from None
-                try:
-                    content = await response.aread()
-                finally:
-                    await response.aclose()
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
         if response.status_code >= 400:
             raise UpstreamStatusError(
                 response.status_code, content, headers=_error_headers(response), provider=self.name
@@ -141,9 +144,8 @@ class Provider:
         The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
         closed and raised as `UpstreamStatusError`.
         """
-        assert self.client is not None
         with map_upstream_errors(self.name):
-            response = await self.client.send(request, stream=True)
+            response = await self._send(request)
             if response.status_code >= 400:
                 try:
                     content = await response.aread()
@@ -153,6 +155,17 @@ class Provider:
                     response.status_code, content, headers=_error_headers(response), provider=self.name
                 )
         return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Hand the request to the client's transport; the response head is in, its body not yet read.
+
+        Not `AsyncClient.send`: its auth flow, redirect loop, cookie jar and event hooks do nothing for
+        us (the key is a header, redirects are off, upstream cookies must not carry over to other
+        callers) and cost a quarter of the gateway's CPU per request (bench/README.md)."""
+        client, transport = self.client, self._transport
+        if client is None or transport is None or client.is_closed:
+            raise ProviderUnavailable(f"provider {self.name!r} is closed or unavailable")
+        return await transport.handle_async_request(request)
 
     async def probe(self) -> int:
         """One health probe (`health_check.method` on `health_check.path`); returns the HTTP status."""
@@ -168,7 +181,7 @@ class Provider:
 
     def pool_state(self) -> PoolState:
         """Upstream connections lent to requests and kept idle (tests check that streams release theirs)."""
-        transport = self.client._transport if self.client is not None else None
+        transport = self._transport
         if not isinstance(transport, AiohttpTransport):
             return PoolState(0, 0)  # no pool: unavailable, or an in-process transport
         return transport.pool_state()
@@ -181,10 +194,6 @@ class Provider:
 def _error_headers(response: httpx.Response) -> dict[str, str]:
     retry_after = response.headers.get("retry-after")
     return {"retry-after": retry_after} if retry_after else {}
-
-
-# What a closed upstream response's stream is replaced with (see `UpstreamByteStream.aclose`).
-_CLOSED_STREAM = httpx.ByteStream(b"")
 
 
 class UpstreamByteStream:
@@ -207,11 +216,4 @@ class UpstreamByteStream:
                 yield chunk
 
     async def aclose(self) -> None:
-        try:
-            await self.response.aclose()
-        finally:
-            # httpx binds a response's stream to the response (Response.stream -> BoundAsyncStream ->
-            # Response): a reference cycle that leaves every streamed answer, its request and its
-            # connection-pool bookkeeping to the cyclic garbage collector, whose collections then stall
-            # the event loop for tens of milliseconds under load. Closed, the stream is not needed.
-            self.response.stream = _CLOSED_STREAM
+        await self.response.aclose()
