@@ -274,7 +274,11 @@ class StreamRelay:
             await self._run_callbacks()
 
     async def _run_callbacks(self) -> None:
-        for callback in self.on_finish:
+        callbacks = list(self.on_finish)
+        # Emptied, not replaced: the list is usually the request context's, and its callbacks hold that
+        # context, a cycle that would leave each request to the cyclic garbage collector.
+        self.on_finish.clear()
+        for callback in callbacks:
             try:
                 result = callback(self.stats)
                 if result is not None:
