@@ -230,6 +230,7 @@ class ProviderSimulator:
         assert task is not None
         self._tasks.add(task)
         connection = Connection(reader, writer)
+        aborted: list[RecordedRequest] = []  # a stream the client walked away from, counted with the close
         with self._lock:
             self._open += 1
             self._total += 1
@@ -241,7 +242,7 @@ class ProviderSimulator:
                 except BadRequest as exc:
                     await send_error(connection, 400, str(exc), keep_alive=False)
                     break
-                if request is None or not await self._respond(connection, request, connection_id):
+                if request is None or not await self._respond(connection, request, connection_id, aborted):
                     break
         except (PeerClosed, Dropped, asyncio.CancelledError):
             pass
@@ -249,12 +250,17 @@ class ProviderSimulator:
             with self._lock:
                 self._errors.append(exc)
         finally:
-            await connection.close()
+            # Uncount the connection (and count its aborted stream) in one step, before the close
+            # handshake: a test that sees the abort counted never sees this connection still open.
             with self._lock:
                 self._open -= 1
+                self._aborted += len(aborted)
+            await connection.close()
             self._tasks.discard(task)
 
-    async def _respond(self, connection: Connection, request: Request, connection_id: int) -> bool:
+    async def _respond(
+        self, connection: Connection, request: Request, connection_id: int, aborted: list[RecordedRequest]
+    ) -> bool:
         """Answer one request; return whether the connection stays open for the next one."""
         try:
             body_json = json.loads(request.body) if request.body else None
@@ -282,8 +288,7 @@ class ProviderSimulator:
         except PeerClosed:
             record.outcome = "client_closed"
             if record.stream:
-                with self._lock:
-                    self._aborted += 1
+                aborted.append(record)
             raise
         except Dropped:
             record.outcome = "dropped"
