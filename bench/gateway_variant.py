@@ -3,11 +3,12 @@
     python bench/gateway_variant.py --variant aiohttp+warning serve --config DIR --port P
 
 Variants (joined with `+`):
-- `aiohttp`: every provider's httpx client sends through aiohttp's connection pool (the `httpx-aiohttp`
-  package's transport), so the gateway code is unchanged; needs `pip install aiohttp httpx-aiohttp`.
-- `owntransport`: the same over `bench/aiohttp_transport.py`, the in-house prototype with exact errors.
-- `notelemetry`: FastAPI's per-request OpenTelemetry check switched off.
-- `fastrequest`: upstream requests built from a URL parsed once (no `AsyncClient.build_request`).
+- `httpcore`: providers send over httpx's own pool (httpcore), as before the gateway moved to its
+  aiohttp transport (`gateway/providers/aiohttp_transport.py`): the comparison for that choice.
+- `aiohttp`: the `httpx-aiohttp` package's transport instead of the gateway's own (`pip install
+  httpx-aiohttp`).
+(`owntransport`, `notelemetry` and `fastrequest`, measured in bench/README.md, are now the gateway's
+own code: its aiohttp transport, `FastAPI(telemetry=...)` off, `Provider.build_request`.)
 - `warning`: `--log-level WARNING` (no per-stream INFO summary line); the runner's default since
   the gateway targets run with `LOG_LEVEL=WARNING`, like the peers' logging (see targets.py).
 - `info`: `--log-level INFO`: the access line per request on, as the gateway runs by default.
@@ -29,10 +30,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 VARIANTS = (
+    "httpcore",
     "aiohttp",
-    "owntransport",
-    "notelemetry",
-    "fastrequest",
     "warning",
     "info",
     "keepalive100",
@@ -61,63 +60,21 @@ def tune_garbage_collector() -> None:
     cli.create_app = create_app  # type: ignore[assignment]
 
 
-def use_own_transport() -> None:
-    """`owntransport`: bench/aiohttp_transport.py (the in-house prototype) instead of httpx-aiohttp's."""
+def use_httpcore() -> None:
+    """`httpcore`: httpx's default transport (its httpcore pool) under every real provider."""
     import httpx
 
-    from bench.aiohttp_transport import AiohttpTransport
     from gateway.providers import registry, transport
 
     original = transport.build_client
 
     def build_client(*, timeouts: Any, pool: Any, transport: Any = None) -> httpx.AsyncClient:
         if transport is None:
-            transport = AiohttpTransport(httpx_limits(pool))
+            transport = httpx.AsyncHTTPTransport(limits=httpx_limits(pool), trust_env=False)
         return original(timeouts=timeouts, pool=pool, transport=transport)
 
-    def httpx_limits(pool: Any) -> httpx.Limits:
-        return httpx.Limits(max_connections=pool.max_connections, keepalive_expiry=pool.keepalive_expiry)
-
+    httpx_limits = transport.httpx_limits
     registry.build_client = build_client  # type: ignore[assignment]
-
-
-def skip_fastapi_telemetry() -> None:
-    """`notelemetry`: FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})."""
-    from gateway import cli
-
-    original = cli.create_app
-
-    def create_app(*args: Any, **kwargs: Any) -> Any:
-        app = original(*args, **kwargs)
-        app._telemetry.update(tracing=False, metrics=False, logs=False)  # the dict NativeTelemetry reads
-        return app
-
-    cli.create_app = create_app  # type: ignore[assignment]
-
-
-def build_requests_directly() -> None:
-    """`fastrequest`: the upstream request from a URL parsed once and the provider's headers, without
-    `AsyncClient.build_request` (which re-parses the URL and merges client headers and cookies)."""
-    import httpx
-
-    from gateway.providers.base import Provider
-    from gateway.providers.transport import httpx_timeout
-
-    urls: dict[str, httpx.URL] = {}
-
-    def build_request(self: Provider, content: bytes, request_id: str, timeouts: Any = None) -> httpx.Request:
-        url = urls.get(self.chat_url)
-        if url is None:
-            url = urls[self.chat_url] = httpx.URL(self.chat_url)
-        headers = (
-            [*self._base_headers.items(), ("x-request-id", request_id)] if request_id else self._base_headers
-        )
-        timeout = httpx_timeout(timeouts) if timeouts is not None else self.client.timeout  # type: ignore[union-attr]
-        return httpx.Request(
-            "POST", url, content=content, headers=headers, extensions={"timeout": timeout.as_dict()}
-        )
-
-    Provider.build_request = build_request  # type: ignore[method-assign]
 
 
 def add_observers(variants: list[str]) -> None:
@@ -174,12 +131,8 @@ def main() -> int:
         return 2
     if "aiohttp" in variants:
         use_aiohttp_transport()
-    if "owntransport" in variants:
-        use_own_transport()
-    if "notelemetry" in variants:
-        skip_fastapi_telemetry()
-    if "fastrequest" in variants:
-        build_requests_directly()
+    if "httpcore" in variants:
+        use_httpcore()
     if "gc" in variants:
         tune_garbage_collector()
     if "metrics" in variants or "accesslog" in variants:
