@@ -60,14 +60,13 @@ def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -
     default = provider.build_request(b"{}", "")
     routed = provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4))
 
-    assert "x-request-id" not in default.headers
-    assert default.extensions["timeout"] == {"connect": 3, "read": 7, "write": 9, "pool": 3}
-    assert routed.extensions["timeout"] == {"connect": 1, "read": 2, "write": 4, "pool": 1}
-    assert provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).extensions == {
-        "timeout": routed.extensions["timeout"]
-    }
+    assert "x-request-id" not in dict(default.headers)
+    assert default.timeout == {"connect": 3, "read": 7, "write": 9, "pool": 3}
+    assert routed.timeout == {"connect": 1, "read": 2, "write": 4, "pool": 1}
+    assert provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).timeout is routed.timeout
     send(provider, routed)
     assert seen[0].headers["x-request-id"] == "r"
+    assert seen[0].extensions["timeout"] == {"connect": 1, "read": 2, "write": 4, "pool": 1}
 
 
 def test_an_upstream_cookie_is_not_sent_back_with_later_requests() -> None:

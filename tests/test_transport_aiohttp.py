@@ -14,9 +14,17 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from gateway.config.models import PoolLimits, Timeouts
-from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
+from gateway.config.models import PoolLimits, ProviderConfig, Timeouts
+from gateway.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamReadError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
 from gateway.providers.aiohttp_transport import AiohttpTransport, PoolState
+from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
+from gateway.providers.registry import new_provider
 from gateway.providers.transport import build_client, map_upstream_errors
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -288,3 +296,103 @@ def test_every_transport_error_is_one_of_ours() -> None:
 
     with pytest.raises(UpstreamError):
         asyncio.run(scenario())
+
+
+# The providers' fast path: `AiohttpTransport.send` under `Provider`, without httpx's models.
+
+
+def provider_for(url: str, **config: object) -> Provider:
+    base = url.removesuffix("/chat/completions")
+    return new_provider(ProviderConfig(name="up", type="openai", base_url=base, **config))  # type: ignore[arg-type]
+
+
+def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
+    seen: list[bytes] = []
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_head(reader))
+        writer.write(
+            answer(gzip.compress(OK_BODY), b"content-encoding: gzip", b"x-ratelimit-limit-requests: 9")
+        )
+
+    async def scenario() -> UpstreamReply:
+        async with Upstream(gzipped) as up:
+            provider = provider_for(up.url, api_key="sk-1")
+            try:
+                reply = await provider.complete(provider.build_request(b'{"model":"m"}', "req-1"))
+                assert provider.pool_state() == PoolState(in_use=0, idle=1)
+                return reply
+            finally:
+                await provider.aclose()
+
+    reply = asyncio.run(scenario())
+    assert (reply.status_code, reply.content) == (200, OK_BODY)
+    assert reply.headers == {"x-ratelimit-limit-requests": "9"}
+    head, body = seen[0].split(b"\r\n\r\n", 1)
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    names = [line.split(b":", 1)[0] for line in lines[1:]]
+    assert sorted(set(names)) == sorted(names), names
+    assert {b"authorization: bearer sk-1", b"x-request-id: req-1", b"content-length: 13"} <= set(lines)
+    assert body == b'{"model":"m"}'
+
+
+def test_provider_errors_on_the_fast_path_are_ours() -> None:
+    async def error(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        body = b'{"error":{"message":"slow down"}}'
+        writer.write(answer(body, b"retry-after: 3").replace(b"200 OK", b"429 Too Many Requests", 1))
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        raise ConnectionError
+
+    async def complete(url: str) -> UpstreamReply:
+        provider = provider_for(url)
+        try:
+            return await provider.complete(provider.build_request(b"{}", "r"))
+        finally:
+            await provider.aclose()
+
+    async def scenario() -> None:
+        async with Upstream(error) as up:
+            with pytest.raises(UpstreamStatusError) as status:
+                await complete(up.url)
+            assert (status.value.status_code, status.value.headers) == (429, {"retry-after": "3"})
+        async with Upstream(drop) as up:
+            with pytest.raises(UpstreamReadError):
+                await complete(up.url)
+        with pytest.raises(UpstreamConnectError):
+            await complete(f"http://127.0.0.1:{free_port()}/v1/chat/completions")
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection() -> None:
+    next_event = asyncio.Event()
+
+    async def events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        writer.write(b"d\r\ndata: first\n\n\r\n")
+        await writer.drain()
+        await next_event.wait()
+        await asyncio.sleep(10)  # silent: the client abandons the stream
+
+    async def scenario() -> None:
+        async with Upstream(events) as up:
+            provider = provider_for(up.url)
+            try:
+                response = await provider.open_stream(provider.build_request(b"{}", "r"))
+                stream = UpstreamByteStream(response, provider.name)
+                chunks = aiter(stream)
+                assert await anext(chunks) == b"data: first\n\n"
+                assert provider.pool_state() == PoolState(in_use=1, idle=0)
+                await stream.aclose()
+                assert provider.pool_state() == PoolState(in_use=0, idle=0)
+                next_event.set()
+            finally:
+                await provider.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))

@@ -28,7 +28,7 @@ class PoolState:
 
 
 @contextlib.contextmanager
-def map_aiohttp_errors(request: httpx.Request) -> Iterator[None]:
+def map_aiohttp_errors(request: httpx.Request | None = None) -> Iterator[None]:
     """aiohttp and asyncio exceptions as httpx exceptions (the order matters: most specific first)."""
     try:
         yield
@@ -70,6 +70,34 @@ class _ResponseStream(httpx.AsyncByteStream):
         if self._response.content.at_eof():
             self._response.release()
         else:
+            self._response.close()
+
+
+class AiohttpResponse:
+    """An upstream answer straight from aiohttp, without httpx's models: the part of `httpx.Response`'s
+    interface providers use (`status_code`, case-insensitive `headers`, `aread`, `aiter_bytes`,
+    `aclose`), with aiohttp's errors raised as httpx's."""
+
+    __slots__ = ("_response", "headers", "status_code")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.headers
+
+    async def aread(self) -> bytes:
+        with map_aiohttp_errors():
+            return await self._response.read()
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        with map_aiohttp_errors():
+            async for chunk in self._response.content.iter_any():  # whatever arrived: no re-chunking
+                yield chunk
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:  # half-read (client gone, error): closed, never reused
             self._response.close()
 
 
@@ -122,6 +150,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # aiohttp keeps lent connections in `_acquired` and idle ones per host in `_conns`.
         idle = sum(len(queue) for queue in connector._conns.values())
         return PoolState(len(connector._acquired), idle)
+
+    async def send(
+        self, url: str, headers: list[tuple[str, str]], content: bytes, timeout: dict[str, float | None]
+    ) -> AiohttpResponse:
+        """POST without httpx's request and response models: the providers' hot path. `headers` must
+        not hold Host or Content-Length (aiohttp sets them); the answer is decompressed by aiohttp."""
+        session = self._session
+        if session is None:
+            session = self._session = self._open()
+        with map_aiohttp_errors():
+            response = await session.request(
+                "POST",
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                timeout=self._timeout(timeout),
+                auto_decompress=True,
+            )
+        return AiohttpResponse(response)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session

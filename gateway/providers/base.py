@@ -1,15 +1,16 @@
 """A configured upstream provider: its API family, its pooled httpx client and its availability.
 
 Providers receive their `httpx.AsyncClient` ready-made (see `registry.py`), so unit tests can inject one
-with `httpx.MockTransport` and end-to-end tests point it at the provider simulator.
+with `httpx.MockTransport` and end-to-end tests point it at the provider simulator. Requests go to the
+client's transport directly; over the aiohttp transport (every real upstream) without httpx's models.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,6 +31,28 @@ class UpstreamReply:
     status_code: int
     content: bytes
     headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """A chat request ready to send: the translated body, every header but Host and Content-Length,
+    and httpx's timeout extension (`connect`/`read`/`write`/`pool`)."""
+
+    content: bytes
+    headers: list[tuple[str, str]]
+    timeout: dict[str, float | None]
+
+
+class UpstreamResponse(Protocol):
+    """An upstream answer whose head is in: `httpx.Response`, or `AiohttpResponse` on the fast path."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    async def aread(self) -> bytes: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
 
 
 def chat_url(config: ProviderConfig) -> str:
@@ -100,7 +123,7 @@ class Provider:
 
     def build_request(
         self, content: bytes, request_id: str, timeouts: Timeouts | None = None
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         if self._chat_url is None:
             raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
         headers = [*self._chat_headers, ("x-request-id", request_id)] if request_id else self._chat_headers
@@ -108,11 +131,9 @@ class Provider:
         if timeout is None:  # a route's own timeouts; one entry per distinct value, bounded by the config
             assert timeouts is not None  # None (the client's defaults) is filled in by __init__
             timeout = self._timeout_extensions[timeouts] = httpx_timeout(timeouts).as_dict()
-        return httpx.Request(
-            "POST", self._chat_url, content=content, headers=headers, extensions={"timeout": timeout}
-        )
+        return UpstreamRequest(content, headers, timeout)
 
-    async def complete(self, request: httpx.Request, first_byte: float | None = None) -> UpstreamReply:
+    async def complete(self, request: UpstreamRequest, first_byte: float | None = None) -> UpstreamReply:
         """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`.
 
         `first_byte` bounds the wait for the response head (`UpstreamTimeout` when it passes)."""
@@ -138,7 +159,7 @@ class Provider:
         headers = {name: response.headers[name] for name in _FORWARDED_HEADERS if name in response.headers}
         return UpstreamReply(response.status_code, content, headers)
 
-    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+    async def open_stream(self, request: UpstreamRequest) -> UpstreamResponse:
         """Send a streaming request and return the open response once its head is in.
 
         The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
@@ -156,16 +177,24 @@ class Provider:
                 )
         return response
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, request: UpstreamRequest) -> UpstreamResponse:
         """Hand the request to the client's transport; the response head is in, its body not yet read.
 
         Not `AsyncClient.send`: its auth flow, redirect loop, cookie jar and event hooks do nothing for
         us (the key is a header, redirects are off, upstream cookies must not carry over to other
-        callers) and cost a quarter of the gateway's CPU per request (bench/README.md)."""
+        callers) and cost a quarter of the gateway's CPU per request (bench/README.md). Over aiohttp
+        (the real upstreams) httpx's request and response models are skipped too; any other transport
+        (the mock provider's, a test's `httpx.MockTransport`) gets an `httpx.Request`."""
         client, transport = self.client, self._transport
-        if client is None or transport is None or client.is_closed:
+        if client is None or transport is None or client.is_closed or self._chat_url is None:
             raise ProviderUnavailable(f"provider {self.name!r} is closed or unavailable")
-        return await transport.handle_async_request(request)
+        if isinstance(transport, AiohttpTransport):
+            return await transport.send(self.chat_url, request.headers, request.content, request.timeout)
+        extensions = {"timeout": request.timeout}
+        httpx_request = httpx.Request(
+            "POST", self._chat_url, content=request.content, headers=request.headers, extensions=extensions
+        )
+        return await transport.handle_async_request(httpx_request)
 
     async def probe(self) -> int:
         """One health probe (`health_check.method` on `health_check.path`); returns the HTTP status."""
@@ -191,7 +220,7 @@ class Provider:
             await self.client.aclose()
 
 
-def _error_headers(response: httpx.Response) -> dict[str, str]:
+def _error_headers(response: UpstreamResponse) -> dict[str, str]:
     retry_after = response.headers.get("retry-after")
     return {"retry-after": retry_after} if retry_after else {}
 
@@ -200,13 +229,13 @@ class UpstreamByteStream:
     """The bytes of a streaming upstream response as they arrive, with httpx errors mapped to ours.
 
     `aiter_bytes` (not `aiter_raw`): httpx asks for compressed bodies by default, and a provider that
-    gzips its event stream must still reach the SSE parser as text. Without compression it passes each
-    read through unchanged.
+    gzips its event stream must still reach the SSE parser as text (on the aiohttp fast path aiohttp
+    decodes it). Without compression it passes each read through unchanged.
     """
 
     __slots__ = ("provider", "response")
 
-    def __init__(self, response: httpx.Response, provider: str) -> None:
+    def __init__(self, response: UpstreamResponse, provider: str) -> None:
         self.response = response
         self.provider = provider
 
