@@ -124,7 +124,7 @@ def render(run: dict[str, Any]) -> str:
     direct = results.get("direct")
     lines = [
         f"Run {run['date']} on {run['machine']}; load average before the run {run['loadavg']}; "
-        f"{run['seconds']:g} s per measurement. Mock and client on core 0, gateway alone on core 1. "
+        f"{run['seconds']:g} s per measurement. Mock and client pinned to core 0, the gateway to core 1. "
         "Delays are from the mock's write of a token event to the client's read of it; **added** is the "
         "gateway's figure minus the direct one (same load, same run). *Gateway CPU*: its main thread's CPU "
         "time (% of one core, and per token event); *CPU waited*: time it was runnable but other processes "
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"subset of {','.join(TARGETS)}")
     parser.add_argument("--no-readme", action="store_true", help="do not write bench/README.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    parser.add_argument("--render", type=Path, default=None, help="no run: write the README from this JSON")
     return parser
 
 
@@ -287,6 +288,9 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.render is not None:
+        write_readme(render(json.loads(args.render.read_text())))
+        return 0
     args.seconds = args.seconds or (3.0 if args.quick else 8.0)
     args.concurrency = [int(value) for value in args.concurrency.split(",")]
     args.targets = [name for name in args.targets.split(",") if name]
