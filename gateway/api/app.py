@@ -7,6 +7,7 @@ response model on the hot path (the body is parsed once with orjson and forwarde
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -89,6 +90,7 @@ def create_app(
         access = await start_access(app.state, access_config)  # usage store, observer, admin guard
         reloader.on_swap.append(lambda _, new: reload_access(app.state, access, new.config))
         reloader.start(watch=reload)
+        settle_garbage_collector()
         try:
             yield
         finally:
@@ -125,6 +127,19 @@ def create_app(
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
     app.add_middleware(InflightMiddleware, tracker=tracker)
     return app
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built at startup out of the collector's sight, and collect less often.
+
+    A full collection walks every object alive (~90,000 after startup), 55-85 ms on this class of machine:
+    a stall of every stream at once. Requests leave no reference cycles (tests pin that), so frozen
+    startup objects plus a higher first threshold cut the per-chunk p99 from +11 ms to +3 ms at 50
+    streams (bench/README.md, streaming engine section).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def create_app_from_env() -> FastAPI:
