@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile_gateway.py http      # wrk, non-streaming, c=50
     .venv/bin/python bench/profile_gateway.py stream    # 20-token streams, c=50
+    .venv/bin/python bench/profile_gateway.py stream200 # 200 streams at 20 ms per token (50 tokens)
     .venv/bin/python bench/profile_gateway.py stream --streamer starlette --seconds 20
 
 Same pinning as the benchmark (mock, load generator and py-spy on core 0, the gateway on core 1). py-spy
@@ -103,6 +104,7 @@ def parse(raw: Path) -> tuple[int, Counter[str], Counter[str], Counter[str], Cou
 
 
 def load_command(mode: str, url: str, seconds: float, concurrency: int, workdir: Path) -> list[str]:
+    """The load of one mode; `stream200` is the benchmark's 200 streams at 20 ms per token."""
     if mode == "http" and wrk.available():
         script = wrk.write_script(workdir / "post.lua", chat_body(MODEL, stream=False), [])
         return pinned(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "-s", str(script), url], "0")
@@ -120,12 +122,16 @@ def load_command(mode: str, url: str, seconds: float, concurrency: int, workdir:
         "--tokens",
         "20",
     ]
+    if mode == "stream200":
+        command[command.index("-c") + 1] = "200"
+        command[command.index("--tokens") + 1] = "50"
+        command += ["--delay-ms", "20", "--ramp-ms", "1000"]
     return pinned(command, "0")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="py-spy profile of the gateway under load")
-    parser.add_argument("mode", choices=["http", "stream"])
+    parser.add_argument("mode", choices=["http", "stream", "stream200"])
     parser.add_argument("--streamer", choices=["asgi", "starlette"], default="asgi")
     parser.add_argument("--variant", default="", help="a gateway_variant.py variant, e.g. aiohttp+warning")
     parser.add_argument("--seconds", type=float, default=15.0)

@@ -86,7 +86,7 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def test_one_frame_per_event_however_upstream_split_them() -> None:
+def test_every_event_goes_out_whole_however_upstream_split_them() -> None:
     events = [chunk("a"), chunk("b"), chunk(finish="stop")]
     stream = sse(*events) + b"data: [DONE]\n\n"
     reads = [stream[:5], stream[5:90], stream[90:91], stream[91:]]  # splits inside and across events
@@ -94,25 +94,61 @@ def test_one_frame_per_event_however_upstream_split_them() -> None:
 
     frames = run(relay_all(relay))
 
-    assert frames == [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME]
+    assert b"".join(frames) == stream
+    # A piece per read that completed events, each a whole number of events: never a part of one.
+    assert len(frames) <= len(reads)
+    assert all(frame.startswith(b"data: ") and frame.endswith(b"\n\n") for frame in frames)
+    assert frames[-1].endswith(DONE_FRAME)
     assert upstream.close_count == 1
     assert relay.stats.chunks == 3 and relay.stats.bytes == len(stream)
     assert relay.stats.upstream_bytes == len(stream)
 
 
-def test_several_events_in_one_read_are_all_forwarded_from_that_read() -> None:
-    relay, upstream = make_relay([sse(chunk("a"), chunk("b"), chunk("c")), ScriptedUpstream.HANG])
+def test_one_event_per_read_gives_one_frame_per_event() -> None:
+    events = [chunk("a"), chunk("b"), chunk(finish="stop")]
+    relay, _ = make_relay([sse(event) for event in events] + [DONE_FRAME])
 
-    async def first_three() -> list[bytes]:
+    frames = run(relay_all(relay))
+
+    assert frames == [sse(event) for event in events] + [DONE_FRAME]
+
+
+def test_several_events_in_one_read_go_out_together_from_that_read() -> None:
+    read = sse(chunk("a"), chunk("b"), chunk("c"))
+    relay, upstream = make_relay([read, ScriptedUpstream.HANG])
+
+    async def first_piece() -> bytes:
         await relay.prime()
         frames = relay.frames()
-        got = [await anext(frames) for _ in range(3)]  # would hang if the relay waited for another read
+        got = await anext(frames)  # would hang if the relay waited for another read
         await frames.aclose()
         await relay.aclose()
         return got
 
-    assert len(run(asyncio.wait_for(first_three(), 2))) == 3
+    piece = run(asyncio.wait_for(first_piece(), 2))
+    assert piece is read  # plain events pass through as they came: no parsing copy, no re-framing
     assert upstream.read_count == 1
+    assert relay.stats.chunks == 3
+
+
+def test_a_read_with_a_keepalive_goes_through_the_parser_in_one_piece() -> None:
+    read = b": keep-alive\n\n" + sse(chunk("a")) + b"data: " + chunk("b") + b"\r\n\r\n" + DONE_FRAME
+    relay, _ = make_relay([read])
+
+    frames = run(relay_all(relay))
+
+    assert frames == [sse(chunk("a"), chunk("b")) + DONE_FRAME]
+    assert relay.stats.chunks == 2
+
+
+def test_a_malformed_event_mid_read_ends_the_stream_after_the_events_before_it() -> None:
+    relay, _ = make_relay([sse(chunk("a"), chunk("b")) + b'data: {"id":"c1","choi\n\n' + sse(chunk("c"))])
+
+    frames = run(relay_all(relay))
+
+    assert frames[0] == sse(chunk("a"), chunk("b"))
+    assert len(frames) == 2 and frames[1].startswith(b'data: {"error":')
+    assert relay.stats.status == "error" and relay.stats.chunks == 2
 
 
 @pytest.mark.parametrize("drop_usage", [True, False])
@@ -124,7 +160,7 @@ def test_usage_is_recorded_and_the_usage_only_chunk_dropped_when_asked(drop_usag
 
     assert relay.stats.usage == USAGE
     expected = events[:2] if drop_usage else events
-    assert frames == [b"data: " + event + b"\n\n" for event in expected] + [DONE_FRAME]
+    assert frames == [sse(*expected) + DONE_FRAME]  # the read's events in one piece
 
 
 def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
@@ -134,7 +170,7 @@ def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
     frames = run(relay_all(relay))
 
     assert relay.stats.usage == USAGE
-    assert len(frames) == 3
+    assert b"".join(frames) == sse(*events) + DONE_FRAME
 
 
 @pytest.mark.parametrize(
@@ -242,8 +278,9 @@ def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(StreamRelay, "_log_chunk", explode)
     logging.getLogger("gateway.stream").setLevel(logging.INFO)
     try:
-        relay, _ = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
-        assert len(run(relay_all(relay))) == 3
+        events = [chunk("a"), chunk(finish="stop")]
+        relay, _ = make_relay([sse(event) for event in events] + [DONE_FRAME])
+        assert run(relay_all(relay)) == [sse(event) for event in events] + [DONE_FRAME]
     finally:
         logging.getLogger("gateway.stream").setLevel(logging.NOTSET)
 
@@ -282,7 +319,7 @@ STREAMERS = [AsgiStreamer, StarletteStreamer]
 
 
 @pytest.mark.parametrize("streamer", STREAMERS)
-def test_streamers_send_one_body_message_per_event(streamer: type) -> None:
+def test_streamers_send_one_body_message_per_completed_event(streamer: type) -> None:
     events = [chunk("a"), chunk("b"), chunk(finish="stop")]
     stream = sse(*events) + b"data: [DONE]\n\n"
     relay, upstream = make_relay([stream[index : index + 1] for index in range(len(stream))])
@@ -296,7 +333,12 @@ def test_streamers_send_one_body_message_per_event(streamer: type) -> None:
     client = run(scenario())
 
     assert client.messages[0]["type"] == "http.response.start"
-    assert client.bodies == [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME, b""]
+    frames = [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME]
+    if streamer is AsgiStreamer:  # `[DONE]` carries the end of the body: one write, not two
+        assert client.bodies == frames
+        assert client.messages[-1]["more_body"] is False
+    else:
+        assert client.bodies == [*frames, b""]
     assert relay.stats.status == "ok"
     assert upstream.close_count == 1
 

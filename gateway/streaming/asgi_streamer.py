@@ -1,7 +1,8 @@
 """The low-level streamer: relay frames straight to the ASGI `send`, no Starlette response in between.
 
-`http.response.start`, then one `http.response.body` (`more_body=True`) per event, then an empty final
-body. A watcher task listens on `receive` for `http.disconnect` and cancels the streaming task at once, so
+`http.response.start`, then one `http.response.body` per piece the relay hands out (a read's events),
+the one carrying `[DONE]` with `more_body=False`, so the end of the body goes out in the same write.
+A watcher task listens on `receive` for `http.disconnect` and cancels the streaming task at once, so
 an upstream that is silent for a while is still released the moment the client goes away.
 """
 
@@ -29,10 +30,17 @@ class AsgiStreamer:
         watch = DisconnectWatch(receive)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
+            ended = False
             async for out in frames:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            watch.active = False  # before any other await: a late disconnect must not cancel the cleanup
+                if relay.done:  # `[DONE]` and the body's end in one write
+                    watch.active = False  # before the send: a disconnect now must not cancel the cleanup
+                    await send({"type": "http.response.body", "body": out, "more_body": False})
+                    ended = True
+                else:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            if not ended:
+                watch.active = False
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             # Ours (the client left) unless it was not the watcher, or someone else cancelled as well.
             if not watch.fired or watch.task.uncancel() > 0:

@@ -1,4 +1,4 @@
-"""The event relay: upstream bytes in, client SSE frames out, one frame per complete event.
+"""The event relay: upstream bytes in, client SSE frames out: each read's complete events, at once.
 
 Both streamers (ASGI and Starlette) iterate the same `StreamRelay.frames()` and own the relay: they call
 `StreamRelay.aclose()` on every exit path, the one place the upstream response is closed, the summary is
@@ -57,6 +57,9 @@ class StreamRelay:
         self._chunks = upstream.__aiter__()
         self._parser = SSEParser()
         self._pending: list[bytes] = []
+        self._pending_batch: bytes | None = None  # what `prime` read, when it went through as it was
+        # Whole reads go out as they came (see `_pass_through`) unless DEBUG wants a line per event.
+        self._batching = not logger.isEnabledFor(logging.DEBUG)
         self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
         self._exhausted = False  # the upstream body has ended
         self._last_payload = b""  # the last event other than [DONE]
@@ -72,7 +75,7 @@ class StreamRelay:
         stats = self.stats
         stats.connected = time.perf_counter()
         try:
-            while not self._pending:
+            while not self._pending and self._pending_batch is None:
                 chunk = await self._next_chunk()
                 if chunk is None:
                     self._pending = self._flush()
@@ -81,7 +84,10 @@ class StreamRelay:
                             f"provider {stats.provider!r} closed the stream before any event"
                         )
                     return
-                self._pending = self._parser.feed(chunk)
+                if self._batching:
+                    head, chunk = self._pass_through(chunk)
+                    self._pending_batch = head or None
+                self._pending = self._parser.feed(chunk) if chunk else []
         except GatewayError as exc:
             stats.status, stats.error = "error", exc.message
             raise
@@ -90,32 +96,43 @@ class StreamRelay:
             raise
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Client frames, one per upstream event, ending with `data: [DONE]` or with one OpenAI error event.
+        """Client bytes, ending with `data: [DONE]` or with one OpenAI error event: each upstream read's
+        complete events in one piece (one write, see `_pass_through`), or one frame per event when DEBUG
+        logs a line per event.
 
         An upstream failure after the first frame (dropped connection, read timeout, malformed event)
-        becomes that final error event: the HTTP status is long gone. The caller closes the relay.
+        becomes that final error event, after the events that preceded it: the HTTP status is long gone.
+        `done` is true when the piece handed out is the last one before `[DONE]`'s end. The caller closes
+        the relay.
         """
         stats = self.stats
-        debug = logger.isEnabledFor(logging.DEBUG)
         count, previous = 0, stats.started  # for the DEBUG lines only
         try:
             payloads, self._pending = self._pending, []
+            batch, self._pending_batch = self._pending_batch, None
             while True:
-                for payload in payloads:
-                    out = self._process(payload)
-                    if out is None:
-                        continue
-                    if debug:
-                        handed = time.perf_counter()
+                if self._batching:
+                    out, failure = self._join(payloads) if payloads else (b"", None)
+                    if batch:
+                        out = batch + out if out else batch
+                    if out:
                         yield out
-                        count += 1
-                        self._log_chunk(count, len(out), handed, previous)
-                        previous = handed
-                    else:
-                        yield out
-                    if self._done:
-                        await self._release_upstream()
-                        return
+                    if failure is not None:
+                        raise failure
+                else:
+                    for payload in payloads:  # one frame per event, with a DEBUG line each
+                        out = self._process(payload)
+                        if out is not None:
+                            handed = time.perf_counter()
+                            yield out
+                            count += 1
+                            self._log_chunk(count, len(out), handed, previous)
+                            previous = handed
+                        if self._done:
+                            break
+                if self._done:
+                    await self._release_upstream()
+                    return
                 if self._exhausted:
                     self._check_complete()
                     self._done = True  # a complete answer without [DONE]; the client still gets one
@@ -124,7 +141,12 @@ class StreamRelay:
                     await self._release_upstream()
                     return
                 chunk = await self._next_chunk()
-                payloads = self._flush() if chunk is None else self._parser.feed(chunk)
+                if chunk is None:
+                    batch, payloads = None, self._flush()
+                    continue
+                if self._batching:
+                    batch, chunk = self._pass_through(chunk)
+                payloads = self._parser.feed(chunk) if chunk else []
         except GatewayError as exc:
             stats.status, stats.error = "error", exc.message
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
@@ -133,6 +155,27 @@ class StreamRelay:
             stats.status, stats.error = "error", f"internal error: {exc!r}"
             logger.exception("stream %s: internal error while relaying", stats.stream_id)
             yield self._error_frame(GatewayError("internal error while relaying the stream"))
+
+    @property
+    def done(self) -> bool:
+        """`[DONE]` has been handed to the client (or is in the piece just handed out)."""
+        return self._done
+
+    def _join(self, payloads: list[bytes]) -> tuple[bytes, GatewayError | None]:
+        """The frames of one read's events as one piece, up to `[DONE]`; a malformed event ends the piece
+        there and is returned, so the events before it still go out ahead of the error event."""
+        outs: list[bytes] = []
+        failure: GatewayError | None = None
+        try:
+            for payload in payloads:
+                out = self._process(payload)
+                if out is not None:
+                    outs.append(out)
+                if self._done:
+                    break
+        except GatewayError as exc:
+            failure = exc
+        return (outs[0] if len(outs) == 1 else b"".join(outs)), failure
 
     async def _next_chunk(self) -> bytes | None:
         """The next upstream read, or None at the end of the body."""
@@ -171,6 +214,49 @@ class StreamRelay:
             raise UpstreamProtocolError(
                 f"provider {self.stats.provider!r} ended the stream before the answer was complete"
             )
+
+    def _pass_through(self, chunk: bytes) -> tuple[bytes, bytes]:
+        """Split a read into what goes to the client as it came and what the parser must see.
+
+        The head is the read's longest run of whole one-line `data: {...}` events (the last may be
+        `data: [DONE]`) up to the first event with a usage block: exactly the frames `_process` would
+        build for them, so it goes out as it is, with no work per event. The rest (the usage event and
+        what follows, an unfinished event, or the whole read when it is anything else) is parsed.
+
+        Under load one upstream read often holds several events; forwarding them together is the same
+        as forwarding each the moment it arrived (they arrived together), at a fraction of the cost."""
+        if not self._parser.at_boundary(chunk):
+            return b"", chunk
+        usage_at = _usage_at(chunk)
+        cut = chunk.rfind(b"\n\n", 0, len(chunk) if usage_at < 0 else usage_at) + 2
+        if cut < 2:
+            return b"", chunk
+        head = chunk if cut == len(chunk) else chunk[:cut]
+        events = head.split(b"\n\n")
+        events.pop()  # the empty piece after the last separator
+        if b"\r" in head or head.count(b"\n") != 2 * len(events):
+            return b"", chunk  # other line endings, a multi-line event, other fields: the parser's job
+        done = events[-1] == DONE_FRAME[:-2]
+        if done:
+            events.pop()
+        for event in events:
+            if not (event.startswith(b"data: {") and event.endswith(b"}")):
+                return b"", chunk  # [DONE] before the end, a comment, a malformed event: the parser decides
+        stats = self.stats
+        if events:
+            now = time.perf_counter()
+            if stats.chunks:
+                interval = now - stats.last_chunk
+                if interval > stats.max_interval:
+                    stats.max_interval = interval
+            else:
+                stats.first_chunk = now
+            stats.last_chunk = now
+            stats.chunks += len(events)
+            self._last_payload = events[-1][6:]
+        stats.bytes += len(head)
+        self._done = done
+        return head, (b"" if done or cut == len(chunk) else chunk[cut:])
 
     def _process(self, payload: bytes) -> bytes | None:
         """The frame for one upstream event, or None when the event is not for the client."""
@@ -293,14 +379,19 @@ class StreamRelay:
 
 
 def _carries_usage(payload: bytes) -> bool:
-    """Whether a `"usage"` key with a non-null value is in the event, without parsing the JSON.
+    """Whether a `"usage"` key with a non-null value is in the event, without parsing the JSON."""
+    return _usage_at(payload) >= 0
+
+
+def _usage_at(data: bytes) -> int:
+    """Where the first `"usage"` key with a non-null value is in `data`, or -1; no JSON parsing.
 
     Inside JSON strings quotes are escaped, so a bare `"usage"` followed by `:` can only be a key.
     """
-    at = payload.find(b'"usage"')
+    at = data.find(b'"usage"')
     while at >= 0:
-        rest = payload[at + 7 : at + 48].lstrip()
-        if rest[:1] == b":":
-            return not rest[1:].lstrip().startswith(b"null")
-        at = payload.find(b'"usage"', at + 7)
-    return False
+        rest = data[at + 7 : at + 48].lstrip()
+        if rest[:1] == b":" and not rest[1:].lstrip().startswith(b"null"):
+            return at
+        at = data.find(b'"usage"', at + 7)
+    return -1

@@ -87,6 +87,17 @@ class SSEParser:
         chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         return chunk + b"\r" if held else chunk
 
+    def at_boundary(self, chunk: bytes) -> bool:
+        """Whether `chunk` starts a new event: nothing is held over and there is no byte-order mark to
+        strip. The caller may then take the chunk's whole events as they are, without `feed`."""
+        if self._buffer:
+            return False
+        if not self._started:
+            if chunk[:1] == _BOM[:1]:
+                return False
+            self._started = True
+        return True
+
     @property
     def pending(self) -> bytes:
         """Bytes of an event that has not been terminated yet."""
