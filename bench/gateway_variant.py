@@ -4,11 +4,11 @@
 
 Variants (joined with `+`):
 - `httpcore`: providers send over httpx's own pool (httpcore), as before the gateway moved to its
-  aiohttp transport (`gateway/providers/aiohttp_transport.py`): the comparison for that choice.
+  own HTTP/1.1 client (`gateway/providers/h1/`): the comparison for that choice.
 - `aiohttp`: the `httpx-aiohttp` package's transport instead of the gateway's own (`pip install
   httpx-aiohttp`).
 (`owntransport`, `notelemetry` and `fastrequest`, measured in bench/README.md, are now the gateway's
-own code: its aiohttp transport, `FastAPI(telemetry=...)` off, `Provider.build_request`.)
+own code: its H1 transport, `FastAPI(telemetry=...)` off, `Provider.build_request`.)
 - `warning`: `--log-level WARNING` (no per-stream INFO summary line); the runner's default since
   the gateway targets run with `LOG_LEVEL=WARNING`, like the peers' logging (see targets.py).
 - `info`: `--log-level INFO`: the access line per request on, as the gateway runs by default.

@@ -65,6 +65,8 @@ class ScriptedUpstream:
             self.read_count += 1
             yield read
 
+    complete = False  # the relay then reads on to the end of the body before releasing it
+
     async def aclose(self) -> None:
         self.close_count += 1
         self.closed.set()

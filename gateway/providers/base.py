@@ -2,7 +2,7 @@
 
 Providers receive their `httpx.AsyncClient` ready-made (see `registry.py`), so unit tests can inject one
 with `httpx.MockTransport` and end-to-end tests point it at the provider simulator. Requests go to the
-client's transport directly; over the aiohttp transport (every real upstream) without httpx's models.
+client's transport directly; over the H1 transport (every real upstream) without httpx's models.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 from gateway.config.models import ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamStatusError, UpstreamTimeout
 from gateway.providers import openai_openai
-from gateway.providers.aiohttp_transport import AiohttpTransport, PoolState
+from gateway.providers.h1 import ACCEPT_ENCODING, H1Transport, PoolState
 from gateway.providers.transport import httpx_timeout, map_upstream_errors
 
 # Response headers worth passing back to the client from a successful upstream answer.
@@ -44,7 +44,7 @@ class UpstreamRequest:
 
 
 class UpstreamResponse(Protocol):
-    """An upstream answer whose head is in: `httpx.Response`, or `AiohttpResponse` on the fast path."""
+    """An upstream answer whose head is in: `httpx.Response`, or `H1Response` on the fast path."""
 
     @property
     def status_code(self) -> int: ...
@@ -100,14 +100,16 @@ class Provider:
         self._chat_url = httpx.URL(self.chat_url) if client is not None else None
         chat_headers = httpx.Headers(client.headers if client is not None else None)
         chat_headers.update(headers)  # case-insensitive: a configured User-Agent replaces httpx's
-        self._chat_headers = chat_headers.multi_items()
         self._timeout_extensions: dict[Timeouts | None, dict[str, float | None]] = {}
-        # The client's transport, called directly (see `_send`): aiohttp's pool, the mock provider's
+        # The client's transport, called directly (see `_send`): the H1 pool, the mock provider's
         # in-process transport, or a test's `httpx.MockTransport`. httpx has no public accessor for it.
         self._transport: httpx.AsyncBaseTransport | None = None
         if client is not None:
             self._timeout_extensions[None] = client.timeout.as_dict()
             self._transport = client._transport
+        if isinstance(self._transport, H1Transport):
+            chat_headers["accept-encoding"] = ACCEPT_ENCODING  # what it decodes (httpx may offer br, zstd)
+        self._chat_headers = chat_headers.multi_items()
 
     @property
     def available(self) -> bool:
@@ -182,13 +184,13 @@ class Provider:
 
         Not `AsyncClient.send`: its auth flow, redirect loop, cookie jar and event hooks do nothing for
         us (the key is a header, redirects are off, upstream cookies must not carry over to other
-        callers) and cost a quarter of the gateway's CPU per request (bench/README.md). Over aiohttp
-        (the real upstreams) httpx's request and response models are skipped too; any other transport
-        (the mock provider's, a test's `httpx.MockTransport`) gets an `httpx.Request`."""
+        callers) and cost a quarter of the gateway's CPU per request (bench/README.md). Over the H1
+        transport (the real upstreams) httpx's request and response models are skipped too; any other
+        transport (the mock provider's, a test's `httpx.MockTransport`) gets an `httpx.Request`."""
         client, transport = self.client, self._transport
         if client is None or transport is None or client.is_closed or self._chat_url is None:
             raise ProviderUnavailable(f"provider {self.name!r} is closed or unavailable")
-        if isinstance(transport, AiohttpTransport):
+        if isinstance(transport, H1Transport):
             return await transport.send(self.chat_url, request.headers, request.content, request.timeout)
         extensions = {"timeout": request.timeout}
         httpx_request = httpx.Request(
@@ -211,7 +213,7 @@ class Provider:
     def pool_state(self) -> PoolState:
         """Upstream connections lent to requests and kept idle (tests check that streams release theirs)."""
         transport = self._transport
-        if not isinstance(transport, AiohttpTransport):
+        if not isinstance(transport, H1Transport):
             return PoolState(0, 0)  # no pool: unavailable, or an in-process transport
         return transport.pool_state()
 
@@ -229,7 +231,7 @@ class UpstreamByteStream:
     """The bytes of a streaming upstream response as they arrive, with httpx errors mapped to ours.
 
     `aiter_bytes` (not `aiter_raw`): httpx asks for compressed bodies by default, and a provider that
-    gzips its event stream must still reach the SSE parser as text (on the aiohttp fast path aiohttp
+    gzips its event stream must still reach the SSE parser as text (on the H1 fast path the transport
     decodes it). Without compression it passes each read through unchanged.
     """
 
@@ -243,6 +245,11 @@ class UpstreamByteStream:
         with map_upstream_errors(self.provider):
             async for chunk in self.response.aiter_bytes():
                 yield chunk
+
+    @property
+    def complete(self) -> bool:
+        """The whole body has arrived (known on the H1 fast path; otherwise only at the end of iteration)."""
+        return getattr(self.response, "complete", False) is True
 
     async def aclose(self) -> None:
         await self.response.aclose()

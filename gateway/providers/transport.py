@@ -1,7 +1,6 @@
 """The boundary with httpx: build each provider's client, and translate httpx exceptions into ours.
 
-Nothing outside `gateway.providers` sees an httpx (or aiohttp: `aiohttp_transport.py` turns its errors into
-httpx's) exception.
+Nothing outside `gateway.providers` sees an httpx exception (`h1/` raises httpx's too).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from gateway.errors import (
     UpstreamReadError,
     UpstreamTimeout,
 )
-from gateway.providers.aiohttp_transport import AiohttpTransport
+from gateway.providers.h1 import H1Transport
 
 
 @contextmanager
@@ -65,12 +64,12 @@ def build_client(
 ) -> httpx.AsyncClient:
     """One pooled client per provider. `trust_env=False`: a proxy variable must not reroute upstreams.
 
-    Without an explicit `transport` (tests, the in-process mock) requests go over aiohttp's pool."""
+    Without an explicit `transport` (tests, the in-process mock) requests go over the H1 pool."""
     limits = httpx_limits(pool)
     return httpx.AsyncClient(
         timeout=httpx_timeout(timeouts),
         limits=limits,
-        transport=transport if transport is not None else AiohttpTransport(limits),
+        transport=transport if transport is not None else H1Transport(limits),
         trust_env=False,
         follow_redirects=False,
     )

@@ -38,5 +38,9 @@ class DeadlineByteStream:
                 raise UpstreamTimeout(self.message) from None
             yield chunk
 
+    @property
+    def complete(self) -> bool:
+        return self.inner.complete
+
     async def aclose(self) -> None:
         await self.inner.aclose()

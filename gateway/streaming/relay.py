@@ -38,6 +38,11 @@ class ByteStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body is known to have arrived (False when it cannot tell)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -327,7 +332,7 @@ class StreamRelay:
         if self._upstream_closed:
             return
         try:
-            if not self._exhausted:
+            if not self._exhausted and not self._upstream.complete:
                 await self._drain()
         finally:
             self._upstream_closed = True

@@ -1,4 +1,4 @@
-"""The aiohttp transport behind each provider's httpx client, against real loopback servers.
+"""The H1 transport (our HTTP/1.1 client) behind each provider's httpx client, against real loopback servers.
 
 Each test starts a small asyncio server that answers (or misbehaves) as the test needs, then checks what
 reaches the gateway: the right error of our tree, bytes as they arrive, connections pooled and released.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import zlib
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -22,8 +23,8 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from gateway.providers.aiohttp_transport import AiohttpTransport, PoolState
 from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
+from gateway.providers.h1 import H1Transport, PoolState
 from gateway.providers.registry import new_provider
 from gateway.providers.transport import build_client, map_upstream_errors
 
@@ -108,8 +109,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_default_client_sends_over_aiohttp() -> None:
-    assert isinstance(client()._transport, AiohttpTransport)
+def test_the_default_client_sends_over_the_h1_transport() -> None:
+    assert isinstance(client()._transport, H1Transport)
 
 
 def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None:
@@ -225,7 +226,7 @@ def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
                 first = asyncio.create_task(post(http, up.url))
                 await asyncio.sleep(0.1)
                 try:
-                    with pytest.raises(UpstreamTimeout, match="connect timeout"):
+                    with pytest.raises(UpstreamTimeout, match="pool timeout"):
                         await post(http, up.url, timeout=httpx.Timeout(5, pool=0.2))
                 finally:
                     assert (await first).content == OK_BODY
@@ -273,7 +274,7 @@ def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connecti
                     next_event.set()
                     assert await anext(chunks) == b"data: second\n\n"
                 transport = http._transport
-                assert isinstance(transport, AiohttpTransport)
+                assert isinstance(transport, H1Transport)
                 assert transport.pool_state() == PoolState(in_use=1, idle=0)
                 await response.aclose()
                 assert transport.pool_state() == PoolState(in_use=0, idle=0)  # closed, not pooled
@@ -298,7 +299,7 @@ def test_every_transport_error_is_one_of_ours() -> None:
         asyncio.run(scenario())
 
 
-# The providers' fast path: `AiohttpTransport.send` under `Provider`, without httpx's models.
+# The providers' fast path: `H1Transport.send` under `Provider`, without httpx's models.
 
 
 def provider_for(url: str, **config: object) -> Provider:
@@ -396,3 +397,168 @@ def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection
                 await provider.aclose()
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+# What only our own client has to get right: body framing, pool bookkeeping, header safety.
+
+
+def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole() -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + OK_BODY)
+        await writer.drain()
+        raise ConnectionError  # the handler's `finally` closes the connection: the end of the body
+
+    async def scenario() -> None:
+        async with Upstream(until_close) as up, client() as http:
+            response = await post(http, up.url)
+            assert response.content == OK_BODY
+            assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_chunked_answer_read_to_its_end_keeps_the_connection() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b'5\r\n{"ok"\r\n6\r\n:true}\r\n0\r\n\r\n')
+
+    async def scenario() -> None:
+        async with Upstream(chunked) as up, client() as http:
+            assert (await post(http, up.url)).content == OK_BODY
+            assert (await post(http, up.url)).content == OK_BODY
+            assert up.connections == 1
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
+    async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(answer(OK_BODY))  # says nothing of closing: a keep-alive answer
+        await writer.drain()
+        raise ConnectionError  # then the upstream's idle timeout closes it
+
+    async def scenario() -> None:
+        async with Upstream(answer_then_close) as up, client() as http:
+            assert (await post(http, up.url)).content == OK_BODY
+            await asyncio.sleep(0.1)  # the close reaches the gateway's loop
+            assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+            assert (await post(http, up.url)).content == OK_BODY
+            assert up.connections == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    async def scenario() -> None:
+        async with Upstream(answer_ok) as up:
+            transport = H1Transport(httpx.Limits())
+            try:
+                with pytest.raises(httpx.LocalProtocolError):
+                    await transport.send(up.url, [("x-a", "b\r\nx-smuggled: 1")], b"{}", {})
+                with pytest.raises(httpx.LocalProtocolError):
+                    await transport.send(up.url, [("x-a", "b\nx-smuggled: 1")], b"{}", {})
+            finally:
+                await transport.aclose()
+            assert up.connections == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_head_probe_does_not_wait_for_the_announced_body() -> None:
+    async def head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n")  # HEAD: the length, no body
+
+    async def scenario() -> int:
+        async with Upstream(head) as up, client(read=3) as http:
+            return (await http.request("HEAD", up.url)).status_code
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 2)) == 200
+
+
+def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
+    async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(0.05)
+        writer.write(answer(OK_BODY))
+
+    async def scenario() -> None:
+        limits = PoolLimits(max_keepalive_connections=1, keepalive_expiry=0.2)
+        async with Upstream(slow_ok) as up, client(pool=limits) as http:
+            transport = http._transport
+            assert isinstance(transport, H1Transport)
+            await asyncio.gather(*(post(http, up.url) for _ in range(3)))
+            assert up.connections == 3
+            assert transport.pool_state() == PoolState(in_use=0, idle=1)  # two closed on release
+            await post(http, up.url)
+            assert up.connections == 3  # the kept one was reused
+            await asyncio.sleep(0.3)
+            await post(http, up.url)
+            assert up.connections == 4  # expired: a new connection
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_requests_over_the_connection_limit_wait_for_a_free_connection() -> None:
+    async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(0.05)
+        writer.write(answer(OK_BODY))
+
+    async def scenario() -> None:
+        async with Upstream(slow_ok) as up, client(pool=PoolLimits(max_connections=2)) as http:
+            responses = await asyncio.gather(*(post(http, up.url) for _ in range(6)))
+            assert [response.content for response in responses] == [OK_BODY] * 6
+            assert up.connections == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_slow_reader_gets_a_large_stream_whole_and_in_order() -> None:
+    piece = bytes(range(256)) * 256  # 64 KiB
+
+    async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (len(piece) * 32))
+        for _ in range(32):  # 2 MiB, far past the point where reading the socket pauses
+            writer.write(piece)
+            await writer.drain()
+
+    async def scenario() -> bytes:
+        async with Upstream(large) as up:
+            transport = H1Transport(httpx.Limits())
+            try:
+                response = await transport.send(up.url, [], b"{}", {"read": 5})
+                received = bytearray()
+                async for chunk in response.aiter_bytes():
+                    received += chunk
+                    await asyncio.sleep(0.01)  # a slow client downstream
+                await response.aclose()
+                assert transport.pool_state() == PoolState(in_use=0, idle=1)
+                return bytes(received)
+            finally:
+                await transport.aclose()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == piece * 32
+
+
+def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without the zlib wrapper, as some send it
+    deflated = compressor.compress(OK_BODY) + compressor.flush()
+
+    async def deflate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(answer(deflated, b"content-encoding: deflate"))
+
+    async def scenario() -> bytes:
+        async with Upstream(deflate) as up:
+            provider = provider_for(up.url)
+            try:
+                return (await provider.complete(provider.build_request(b"{}", "r"))).content
+            finally:
+                await provider.aclose()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 5)) == OK_BODY

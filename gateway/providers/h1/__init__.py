@@ -1,0 +1,22 @@
+"""The upstreams' wire: a lean HTTP/1.1 client on asyncio protocols and httptools, with a small pool.
+
+Why our own: the gateway sends one kind of request (a POST with a small JSON body, or a health probe) to a
+handful of origins, and under load the upstream client was the largest cost left. aiohttp's
+`ClientSession` measured 68-91 us of CPU per request (a `ClientRequest`, a writer task, timers and trace
+hooks each time), a bare httptools client ~10 (bench/upstream_clients.py). What this client does:
+keep-alive pooling with httpx's limits, connect / read / pool timeouts, content-length, chunked and
+until-close bodies, gzip and deflate, TLS. What it does not: redirects, cookies, proxies, HTTP/2,
+`Expect: 100-continue`, streamed request bodies (none of which the gateway uses).
+
+Providers keep their `httpx.AsyncClient` (unit tests inject `httpx.MockTransport`; health probes go through
+the client), and call `send` directly on the hot path. Errors are httpx's exceptions, which
+`map_upstream_errors()` maps to ours, chosen by what happened: nothing sent (refused, unreachable, TLS)
+is `httpx.ConnectError`, safe to fail over; a connection lost after the request went out is
+`httpx.ReadError` or `httpx.RemoteProtocolError`.
+"""
+
+from gateway.providers.h1.connection import H1Response
+from gateway.providers.h1.pool import PoolState
+from gateway.providers.h1.transport import ACCEPT_ENCODING, H1Transport
+
+__all__ = ["ACCEPT_ENCODING", "H1Response", "H1Transport", "PoolState"]

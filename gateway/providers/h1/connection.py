@@ -1,0 +1,294 @@
+"""One upstream HTTP/1.1 connection (an asyncio protocol fed to httptools) and the answer it is receiving."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
+
+import httptools
+import httpx
+
+from gateway.providers.h1.decoding import Decoder, decoder_for
+from gateway.providers.h1.target import Origin
+
+if TYPE_CHECKING:
+    from gateway.providers.h1.pool import Pool
+
+# Unread body beyond this pauses reading the socket, so a slow reader bounds what is buffered.
+_HIGH_WATER = 256 * 1024
+
+
+class Connection(asyncio.Protocol):
+    """One upstream connection, one request at a time; httptools calls back into the current response."""
+
+    __slots__ = ("_parser", "_pool", "closed", "idle_since", "origin", "response", "transport")
+
+    def __init__(self, pool: Pool, origin: Origin) -> None:
+        self._pool = pool
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.response: H1Response | None = None
+        self.closed = False
+        self.idle_since = 0.0
+
+    def send(self, response: H1Response, data: bytes) -> None:
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            raise httpx.RemoteProtocolError("the upstream connection closed before the request was sent")
+        self.response = response
+        transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        response = self.response
+        if response is None:  # bytes nobody asked for on an idle connection: it cannot be reused
+            self.close()
+            return
+        parser = self._parser
+        if parser is None:
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            response.fail(httpx.RemoteProtocolError(f"invalid HTTP from the upstream: {exc}"))
+            self.close()
+        response.wake()  # one wake-up per read, after every callback of it
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        response = self.response
+        if response is not None and not response.complete:
+            response.lost(exc)
+        self._pool.forget(self)
+        # The parser holds this protocol for its callbacks and the transport holds it too: break both
+        # cycles, so a closed connection is freed by reference counting, not left to the cyclic GC.
+        self._parser = None
+        self.transport = None
+
+    # httptools callbacks (only while a response is current: data_received checks)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        cast(H1Response, self.response).raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        cast(H1Response, self.response).head_done(
+            cast(httptools.HttpResponseParser, self._parser).get_status_code()
+        )
+
+    def on_body(self, body: bytes) -> None:
+        cast(H1Response, self.response).body(body)
+
+    def on_message_complete(self) -> None:
+        cast(H1Response, self.response).finish(
+            cast(httptools.HttpResponseParser, self._parser).should_keep_alive()
+        )
+
+
+class H1Response:
+    """An upstream answer whose head is in: `status_code`, `headers` (names lower-cased), and the body as
+    it arrives (`aiter_bytes`) or whole (`aread`). `aclose()` gives the connection back to the pool when
+    the answer was read to its end, and closes it otherwise."""
+
+    __slots__ = (
+        "_bodiless",
+        "_chunks",
+        "_connection",
+        "_decoder",
+        "_decompress",
+        "_error",
+        "_keep_alive",
+        "_paused",
+        "_read_timeout",
+        "_released",
+        "_size",
+        "_until_close",
+        "_waiter",
+        "complete",
+        "has_head",
+        "headers",
+        "raw_headers",
+        "status_code",
+    )
+
+    def __init__(
+        self, connection: Connection, read_timeout: float | None, decompress: bool, bodiless: bool = False
+    ) -> None:
+        self._connection = connection
+        self._bodiless = bodiless  # the answer to a HEAD request
+        self._read_timeout = read_timeout
+        self._decompress = decompress
+        self._decoder: Decoder | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+        self._keep_alive = False
+        self._until_close = False
+        self._released = False
+        self.status_code = 0
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, str] = {}
+        self.has_head = False
+        self.complete = False
+
+    # Called by the connection.
+
+    def head_done(self, status: int) -> None:
+        self.status_code = status
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in self.raw_headers:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        self.headers = headers
+        self.has_head = True
+        if self._decompress:
+            self._decoder = decoder_for(headers.get("content-encoding", ""))
+        self._until_close = (
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and status not in (204, 304)
+        )
+        if self._bodiless:  # the parser does not know the method: it would wait for the announced body
+            self.finish(keep_alive=False)
+
+    def body(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > _HIGH_WATER and not self._paused:
+            transport = self._connection.transport
+            if transport is not None:
+                transport.pause_reading()
+                self._paused = True
+
+    def finish(self, keep_alive: bool) -> None:
+        self.complete = True
+        self._keep_alive = keep_alive
+
+    def fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+
+    def lost(self, exc: Exception | None) -> None:
+        """The connection closed before the answer was complete."""
+        if self.has_head and self._until_close and exc is None:
+            self.complete = True  # a body delimited by the end of the connection
+        elif isinstance(exc, OSError):
+            self.fail(httpx.ReadError(f"upstream connection lost: {exc}"))
+        elif self.has_head:
+            self.fail(
+                httpx.RemoteProtocolError("the upstream closed the connection in the middle of the body")
+            )
+        else:
+            self.fail(httpx.RemoteProtocolError("the upstream closed the connection without an answer"))
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # Called by the request's task.
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if self._read_timeout is None else loop.call_later(self._read_timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def wait_head(self) -> None:
+        while not self.has_head:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    def _take(self) -> bytes:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        if self._paused:
+            self._paused = False
+            transport = self._connection.transport
+            if transport is not None:
+                transport.resume_reading()
+        return data if self._decoder is None else self._decoder.decode(data)
+
+    def _tail(self) -> bytes:
+        """At the end of the body: what the decoder still holds."""
+        decoder, self._decoder = self._decoder, None
+        return b"" if decoder is None else decoder.flush()
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Each read's body bytes as they arrive (whatever arrived together, together: no re-chunking)."""
+        while True:
+            if self._chunks:
+                data = self._take()
+                if data:
+                    yield data
+            elif self.complete:
+                tail = self._tail()
+                if tail:
+                    yield tail
+                return
+            elif self._error is not None:
+                raise self._error
+            else:
+                await self._wait()
+
+    async def aread(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            if self._chunks:
+                parts.append(self._take())
+            elif self.complete:
+                parts.append(self._tail())
+                return b"".join(parts)
+            elif self._error is not None:
+                raise self._error
+            else:
+                await self._wait()
+
+    async def aclose(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Back to the pool if the answer was read to its end on a keep-alive connection; else closed, so no
+        later request reads the rest of an abandoned answer."""
+        if self._released:
+            return
+        self._released = True
+        connection = self._connection
+        connection.response = None
+        reusable = self.complete and self._keep_alive and self._error is None and not self._paused
+        connection._pool.release(connection, reusable)
+
+    def discard(self) -> None:
+        """The request failed or was cancelled before its answer: the connection is closed, not reused."""
+        self._error = self._error or httpx.ReadError("request abandoned")
+        self.release()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.ReadTimeout("read timeout"))

@@ -1,0 +1,213 @@
+"""Upstream connections by origin: idle ones kept for reuse, a cap on the total, waiters for a free slot."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.providers.h1.connection import Connection, H1Response
+from gateway.providers.h1.target import Origin, Target
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """How many upstream connections a provider's pool holds: lent to a request, and idle (kept alive)."""
+
+    in_use: int
+    idle: int
+
+
+class Pool:
+    """Connections by origin: idle ones kept (most recently used first), a cap on the total, waiters for a
+    free slot in arrival order."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._max = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._idle_count = 0
+        self._in_use = 0  # lent to a request, or connecting for one
+        self._open: set[Connection] = set()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    def state(self) -> PoolState:
+        return PoolState(self._in_use, self._idle_count)
+
+    async def request(
+        self,
+        method: bytes,
+        target: Target,
+        headers: Iterable[tuple[str, str]],
+        content: bytes,
+        timeout: dict[str, float | None],
+        *,
+        decompress: bool,
+    ) -> H1Response:
+        """Send a request and return its response once the head is in; the caller must `aclose()` it."""
+        head = _request_head(method, target, headers, len(content))
+        connection = await self._acquire(target.origin, timeout.get("connect"), timeout.get("pool"))
+        response = H1Response(connection, timeout.get("read"), decompress, bodiless=method == b"HEAD")
+        try:
+            connection.send(response, head + content if content else head)
+            await response.wait_head()
+        except BaseException:
+            response.discard()
+            raise
+        return response
+
+    async def _acquire(self, origin: Origin, connect: float | None, pool: float | None) -> Connection:
+        if self._closed:
+            raise httpx.ConnectError("the provider's connection pool is closed")
+        loop = asyncio.get_running_loop()
+        deadline = None if pool is None else loop.time() + pool
+        while True:
+            connection = self._take_idle(origin, loop.time())
+            if connection is not None:
+                self._in_use += 1
+                return connection
+            if self._max is None or self._in_use + self._idle_count < self._max:
+                break
+            if self._idle_count:  # full, but with idle connections to other origins: make room
+                self._evict_one()
+                continue
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken just as we gave up: hand the free slot on
+                else:
+                    waiter.cancel()  # stays in the queue; `_wake_one` skips it
+                if isinstance(exc, TimeoutError):
+                    raise httpx.PoolTimeout("pool timeout: no free upstream connection") from None
+                raise
+        self._in_use += 1
+        try:
+            return await self._connect(origin, connect)
+        except BaseException:
+            self._in_use -= 1
+            self._wake_one()
+            raise
+
+    def _take_idle(self, origin: Origin, now: float) -> Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            self._idle_count -= 1
+            if connection.closed or (self._expiry is not None and now - connection.idle_since > self._expiry):
+                connection.close()
+                continue
+            return connection
+        return None
+
+    def _evict_one(self) -> None:
+        oldest: Connection | None = None
+        for idle in self._idle.values():
+            if idle and (oldest is None or idle[0].idle_since < oldest.idle_since):
+                oldest = idle[0]
+        if oldest is not None:
+            self._idle[oldest.origin].remove(oldest)
+            self._idle_count -= 1
+            oldest.close()
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
+        loop = asyncio.get_running_loop()
+        connection = Connection(self, origin)
+        tls = origin.scheme == "https"
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(
+                    lambda: connection,
+                    origin.host,
+                    origin.port,
+                    ssl=_ssl_context() if tls else None,
+                    server_hostname=origin.host if tls else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connect timeout ({origin.host}:{origin.port})") from None
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
+            raise httpx.ConnectError(f"{origin.host}:{origin.port}: {exc}") from exc
+        self._open.add(connection)
+        return connection
+
+    def release(self, connection: Connection, reusable: bool) -> None:
+        """A request is done with its connection: keep it idle for the next one, or close it."""
+        self._in_use -= 1
+        if (
+            reusable
+            and not self._closed
+            and not connection.closed
+            and (self._max_idle is None or self._idle_count < self._max_idle)
+        ):
+            connection.idle_since = asyncio.get_running_loop().time()
+            self._idle.setdefault(connection.origin, []).append(connection)
+            self._idle_count += 1
+        else:
+            connection.close()
+        self._wake_one()
+
+    def forget(self, connection: Connection) -> None:
+        """The connection closed (either side); an idle one leaves the pool."""
+        self._open.discard(connection)
+        idle = self._idle.get(connection.origin)
+        if idle and connection in idle:
+            idle.remove(connection)
+            self._idle_count -= 1
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        for connection in list(self._open):
+            connection.close()
+        self._idle.clear()
+        self._idle_count = 0
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # it finds the pool closed
+
+
+def _request_head(method: bytes, target: Target, headers: Iterable[tuple[str, str]], length: int) -> bytes:
+    parts = [f"{name}: {value}\r\n" for name, value in headers]
+    lines = "".join(parts)
+    # Every CR and LF must be one this function wrote: a header that carries its own would smuggle a
+    # header or a request into the upstream connection.
+    if lines.count("\r") != len(parts) or lines.count("\n") != len(parts):
+        raise httpx.LocalProtocolError("a request header contains a line break")
+    try:
+        encoded = lines.encode("latin-1")
+    except UnicodeEncodeError:
+        raise httpx.LocalProtocolError("a request header is not latin-1 text") from None
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s\r\n" % (
+        method,
+        target.path,
+        target.host_header,
+        length,
+        encoded,
+    )
+
+
+_ssl_contexts: list[ssl.SSLContext] = []
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CA bundle, as the httpx clients had), made once."""
+    if not _ssl_contexts:
+        _ssl_contexts.append(httpx.create_ssl_context())
+    return _ssl_contexts[0]
