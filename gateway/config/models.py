@@ -55,7 +55,7 @@ class Timeouts:
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
     max_connections: int = 50
-    max_keepalive_connections: int = 10
+    max_keepalive_connections: int = 50  # below max_connections, bursts reconnect (and redo TLS)
     keepalive_expiry: float = 30.0
 
 
