@@ -417,3 +417,19 @@ def test_a_shutdown_cancellation_at_the_same_time_as_a_disconnect_is_not_swallow
 
     assert run(scenario()) is True
     assert upstream.close_count == 1
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_an_upstream_end_without_done_after_a_passed_through_read_is_judged_by_its_last_event(
+    finished: bool,
+) -> None:
+    last = chunk(finish="stop") if finished else chunk("b")
+    relay, _ = make_relay([sse(chunk("a"), last)])  # plain events, passed through; then the body ends
+
+    frames = run(relay_all(relay))
+
+    assert frames[0] == sse(chunk("a"), last)
+    if finished:  # a whole answer: the client still gets its [DONE]
+        assert frames[1:] == [DONE_FRAME] and relay.stats.status == "ok"
+    else:  # cut off between two events: the client must not take it for a whole answer
+        assert frames[1].startswith(b'data: {"error":') and relay.stats.status == "error"

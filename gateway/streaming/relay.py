@@ -67,7 +67,7 @@ class StreamRelay:
         self._batching = not logger.isEnabledFor(logging.DEBUG)
         self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
         self._exhausted = False  # the upstream body has ended
-        self._last_payload = b""  # the last event other than [DONE]
+        self._last_payload = b""  # the last event other than [DONE], or a passed-through block ending in it
         self._upstream_closed = False
         self._closed = False
         self._drop_usage_chunk = drop_usage_chunk
@@ -210,7 +210,7 @@ class StreamRelay:
         usage-only chunk that follows it)? A connection-delimited body that was cut off between two
         events looks like a normal end otherwise, and the client must not take it for a whole answer."""
         try:
-            data = orjson.loads(self._last_payload)
+            data = orjson.loads(_last_event(self._last_payload))
             choices = data.get("choices")
             finished = choices == [] or any(choice.get("finish_reason") for choice in choices)
         except (orjson.JSONDecodeError, AttributeError, TypeError):
@@ -237,16 +237,20 @@ class StreamRelay:
         if cut < 2:
             return b"", chunk
         head = chunk if cut == len(chunk) else chunk[:cut]
-        events = head.split(b"\n\n")
-        events.pop()  # the empty piece after the last separator
-        if b"\r" in head or head.count(b"\n") != 2 * len(events):
+        # Whole one-line events: exactly two line feeds each (the separator), no other field or line.
+        count = head.count(b"\n\n")
+        if b"\r" in head or head.count(b"\n") != 2 * count:
             return b"", chunk  # other line endings, a multi-line event, other fields: the parser's job
-        done = events[-1] == DONE_FRAME[:-2]
-        if done:
-            events.pop()
-        for event in events:
-            if not (event.startswith(b"data: {") and event.endswith(b"}")):
-                return b"", chunk  # [DONE] before the end, a comment, a malformed event: the parser decides
+        done = head.endswith(b"\n\ndata: [DONE]\n\n") or head == DONE_FRAME
+        events = count - done
+        # Each event `data: {...}`, [DONE] only last: the first starts so, every separator between two
+        # events is `}\n\ndata: {`, and the last one ends with `}`. Counted in C, without a split.
+        if events and not (
+            head.startswith(b"data: {")
+            and head.count(b"}\n\ndata: {") == events - 1
+            and head.endswith(b"}\n\ndata: [DONE]\n\n" if done else b"}\n\n")
+        ):
+            return b"", chunk  # a comment, a malformed event, [DONE] before the end: the parser decides
         stats = self.stats
         if events:
             now = time.perf_counter()
@@ -257,8 +261,8 @@ class StreamRelay:
             else:
                 stats.first_chunk = now
             stats.last_chunk = now
-            stats.chunks += len(events)
-            self._last_payload = events[-1][6:]
+            stats.chunks += events
+            self._last_payload = head  # a block of events: `_check_complete` takes its last one
         stats.bytes += len(head)
         self._done = done
         return head, (b"" if done or cut == len(chunk) else chunk[cut:])
@@ -381,6 +385,14 @@ class StreamRelay:
         """The client went away before the stream ended."""
         if self.stats.status == "ok" and not self._done:
             self.stats.status = "disconnected"
+
+
+def _last_event(payload: bytes) -> bytes:
+    """The last event's data of a passed-through block (`data: {...}\\n\\n` events); a payload as it is."""
+    if not payload.endswith(b"\n\n"):
+        return payload
+    block = payload[:-2]
+    return block[block.rfind(b"\n\ndata: ") + 8 :] if b"\n\n" in block else block[6:]
 
 
 def _carries_usage(payload: bytes) -> bool:
