@@ -94,6 +94,13 @@ class RateLimited(ClientError):
     code = "rate_limit_exceeded"
 
 
+class ClientClosedRequest(ClientError):
+    """The client went away before the answer began (nginx's 499): nothing is sent, it is recorded."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
 class ProviderUnavailable(GatewayError):
     status_code = 503
     error_type = "server_error"

@@ -167,3 +167,43 @@ def test_a_disconnect_cancels_a_silent_upstream_read_at_once(
     assert released_after < 0.25, released_after
     assert simulator.open_connections == 0
     assert provider_pool(gateway) == PoolState(in_use=0, idle=0)
+
+
+async def send_and_leave(port: int, body: dict[str, Any], streamer: str, after: float) -> None:
+    """Send a streaming request and close the connection `after` seconds later, answered or not."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes(port, body, streamer))
+    await writer.drain()
+    await asyncio.sleep(after)
+    assert reader.at_eof() is False and not reader._buffer, "the gateway answered before the first event"  # type: ignore[attr-defined]
+    writer.close()
+    await asyncio.gather(writer.wait_closed(), return_exceptions=True)
+
+
+@pytest.mark.parametrize("streamer", ["asgi", "starlette"])
+@pytest.mark.parametrize("upstream", ["no head yet", "head but no event"])
+def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request(
+    simulator: ProviderSimulator,
+    gateway: RunningGateway,
+    observer: RecordingObserver,
+    streamer: str,
+    upstream: str,
+) -> None:
+    behaviour = {"head_delay": 30} if upstream == "no head yet" else {"hang_after": 0}
+    baseline = live_tasks(gateway)
+
+    async def scenario() -> float:
+        await send_and_leave(gateway.port, stream_body(x_sim=behaviour), streamer, after=0.3)
+        return time.monotonic()
+
+    gone_at = asyncio.run(scenario())
+    simulator.wait_for(lambda: simulator.open_connections == 0, timeout=5)
+    released_after = time.monotonic() - gone_at
+
+    assert released_after < 0.25, released_after  # at once, not when a first event would have come
+    assert provider_pool(gateway) == PoolState(in_use=0, idle=0)
+    wait_until(lambda: len(observer.records) == 1, message="the request was not recorded")
+    record = observer.records[0]
+    assert (record.status_code, record.error_code, record.stream) == (499, "client_closed_request", True)
+    assert record.attempts == 1  # the cancellation ends the attempt loop: no retry, no failover
+    assert live_tasks(gateway) == baseline

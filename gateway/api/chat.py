@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from functools import partial
@@ -13,13 +14,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.access.controller import AccessController
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.errors import ClientClosedRequest, GatewayError, InvalidRequest, ModelNotFound
 from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.providers.openai_openai import client_wants_usage
 from gateway.records import RequestObserver, RequestRecord, StreamObserver
-from gateway.resilience.dispatch import RequestContext
-from gateway.streaming.asgi_streamer import AsgiStreamer
-from gateway.streaming.relay import StreamStats
+from gateway.resilience.dispatch import Dispatcher, RequestContext
+from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
+from gateway.streaming.relay import StreamRelay, StreamStats
 from gateway.streaming.starlette_streamer import StarletteStreamer
 
 logger = logging.getLogger("gateway.api")
@@ -147,7 +148,13 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
         asgi = force_asgi or use_asgi_streamer(body, header, match.route.streaming)
         if observers:
             ctx.on_stream_finish.append(partial(_stream_finished, observers, ctx, model))
-        relay = await runtime.dispatcher.open_stream(ctx)
+        # Watch for the client leaving from now on: waiting for the first event can take long (a
+        # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream
+        # request at once rather than when the first event finds nobody to send it to.
+        watch = DisconnectWatch(request.receive)
+        relay = await _open_stream(runtime.dispatcher, ctx, watch)
+        if not asgi:  # Starlette's response watches `receive` itself
+            await watch.close()
     except GatewayError as exc:
         exc.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
         if observers:
@@ -166,7 +173,23 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
     if limit_headers:
         headers.extend((name.encode(), value.encode()) for name, value in limit_headers.items())
-    return AsgiStreamer(relay, headers) if asgi else StarletteStreamer(relay, headers)
+    return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
+
+
+async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: DisconnectWatch) -> StreamRelay:
+    """`dispatcher.open_stream` under `watch`; a client that leaves before the first event ends the
+    attempt loop (the upstream request is closed by its cancellation) as `ClientClosedRequest`."""
+    try:
+        return await dispatcher.open_stream(ctx)
+    except asyncio.CancelledError:
+        ours = watch.fired and watch.task.uncancel() == 0
+        await watch.close()
+        if ours:
+            raise ClientClosedRequest("the client closed the connection before the first event") from None
+        raise
+    except BaseException:
+        await watch.close()
+        raise
 
 
 def read_usage(content: bytes) -> dict[str, Any] | None:

@@ -17,17 +17,25 @@ from gateway.streaming.relay import StreamRelay
 
 
 class AsgiStreamer:
-    __slots__ = ("headers", "relay", "status_code")
+    __slots__ = ("headers", "relay", "status_code", "watch")
 
-    def __init__(self, relay: StreamRelay, headers: Sequence[tuple[bytes, bytes]], status_code: int = 200):
+    def __init__(
+        self,
+        relay: StreamRelay,
+        headers: Sequence[tuple[bytes, bytes]],
+        status_code: int = 200,
+        watch: DisconnectWatch | None = None,
+    ):
         self.relay = relay
         self.headers = list(headers)
         self.status_code = status_code
+        self.watch = watch  # one already watching since before the first event (api/chat.py), if any
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = self.relay
         frames = relay.frames()
-        watch = DisconnectWatch(receive)
+        watch = self.watch if self.watch is not None else DisconnectWatch(receive)
+        self.watch = None
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
             ended = False
@@ -87,6 +95,11 @@ class DisconnectWatch:
     def stop(self) -> None:
         self.active = False
         self._watcher.cancel()
+
+    async def close(self) -> None:
+        """Stop watching and wait until the watcher task has ended."""
+        self.stop()
+        await self.wait_stopped()
 
     async def wait_stopped(self) -> None:
         """Wait for the watcher task to end, so that no task outlives the request."""
