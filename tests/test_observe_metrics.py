@@ -182,3 +182,44 @@ def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
     assert got["gateway_requests_total", labels] == 7
     # livesum: the two exited workers' open streams are forgotten at the scrape, the live one's counts.
     assert got["gateway_open_streams", ()] == 1
+
+
+def test_tallies_leave_exactly_what_direct_observations_would() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from gateway.observe.metrics import INTERVAL_BUCKETS, _CountTally, _HistogramTally
+
+    registry = CollectorRegistry()
+    histogram = Histogram("h", "h", ["way"], buckets=INTERVAL_BUCKETS, registry=registry)
+    counter = Counter("c", "c", ["way"], registry=registry)
+    tallied, tallied_count = _HistogramTally(histogram.labels("tally")), _CountTally(counter.labels("tally"))
+    values = [0.0, 0.001, 0.0011, 0.0025, 0.003, 0.1, 4.99, 5.0, 5.01, 1e9, 0.042]  # on, around, past bounds
+    for round_ in range(2):  # two flushes: the second must add to the first, not replace it
+        for value in values:
+            tallied.observe(value)
+            histogram.labels("direct").observe(value)
+            tallied_count.inc(value)
+            counter.labels("direct").inc(value)
+        tallied.flush()
+        tallied_count.flush()
+        tallied.flush()  # a flush with nothing pending changes nothing
+
+        def samples(way: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+            return sorted(
+                (
+                    sample.name,
+                    tuple(sorted((k, v) for k, v in sample.labels.items() if k != "way")),
+                    sample.value,
+                )
+                for family in registry.collect()
+                for sample in family.samples
+                if sample.labels.get("way") == way and not sample.name.endswith("_created")
+            )
+
+        tally, direct = samples("tally"), samples("direct")
+        assert [(name, labels) for name, labels, _ in tally] == [(name, labels) for name, labels, _ in direct]
+        # Bucket counts exactly; sums up to float rounding (one addition per flush, not per value).
+        assert [value for *_, value in tally] == pytest.approx([value for *_, value in direct], rel=1e-12)
+        assert [v for n, _, v in tally if n.endswith("_bucket")] == [
+            v for n, _, v in direct if n.endswith("_bucket")
+        ], round_

@@ -64,6 +64,7 @@ async def metrics_endpoint(request: Request) -> Response:
             }
         }
         return Response(orjson.dumps(body), status_code=404, media_type="application/json")
+    metrics.flush()  # here, on the loop's thread, where the tallies are counted
     # Off the event loop: a multiprocess scrape reads every worker's files, and streams keep flowing.
-    content, content_type = await asyncio.to_thread(metrics.render)
+    content, content_type = await asyncio.to_thread(metrics.render, flush=False)
     return Response(content, headers={"content-type": content_type, "cache-control": "no-store"})

@@ -20,9 +20,9 @@ a fresh directory) before it starts the workers. What a scrape cannot sum is the
 keeps for itself (provider health, breakers, reload counts): those come from the worker that answers,
 with a `pid` label in multiprocess mode so different workers' views never look like one series.
 
-Costs (CPU time, `bench/metrics_overhead.py`): about 4 us per finished request and 8 us per stream in
-one process, about twice that in multiprocess mode (a lock and an mmap write per sample); against the
-gateway's 500-1,500 us of CPU per request on the benchmark machine, well under 1%.
+Costs (CPU time, `bench/metrics_overhead.py`): in one process the hot path only counts in plain Python
+(tallies, handed to prometheus-client before each scrape); in multiprocess mode every sample is a lock
+and an mmap write, several microseconds per request.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ import os
 import re
 import shutil
 import tempfile
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
@@ -216,6 +218,13 @@ class GatewayMetrics:
         # serves, and one lookup per request finds every series the request touches.
         self._request_series: dict[tuple[str | None, str | None, int, bool], _RequestSeries] = {}
         self._stream_series: dict[tuple[str, str, str], _StreamSeries] = {}
+        # In one process the hot path counts in plain Python and `flush()` hands the sums to
+        # prometheus-client before each scrape: its per-sample lock and Python-level bucket search cost
+        # twice what the counting does. In multiprocess mode a scrape reads the other workers' files,
+        # which only see what they wrote, so every sample goes to prometheus-client at once there.
+        self._tallies: list[_CountTally | _HistogramTally] | None = None if self.multiprocess_dir else []
+        if self._tallies is not None:
+            self.open_streams = self._tallied(self.open_streams)  # type: ignore[assignment]
 
     # Wiring
 
@@ -227,9 +236,26 @@ class GatewayMetrics:
         """Report config reload counts from `source` at every scrape (replaces an earlier source)."""
         self._worker_state.reloads = source
 
-    def render(self) -> tuple[bytes, str]:
-        """The `/metrics` body and its content type. Blocking (multiprocess mode reads files)."""
+    def _tallied(self, child: Any) -> Any:
+        """`child` (a counter, gauge or histogram child) behind a plain-Python tally in one process."""
+        if self._tallies is None:
+            return child
+        tally = _HistogramTally(child) if hasattr(child, "_upper_bounds") else _CountTally(child)
+        self._tallies.append(tally)
+        return tally
+
+    def flush(self) -> None:
+        """Hand what the tallies counted to prometheus-client. On the event loop's thread (the tallies
+        are counted there without a lock); `render()` does it unless told it was done."""
+        for tally in self._tallies or ():
+            tally.flush()
+
+    def render(self, *, flush: bool = True) -> tuple[bytes, str]:
+        """The `/metrics` body and its content type. Blocking (multiprocess mode reads files). From
+        another thread, `flush()` on the loop first and pass `flush=False`."""
         if not self.multiprocess_dir:
+            if flush:
+                self.flush()
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         forget_dead_workers(self.multiprocess_dir)
         scrape = CollectorRegistry()
@@ -337,13 +363,14 @@ class _RequestSeries:
         self, metrics: GatewayMetrics, route: str | None, provider: str | None, status: int, stream: bool
     ) -> None:
         route, provider, streamed = route or NONE, provider or NONE, "true" if stream else "false"
-        self.requests = metrics.requests.labels(route, provider, str(status), streamed)
-        self.duration = metrics.duration.labels(route, streamed)
-        self.attempts = metrics.attempts.labels(route)
-        self.retries = metrics.retries.labels(route)
-        self.failovers = metrics.failovers.labels(route)
-        self.prompt_tokens = metrics.tokens.labels(route, provider, "prompt")
-        self.completion_tokens = metrics.tokens.labels(route, provider, "completion")
+        tallied = metrics._tallied
+        self.requests = tallied(metrics.requests.labels(route, provider, str(status), streamed))
+        self.duration = tallied(metrics.duration.labels(route, streamed))
+        self.attempts = tallied(metrics.attempts.labels(route))
+        self.retries = tallied(metrics.retries.labels(route))
+        self.failovers = tallied(metrics.failovers.labels(route))
+        self.prompt_tokens = tallied(metrics.tokens.labels(route, provider, "prompt"))
+        self.completion_tokens = tallied(metrics.tokens.labels(route, provider, "completion"))
 
 
 class _StreamSeries:
@@ -352,10 +379,62 @@ class _StreamSeries:
     __slots__ = ("chunk_interval", "first_token", "max_chunk_interval", "streams")
 
     def __init__(self, metrics: GatewayMetrics, route: str, provider: str, outcome: str) -> None:
-        self.streams = metrics.streams.labels(route, provider, outcome)
-        self.first_token = metrics.first_token.labels(route, provider)
-        self.chunk_interval = metrics.chunk_interval.labels(route, provider)
-        self.max_chunk_interval = metrics.max_chunk_interval.labels(route, provider)
+        tallied = metrics._tallied
+        self.streams = tallied(metrics.streams.labels(route, provider, outcome))
+        self.first_token = tallied(metrics.first_token.labels(route, provider))
+        self.chunk_interval = tallied(metrics.chunk_interval.labels(route, provider))
+        self.max_chunk_interval = tallied(metrics.max_chunk_interval.labels(route, provider))
+
+
+class _CountTally:
+    """A counter's or gauge's increments since the last flush."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.pending += amount
+
+    def dec(self, amount: float = 1) -> None:
+        self.pending -= amount
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, 0.0
+        if pending:
+            self.child.inc(pending)
+
+
+class _HistogramTally:
+    """A histogram's observations since the last flush: a count per bucket and the sum.
+
+    Flushed into the child's own bucket values (prometheus-client keeps one non-cumulative value per
+    bucket, `_buckets`, with their bounds in `_upper_bounds`, and `_sum`), exactly what the same
+    `observe()` calls would have left there."""
+
+    __slots__ = ("bounds", "child", "counts", "sum")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount, as observe()
+        self.sum += amount
+
+    def flush(self) -> None:
+        counts, total = self.counts, self.sum
+        if not any(counts):
+            return
+        self.counts, self.sum = [0] * len(counts), 0.0
+        for bucket, count in zip(self.child._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self.child._sum.inc(total)
 
 
 def forget_dead_workers(directory: str) -> None:
