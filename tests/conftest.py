@@ -6,8 +6,10 @@ Each fixture gives one thing and is named for it; the machinery lives in `tests.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -15,6 +17,7 @@ import pytest
 
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml, write_config
 from tests.simulator import ProviderSimulator
+from tests.test_resilience_support import write_gateway_config
 
 
 @pytest.fixture
@@ -62,3 +65,17 @@ def openai_client(sim_gateway: RunningGateway) -> Iterator[openai.OpenAI]:
         base_url=f"{sim_gateway.base_url}/v1", api_key="client-key", timeout=CLIENT_TIMEOUT, max_retries=0
     ) as client:
         yield client
+
+
+@pytest.fixture
+def serve(write_routes: Callable[..., Path]) -> Iterator[Callable[..., httpx.Client]]:
+    """`serve(providers, routes) -> client`: the gateway with that config (providers and routes as dicts,
+    see tests/test_resilience_support.py), and an httpx client for it; several per test if needed."""
+    with contextlib.ExitStack() as stack:
+
+        def start(providers: dict[str, Any], routes: dict[str, Any]) -> httpx.Client:
+            config_dir = write_gateway_config(write_routes, providers, routes)
+            gateway = stack.enter_context(running_gateway(config_dir))
+            return stack.enter_context(httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT))
+
+        yield start

@@ -3,18 +3,15 @@ first-byte commit point of streams, and the strategies' distribution."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness import CLIENT_TIMEOUT, running_gateway
 from tests.simulator import Behaviour, ProviderSimulator
 from tests.sse_reader import iter_sse
 from tests.test_resilience_support import (
@@ -24,7 +21,6 @@ from tests.test_resilience_support import (
     dead_url,
     provider,
     route,
-    write_gateway_config,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,19 +30,6 @@ pytestmark = pytest.mark.timeout(60)
 def backup() -> Iterator[ProviderSimulator]:
     with ProviderSimulator() as sim:
         yield sim
-
-
-@pytest.fixture
-def serve(write_routes: Callable[..., Path]) -> Iterator[Callable[..., httpx.Client]]:
-    """`serve(providers, routes) -> client`: the gateway with that config, and an httpx client for it."""
-    with contextlib.ExitStack() as stack:
-
-        def start(providers: dict[str, Any], routes: dict[str, Any]) -> httpx.Client:
-            config_dir = write_gateway_config(write_routes, providers, routes)
-            gateway = stack.enter_context(running_gateway(config_dir))
-            return stack.enter_context(httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT))
-
-        yield start
 
 
 def stream_events(client: httpx.Client, **body: Any) -> tuple[httpx.Response, list[Any]]:

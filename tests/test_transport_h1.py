@@ -172,29 +172,23 @@ def test_connection_refused_is_a_connect_error() -> None:
         asyncio.run(scenario())
 
 
-def test_a_drop_after_the_request_was_sent_is_a_read_error() -> None:
-    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.close()
-        raise ConnectionError
+async def drop_before_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.close()
+    raise ConnectionError
 
+
+async def drop_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(answer(OK_BODY)[:-4])
+    await writer.drain()
+    raise ConnectionError
+
+
+@pytest.mark.parametrize("upstream", [drop_before_answering, drop_mid_body])
+def test_a_drop_after_the_request_was_sent_is_a_read_error(upstream: Handler) -> None:
     async def scenario() -> None:
-        async with Upstream(drop) as up, client() as http:
-            await post(http, up.url)
-
-    with pytest.raises(UpstreamReadError):
-        asyncio.run(scenario())
-
-
-def test_a_drop_in_the_middle_of_the_body_is_a_read_error() -> None:
-    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(answer(OK_BODY)[:-4])
-        await writer.drain()
-        raise ConnectionError
-
-    async def scenario() -> None:
-        async with Upstream(half) as up, client() as http:
+        async with Upstream(upstream) as up, client() as http:
             await post(http, up.url)
 
     with pytest.raises(UpstreamReadError):
@@ -247,8 +241,9 @@ def test_max_keepalive_zero_closes_each_connection() -> None:
     assert asyncio.run(scenario()) == 2
 
 
-def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connection() -> None:
-    next_event = asyncio.Event()
+def event_stream(next_event: asyncio.Event, then: bytes) -> Handler:
+    """An upstream that sends one event, waits for `next_event`, sends `then` and never ends (the client
+    abandons the stream)."""
 
     async def events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -258,9 +253,16 @@ def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connecti
         writer.write(b"d\r\ndata: first\n\n\r\n")
         await writer.drain()
         await next_event.wait()
-        writer.write(b"e\r\ndata: second\n\n\r\n")
+        writer.write(then)
         await writer.drain()
-        await asyncio.sleep(10)  # never ends: the client abandons the stream
+        await asyncio.sleep(10)
+
+    return events
+
+
+def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connection() -> None:
+    next_event = asyncio.Event()
+    events = event_stream(next_event, b"e\r\ndata: second\n\n\r\n")
 
     async def scenario() -> None:
         async with Upstream(events) as up:
@@ -370,16 +372,7 @@ def test_provider_errors_on_the_fast_path_are_ours() -> None:
 
 def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection() -> None:
     next_event = asyncio.Event()
-
-    async def events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
-        writer.write(b"d\r\ndata: first\n\n\r\n")
-        await writer.drain()
-        await next_event.wait()
-        await asyncio.sleep(10)  # silent: the client abandons the stream
+    events = event_stream(next_event, b"")  # silent after the first event
 
     async def scenario() -> None:
         async with Upstream(events) as up:

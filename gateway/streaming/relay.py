@@ -253,15 +253,7 @@ class StreamRelay:
             return b"", chunk  # a comment, a malformed event, [DONE] before the end: the parser decides
         stats = self.stats
         if events:
-            now = time.perf_counter()
-            if stats.chunks:
-                interval = now - stats.last_chunk
-                if interval > stats.max_interval:
-                    stats.max_interval = interval
-            else:
-                stats.first_chunk = now
-            stats.last_chunk = now
-            stats.chunks += events
+            stats.count_chunks(events)
             self._last_payload = head  # a block of events: `_check_complete` takes its last one
         stats.bytes += len(head)
         self._done = done
@@ -283,15 +275,7 @@ class StreamRelay:
         stats = self.stats
         if _carries_usage(payload) and self._capture_usage(payload):
             return None
-        now = time.perf_counter()
-        if stats.chunks:
-            interval = now - stats.last_chunk
-            if interval > stats.max_interval:
-                stats.max_interval = interval
-        else:
-            stats.first_chunk = now
-        stats.last_chunk = now
-        stats.chunks += 1
+        stats.count_chunks(1)
         out = frame(payload)
         stats.bytes += len(out)
         return out

@@ -27,6 +27,18 @@ class StreamStats:
     error: str | None = None
     usage: dict[str, Any] | None = None
 
+    def count_chunks(self, count: int) -> None:
+        """`count` event frames handed to the client now (together: the gap between them is zero)."""
+        now = time.perf_counter()
+        if self.chunks:
+            interval = now - self.last_chunk
+            if interval > self.max_interval:
+                self.max_interval = interval
+        else:
+            self.first_chunk = now
+        self.last_chunk = now
+        self.chunks += count
+
     @property
     def average_interval(self) -> float | None:
         if self.chunks < 2:
