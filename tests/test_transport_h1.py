@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
 import socket
+import ssl
+import subprocess
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +29,7 @@ from gateway.errors import (
 )
 from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
 from gateway.providers.h1 import H1Transport, PoolState
+from gateway.providers.h1 import pool as h1_pool
 from gateway.providers.registry import new_provider
 from gateway.providers.transport import build_client, map_upstream_errors
 
@@ -555,3 +560,85 @@ def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
                 await provider.aclose()
 
     assert asyncio.run(asyncio.wait_for(scenario(), 5)) == OK_BODY
+
+
+# TLS (every real provider is https): verified with the CA bundle, kept alive like plain connections.
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class TlsUpstream(Upstream):
+    def __init__(self, handler: Handler, cert: Path, key: Path) -> None:
+        super().__init__(handler)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+
+    async def __aenter__(self) -> TlsUpstream:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=self.context)
+        return self
+
+    @property
+    def url(self) -> str:
+        return super().url.replace("http://", "https://", 1)
+
+
+def test_an_https_upstream_with_an_untrusted_certificate_is_a_connect_error(
+    tls_files: tuple[Path, Path],
+) -> None:
+    async def scenario() -> None:
+        async with TlsUpstream(answer_ok, *tls_files) as up, client() as http:
+            await post(http, up.url)
+
+    with pytest.raises(UpstreamConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_an_https_upstream_answers_over_tls_and_its_connection_is_reused(
+    tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, _ = tls_files
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(h1_pool, "_ssl_contexts", [trusting])
+
+    async def scenario() -> None:
+        async with TlsUpstream(answer_ok, *tls_files) as up:
+            provider = provider_for(up.url)
+            try:
+                for _ in range(2):
+                    reply = await provider.complete(provider.build_request(b"{}", "r"))
+                    assert reply.content == OK_BODY
+                assert provider.pool_state() == PoolState(in_use=0, idle=1)
+            finally:
+                await provider.aclose()
+            assert up.connections == 1
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
