@@ -187,12 +187,13 @@ def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
 def test_tallies_leave_exactly_what_direct_observations_would() -> None:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from gateway.observe.metrics import INTERVAL_BUCKETS, _CountTally, _HistogramTally
+    from gateway.observe.metrics import INTERVAL_BUCKETS
+    from gateway.observe.tally import CountTally, HistogramTally
 
     registry = CollectorRegistry()
     histogram = Histogram("h", "h", ["way"], buckets=INTERVAL_BUCKETS, registry=registry)
     counter = Counter("c", "c", ["way"], registry=registry)
-    tallied, tallied_count = _HistogramTally(histogram.labels("tally")), _CountTally(counter.labels("tally"))
+    tallied, tallied_count = HistogramTally(histogram.labels("tally")), CountTally(counter.labels("tally"))
     values = [0.0, 0.001, 0.0011, 0.0025, 0.003, 0.1, 4.99, 5.0, 5.01, 1e9, 0.042]  # on, around, past bounds
     for round_ in range(2):  # two flushes: the second must add to the first, not replace it
         for value in values:

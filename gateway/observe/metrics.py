@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import tempfile
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from gateway.observe.tally import CountTally, HistogramTally
 from gateway.records import RequestRecord
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -222,7 +222,7 @@ class GatewayMetrics:
         # prometheus-client before each scrape: its per-sample lock and Python-level bucket search cost
         # twice what the counting does. In multiprocess mode a scrape reads the other workers' files,
         # which only see what they wrote, so every sample goes to prometheus-client at once there.
-        self._tallies: list[_CountTally | _HistogramTally] | None = None if self.multiprocess_dir else []
+        self._tallies: list[CountTally | HistogramTally] | None = None if self.multiprocess_dir else []
         if self._tallies is not None:
             self.open_streams = self._tallied(self.open_streams)  # type: ignore[assignment]
 
@@ -240,7 +240,7 @@ class GatewayMetrics:
         """`child` (a counter, gauge or histogram child) behind a plain-Python tally in one process."""
         if self._tallies is None:
             return child
-        tally = _HistogramTally(child) if hasattr(child, "_upper_bounds") else _CountTally(child)
+        tally = HistogramTally(child) if hasattr(child, "_upper_bounds") else CountTally(child)
         self._tallies.append(tally)
         return tally
 
@@ -384,57 +384,6 @@ class _StreamSeries:
         self.first_token = tallied(metrics.first_token.labels(route, provider))
         self.chunk_interval = tallied(metrics.chunk_interval.labels(route, provider))
         self.max_chunk_interval = tallied(metrics.max_chunk_interval.labels(route, provider))
-
-
-class _CountTally:
-    """A counter's or gauge's increments since the last flush."""
-
-    __slots__ = ("child", "pending")
-
-    def __init__(self, child: Any) -> None:
-        self.child = child
-        self.pending = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        self.pending += amount
-
-    def dec(self, amount: float = 1) -> None:
-        self.pending -= amount
-
-    def flush(self) -> None:
-        pending, self.pending = self.pending, 0.0
-        if pending:
-            self.child.inc(pending)
-
-
-class _HistogramTally:
-    """A histogram's observations since the last flush: a count per bucket and the sum.
-
-    Flushed into the child's own bucket values (prometheus-client keeps one non-cumulative value per
-    bucket, `_buckets`, with their bounds in `_upper_bounds`, and `_sum`), exactly what the same
-    `observe()` calls would have left there."""
-
-    __slots__ = ("bounds", "child", "counts", "sum")
-
-    def __init__(self, child: Any) -> None:
-        self.child = child
-        self.bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
-        self.counts = [0] * len(self.bounds)
-        self.sum = 0.0
-
-    def observe(self, amount: float) -> None:
-        self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount, as observe()
-        self.sum += amount
-
-    def flush(self) -> None:
-        counts, total = self.counts, self.sum
-        if not any(counts):
-            return
-        self.counts, self.sum = [0] * len(counts), 0.0
-        for bucket, count in zip(self.child._buckets, counts, strict=True):
-            if count:
-                bucket.inc(count)
-        self.child._sum.inc(total)
 
 
 def forget_dead_workers(directory: str) -> None:
