@@ -500,6 +500,26 @@ def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 5))
 
 
+def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() -> None:
+    async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(0.05)
+        writer.write(answer(OK_BODY))
+
+    async def scenario() -> None:
+        async with Upstream(slow_ok) as up, client(pool=PoolLimits(keepalive_expiry=0.2)) as http:
+            transport = http._transport
+            assert isinstance(transport, H1Transport)
+            await asyncio.gather(*(post(http, up.url) for _ in range(4)))  # a burst: four connections
+            assert transport.pool_state() == PoolState(in_use=0, idle=4)
+            await asyncio.sleep(0.4)  # no request takes them again
+            assert transport.pool_state() == PoolState(in_use=0, idle=0)
+            await asyncio.sleep(0.05)
+            assert len(up._handlers) == 0  # the upstream saw them closed
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
 def test_requests_over_the_connection_limit_wait_for_a_free_connection() -> None:
     async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)

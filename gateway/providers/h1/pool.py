@@ -36,6 +36,7 @@ class Pool:
         self._open: set[Connection] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._sweep: asyncio.TimerHandle | None = None  # closes idle connections past their expiry
 
     def state(self) -> PoolState:
         return PoolState(self._in_use, self._idle_count)
@@ -148,12 +149,34 @@ class Pool:
             and not connection.closed
             and (self._max_idle is None or self._idle_count < self._max_idle)
         ):
-            connection.idle_since = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            connection.idle_since = loop.time()
             self._idle.setdefault(connection.origin, []).append(connection)
             self._idle_count += 1
+            if self._sweep is None and self._expiry is not None:
+                self._sweep = loop.call_at(connection.idle_since + self._expiry, self._close_expired)
         else:
             connection.close()
         self._wake_one()
+
+    def _close_expired(self) -> None:
+        """Close the idle connections kept longer than `keepalive_expiry`, then come back when the next
+        one expires. Without it, connections left over from a burst (never the most recently used, so
+        never taken again) would stay open as long as the upstream allows."""
+        self._sweep = None
+        assert self._expiry is not None
+        loop = asyncio.get_running_loop()
+        now, next_expiry = loop.time(), None
+        for idle in self._idle.values():
+            while idle and now - idle[0].idle_since >= self._expiry:  # oldest first
+                connection = idle.pop(0)
+                self._idle_count -= 1
+                connection.close()
+            if idle:
+                expiry = idle[0].idle_since + self._expiry
+                next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
+        if next_expiry is not None and not self._closed:
+            self._sweep = loop.call_at(next_expiry, self._close_expired)
 
     def forget(self, connection: Connection) -> None:
         """The connection closed (either side); an idle one leaves the pool."""
@@ -173,6 +196,9 @@ class Pool:
 
     def close(self) -> None:
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
