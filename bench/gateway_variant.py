@@ -60,21 +60,37 @@ def tune_garbage_collector() -> None:
     cli.create_app = create_app  # type: ignore[assignment]
 
 
+def replace_h1_transport(make: Any) -> None:
+    """Every provider kind that sends over the H1 pool gets `make(config)`'s transport instead."""
+    from dataclasses import replace
+
+    from gateway.providers import kinds
+
+    for name, kind in list(kinds.KINDS.items()):
+        if kind.transport is kinds.h1_pool_for:
+            kinds.KINDS[name] = replace(kind, transport=make)  # type: ignore[index]
+
+
+def httpx_limits(pool: Any) -> Any:
+    import httpx
+
+    return httpx.Limits(
+        max_connections=pool.max_connections,
+        max_keepalive_connections=pool.max_keepalive_connections,
+        keepalive_expiry=pool.keepalive_expiry,
+    )
+
+
 def use_httpcore() -> None:
     """`httpcore`: httpx's default transport (its httpcore pool) under every real provider."""
     import httpx
 
-    from gateway.providers import registry, transport
+    from gateway.providers.httpx_transport import HttpxTransport
 
-    original = transport.build_client
+    def make(config: Any) -> Any:
+        return HttpxTransport(httpx.AsyncHTTPTransport(limits=httpx_limits(config.pool), trust_env=False))
 
-    def build_client(*, timeouts: Any, pool: Any, transport: Any = None) -> httpx.AsyncClient:
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(limits=httpx_limits(pool), trust_env=False)
-        return original(timeouts=timeouts, pool=pool, transport=transport)
-
-    httpx_limits = transport.httpx_limits
-    registry.build_client = build_client  # type: ignore[assignment]
+    replace_h1_transport(make)
 
 
 def add_observers(variants: list[str]) -> None:
@@ -98,16 +114,12 @@ def add_observers(variants: list[str]) -> None:
 
 def use_aiohttp_transport() -> None:
     import aiohttp
-    import httpx
     from httpx_aiohttp import AiohttpTransport
 
-    from gateway.providers import registry, transport
+    from gateway.providers.httpx_transport import HttpxTransport
 
-    original = transport.build_client
-
-    def build_client(*, timeouts: Any, pool: Any, transport: Any = None) -> httpx.AsyncClient:
-        if transport is not None:  # the in-process mock provider keeps its own transport
-            return original(timeouts=timeouts, pool=pool, transport=transport)
+    def make(config: Any) -> Any:
+        pool = config.pool
 
         def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
             connector = aiohttp.TCPConnector(
@@ -115,9 +127,9 @@ def use_aiohttp_transport() -> None:
             )
             return aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
-        return original(timeouts=timeouts, pool=pool, transport=AiohttpTransport(client=session))
+        return HttpxTransport(AiohttpTransport(client=session))
 
-    registry.build_client = build_client  # type: ignore[assignment]
+    replace_h1_transport(make)
 
 
 def main() -> int:

@@ -140,52 +140,38 @@ class UpstreamProtocolError(UpstreamError):
 
 
 class UpstreamStatusError(UpstreamError):
-    """An HTTP error answer from the provider; the client gets its status and (OpenAI-shaped) body."""
+    """An HTTP error answer from the provider: the client gets its status, and an error body in the client's
+    API's shape. The translator of the attempt reads the provider's body (`translate/`) and passes what it
+    found; `client_body` is a body already in the client's shape, sent as it is."""
 
     def __init__(
         self,
         status_code: int,
-        body: bytes,
+        body: bytes = b"",
         *,
         headers: Mapping[str, str] | None = None,
         provider: str = "",
+        message: str | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        client_body: bytes | None = None,
     ) -> None:
         self.status_code = status_code
         self.raw_body = body
+        self.client_body = client_body
         self.retryable_kind = str(status_code)
-        message, error_type, code, param = _read_upstream_error(body, status_code, provider)
-        self.error_type = error_type
+        client_fault = 400 <= status_code < 500
+        self.error_type = error_type or ("invalid_request_error" if client_fault else "server_error")
+        if message is None:
+            text = body[:200].decode("utf-8", "replace").strip()
+            where = f" from provider {provider!r}" if provider else ""
+            message = f"upstream returned HTTP {status_code}{where}" + (f": {text}" if text else "")
+            code = code or f"upstream_http_{status_code}"
         super().__init__(message, code=code, param=param, headers=headers)
 
     def body(self) -> bytes:
-        # Pass the provider's body through when it already is an OpenAI error object.
-        if self.raw_body.startswith(b"{") and b'"error"' in self.raw_body:
-            return self.raw_body
-        return super().body()
-
-
-def _read_upstream_error(body: bytes, status: int, provider: str) -> tuple[str, str, str | None, str | None]:
-    default_type = "invalid_request_error" if 400 <= status < 500 else "server_error"
-    try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        err = data["error"]
-        code = err.get("code")
-        param = err.get("param")
-        return (
-            str(err.get("message") or f"upstream returned HTTP {status}"),
-            str(err.get("type") or default_type),
-            None if code is None else str(code),
-            None if param is None else str(param),
-        )
-    if isinstance(data, dict) and isinstance(data.get("error"), str):  # Ollama: {"error": "..."}
-        return data["error"], default_type, None, None
-    text = body[:200].decode("utf-8", "replace").strip()
-    where = f" from provider {provider!r}" if provider else ""
-    message = f"upstream returned HTTP {status}{where}" + (f": {text}" if text else "")
-    return message, default_type, f"upstream_http_{status}", None
+        return self.client_body if self.client_body is not None else super().body()
 
 
 class ConfigError(Exception):

@@ -28,6 +28,7 @@ from gateway.config import (
     Timeouts,
     load_config,
 )
+from gateway.config.policy import effective_policy, route_retry
 from gateway.routing.table import RouteMatch, RoutingTable
 
 EXIT_MATCH = 0
@@ -79,7 +80,7 @@ def explain(model: str, config: GatewayConfig, match: RouteMatch | None) -> dict
     if match is None:
         return {"model": model, "matched": False, **_no_match(model, config)}
     route = match.route
-    policy, source = _retry_policy(route, config)
+    policy, source = route_retry(route, config.providers)
     return {
         "model": model,
         "matched": True,
@@ -140,16 +141,6 @@ def _ordered_targets(route: RouteConfig) -> list[Target]:
     return sorted(route.targets, key=lambda target: target.priority)
 
 
-def _retry_policy(route: RouteConfig, config: GatewayConfig) -> tuple[RetryPolicy, str]:
-    """The one retry policy of a route, and where it comes from."""
-    if route.retry is not None:
-        return route.retry, "route"
-    first = config.providers.get(route.targets[0].provider) if route.targets else None
-    if first is None:
-        return RetryPolicy(), "defaults"
-    return first.retry, f"provider {first.name} (the route's first target)"
-
-
 def _target(route: RouteConfig, target: Target, match: RouteMatch, config: GatewayConfig) -> dict[str, Any]:
     provider = config.providers.get(target.provider)
     entry: dict[str, Any] = {
@@ -165,14 +156,16 @@ def _target(route: RouteConfig, target: Target, match: RouteMatch, config: Gatew
         entry["available"] = False
         entry["reason"] = "provider is not configured"
         return entry
+    policy = effective_policy(route, target, config.providers)
+    assert policy is not None  # the provider is configured
     entry.update(
         {
             "type": provider.type,
             "base_url": provider.base_url,
             "available": provider.unavailable_reason is None,
             "reason": provider.unavailable_reason,
-            "timeouts": _timeouts(route.timeouts or provider.timeouts),
-            "timeouts_from": "route" if route.timeouts is not None else f"provider {provider.name}",
+            "timeouts": _timeouts(policy.timeouts),
+            "timeouts_from": policy.timeouts_from,
             "circuit_breaker": {
                 "failure_threshold": provider.circuit_breaker.failure_threshold,
                 "cooldown": provider.circuit_breaker.cooldown,

@@ -12,6 +12,7 @@ import pytest
 from gateway.config.models import CircuitBreaker, HealthCheck, ProviderConfig
 from gateway.errors import UpstreamConnectError, UpstreamStatusError
 from gateway.providers.base import Provider
+from gateway.providers.httpx_transport import HttpxTransport
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.checker import HealthChecker, probe_once
 from gateway.resilience.health import HealthRegistry, ProviderHealth
@@ -24,7 +25,7 @@ def provider(
 ) -> Provider:
     cfg = ProviderConfig(name=name, type="openai", base_url="http://upstream.test/v1", **config)  # type: ignore[arg-type]
     transport = httpx.MockTransport(handler or (lambda request: httpx.Response(200, json={"data": []})))
-    return Provider(cfg, httpx.AsyncClient(transport=transport))
+    return Provider(cfg, HttpxTransport(transport))
 
 
 def test_check_thresholds() -> None:

@@ -1,6 +1,6 @@
 """The gateway as a process with LOG_FORMAT=json: every line is one JSON object, every line a request
 causes carries its request id (also the lines written after the handler returned: the stream summary
-and the per-chunk DEBUG lines of both streamers, and the access line), and the access line has route,
+and the per-piece DEBUG lines of both streamers, and the access line), and the access line has route,
 provider, status, attempts, duration and tokens."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_json_logs_carry_the_request_id_on_every_line_of_a_request(
         # The summary and chunk lines are written by the relay after the handler returned.
         assert loggers.count("gateway.stream") >= 2, loggers
         assert any(line["message"].startswith(f"stream {request_id} ") for line in mine)
-        assert any("chunk=1 " in line["message"] for line in mine)
+        assert any("piece=1 " in line["message"] for line in mine)
         streamed_access = access_line(lines, request_id)
         assert (streamed_access["kind"], streamed_access["stream_status"]) == ("stream", "ok")
         assert streamed_access["chunks"] >= 2
@@ -106,7 +106,7 @@ def test_json_logs_carry_the_request_id_on_every_line_of_a_request(
     assert server_line["level"] == "WARNING" and "request_id" not in server_line
     not_found = access_line(lines, "req-404")
     assert (not_found["status"], not_found["route"], not_found["error"]) == (404, None, "model_not_found")
-    # No line of a request lost its id: every chunk line names its stream and carries the same id.
+    # No line of a request lost its id: every piece line names its stream and carries the same id.
     for line in lines:
-        if line["logger"] == "gateway.stream" and " chunk=" in line["message"]:
+        if line["logger"] == "gateway.stream" and " piece=" in line["message"]:
             assert line["message"].split()[1] == line["request_id"]

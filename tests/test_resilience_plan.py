@@ -20,6 +20,7 @@ from gateway.config.models import (
 )
 from gateway.errors import ProviderUnavailable
 from gateway.providers.base import Provider
+from gateway.providers.httpx_transport import HttpxTransport
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.resilience.health import HealthRegistry
@@ -35,7 +36,7 @@ def make_provider(name: str, handler: Handler | None = None, **config: object) -
     if cfg.unavailable_reason is not None:
         return Provider(cfg, None)
     transport = httpx.MockTransport(handler or (lambda request: httpx.Response(200, content=OK)))
-    return Provider(cfg, httpx.AsyncClient(transport=transport))
+    return Provider(cfg, HttpxTransport(transport))
 
 
 def plan_for(route: RouteConfig, *providers: Provider) -> RoutePlan:
@@ -112,7 +113,7 @@ def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
             base_url="http://a.test/v1",
             circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown=0.01),
         )
-        provider = Provider(cfg, httpx.AsyncClient(transport=httpx.MockTransport(slow)))
+        provider = Provider(cfg, HttpxTransport(httpx.MockTransport(slow)))
         dispatcher = Dispatcher(ProviderRegistry({"a": provider}))
         health = dispatcher.health.get("a")
         assert health is not None

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.api.app import create_app
-from gateway.providers.h1 import PoolState
+from gateway.providers.transport import PoolState
 from gateway.records import RequestRecord
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
 from tests.simulator import Behaviour, ProviderSimulator

@@ -333,9 +333,12 @@ def test_stream_summary_and_debug_lines(
         # The summary is written when the relay closes, possibly just after the client read the last byte.
         wait_until(lambda: any(" status=" in line for line in lines()), message="no summary line")
 
-    chunk_lines = [line for line in lines() if " chunk=" in line]
-    assert len(chunk_lines) == len(result.events) == 5  # role, 2 tokens, finish, [DONE]
-    for line in chunk_lines:
+    # A line per piece handed to the streamer (one upstream read's events), counting its events.
+    piece_lines = [line for line in lines() if " piece=" in line]
+    assert piece_lines
+    events = sum(int(line.split(" events=")[1].split()[0]) for line in piece_lines)
+    assert events == len(result.events) == 5  # role, 2 tokens, finish, [DONE]
+    for line in piece_lines:
         for field_name in ("size=", "interval=", "at=", "send="):
             assert field_name in line, line
     (summary,) = [line for line in lines() if " status=" in line]

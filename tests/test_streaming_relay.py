@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.config.models import ProviderConfig
 from gateway.errors import UpstreamProtocolError, UpstreamReadError
 from gateway.streaming.asgi_streamer import AsgiStreamer
 from gateway.streaming.relay import StreamRelay, StreamStats, _carries_usage
 from gateway.streaming.sse import DONE_FRAME
 from gateway.streaming.starlette_streamer import StarletteStreamer
+from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -72,9 +74,17 @@ class ScriptedUpstream:
         self.closed.set()
 
 
+def openai_events(*, drop_usage: bool) -> OpenAIChatToOpenAIChat:
+    """The OpenAI pair's stream policy: with `stream_usage` on and a client that did not ask for usage,
+    the usage-only chunk is dropped."""
+    config = ProviderConfig(name="sim", type="openai", base_url="http://sim.test/v1", stream_usage=drop_usage)
+    return OpenAIChatToOpenAIChat({}, config, stream=True)
+
+
 def make_relay(reads: Iterable[Any], *, drop_usage: bool = False) -> tuple[StreamRelay, ScriptedUpstream]:
     upstream = ScriptedUpstream(reads)
-    return StreamRelay(upstream, StreamStats("req_test", "sim", "m"), drop_usage_chunk=drop_usage), upstream
+    stats = StreamStats("req_test", "sim", "m")
+    return StreamRelay(upstream, stats, events=openai_events(drop_usage=drop_usage)), upstream
 
 
 async def relay_all(relay: StreamRelay) -> list[bytes]:
@@ -275,9 +285,9 @@ def test_close_runs_callbacks_once_and_survives_a_failing_one() -> None:
 
 def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*args: object) -> None:
-        raise AssertionError("per-chunk DEBUG line built while DEBUG is off")
+        raise AssertionError("per-piece DEBUG line built while DEBUG is off")
 
-    monkeypatch.setattr(StreamRelay, "_log_chunk", explode)
+    monkeypatch.setattr(StreamRelay, "_log_piece", explode)
     logging.getLogger("gateway.stream").setLevel(logging.INFO)
     try:
         events = [chunk("a"), chunk(finish="stop")]
@@ -285,6 +295,31 @@ def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> Non
         assert run(relay_all(relay)) == [sse(event) for event in events] + [DONE_FRAME]
     finally:
         logging.getLogger("gateway.stream").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO])
+def test_framing_is_the_same_at_every_log_level(level: int, caplog: pytest.LogCaptureFixture) -> None:
+    """DEBUG logs around the one framing path; it never frames differently (reads with several events,
+    an event split across reads, a usage chunk to drop)."""
+    events = [chunk("a"), chunk("b"), chunk(finish="stop")]
+    usage = b'{"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+    stream = sse(*events) + sse(usage) + DONE_FRAME
+    reads = [stream[:70], stream[70:200], stream[200:]]
+    with caplog.at_level(level, logger="gateway.stream"):
+        relay, _ = make_relay(reads, drop_usage=True)
+        frames = run(relay_all(relay))
+    assert b"".join(frames) == sse(*events) + DONE_FRAME
+    assert relay.stats.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    pieces = [record.getMessage() for record in caplog.records if " piece=" in record.getMessage()]
+    if level == logging.DEBUG:
+        assert len(pieces) == len(frames)  # a line per piece handed out, counting its events
+        counted = sum(int(line.split(" events=")[1].split()[0]) for line in pieces)
+        assert counted == len(events) + 1  # and [DONE]
+    else:
+        assert pieces == []
+    # The same pieces whatever the level: framing is decided by the reads alone.
+    relay_again, _ = make_relay(reads, drop_usage=True)
+    assert run(relay_all(relay_again)) == frames
 
 
 # The streamers, driven by hand-made ASGI receive/send.

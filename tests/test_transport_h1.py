@@ -1,4 +1,4 @@
-"""The H1 transport (our HTTP/1.1 client) behind each provider's httpx client, against real loopback servers.
+"""The H1 transport (our HTTP/1.1 client) behind the providers' transport seam, against real loopback servers.
 
 Each test starts a small asyncio server that answers (or misbehaves) as the test needs, then checks what
 reaches the gateway: the right error of our tree, bytes as they arrive, connections pooled and released.
@@ -13,7 +13,8 @@ import socket
 import ssl
 import subprocess
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,10 +29,12 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
-from gateway.providers.h1 import H1Transport, PoolState
+from gateway.providers.error_mapping import map_upstream_errors
+from gateway.providers.h1 import H1Response, H1Transport
 from gateway.providers.h1 import pool as h1_pool
 from gateway.providers.registry import new_provider
-from gateway.providers.transport import build_client, map_upstream_errors
+from gateway.providers.transport import PoolState, WireRequest, WireTimeouts
+from gateway.translate.openai_errors import read_openai_error
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK_BODY = b'{"ok":true}'
@@ -97,15 +100,57 @@ async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     writer.write(answer(OK_BODY))
 
 
+@dataclass
+class Answer:
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class H1Client:
+    """The H1 transport with the small client face these tests need: a request read whole."""
+
+    def __init__(self, transport: H1Transport, timeouts: WireTimeouts) -> None:
+        self.transport = transport
+        self.timeouts = timeouts
+
+    async def __aenter__(self) -> H1Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, content: bytes = b"",
+        timeouts: WireTimeouts | None = None,
+    ) -> H1Response:  # fmt: skip
+        request = WireRequest(method, url, list((headers or {}).items()), content, timeouts or self.timeouts)
+        return await self.transport.send(request)
+
+    async def request(self, method: str, url: str, **kwargs: object) -> Answer:
+        response = await self.open(method, url, **kwargs)  # type: ignore[arg-type]
+        try:
+            return Answer(response.status_code, response.headers, await response.aread())
+        finally:
+            await response.aclose()
+
+    def pool_state(self) -> PoolState:
+        return self.transport.pool_state()
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
 def client(
     *, read: float | None = 5.0, connect: float | None = 5.0, pool: PoolLimits | None = None
-) -> httpx.AsyncClient:
-    return build_client(timeouts=Timeouts(connect=connect, read=read), pool=pool or PoolLimits())
+) -> H1Client:
+    timeouts = WireTimeouts.from_config(Timeouts(connect=connect, read=read))
+    return H1Client(H1Transport(pool or PoolLimits()), timeouts)
 
 
-async def post(http: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response:
+async def post(http: H1Client, url: str, **kwargs: object) -> Answer:
     with map_upstream_errors("up"):
-        return await http.post(url, content=b'{"model":"m"}', **kwargs)  # type: ignore[arg-type]
+        return await http.request("POST", url, content=b'{"model":"m"}', **kwargs)
 
 
 def free_port() -> int:
@@ -114,8 +159,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_default_client_sends_over_the_h1_transport() -> None:
-    assert isinstance(client()._transport, H1Transport)
+def test_every_real_provider_sends_over_the_h1_transport() -> None:
+    provider = provider_for("http://up.test/v1/chat/completions")
+    assert isinstance(provider.transport, H1Transport)
 
 
 def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None:
@@ -125,7 +171,7 @@ def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None
             try:
                 first = await post(http, up.url)
                 second = await post(http, up.url)
-                assert http._transport.pool_state() == PoolState(in_use=0, idle=1)  # type: ignore[attr-defined]
+                assert http.pool_state() == PoolState(in_use=0, idle=1)
             finally:
                 await http.aclose()
             assert (first.status_code, first.content, second.content) == (200, OK_BODY, OK_BODY)
@@ -151,7 +197,7 @@ def test_request_reaches_the_upstream_with_each_header_once() -> None:
     assert lines[0] == b"post /v1/chat/completions http/1.1"
     names = [line.split(b":", 1)[0] for line in lines[1:]]
     assert sorted(set(names)) == sorted(names), names  # no header twice
-    assert {b"host", b"content-length", b"authorization", b"x-request-id", b"user-agent"} <= set(names)
+    assert {b"host", b"content-length", b"authorization", b"x-request-id"} <= set(names)
     assert b"authorization: bearer k" in lines
     assert body == b'{"model":"m"}'
 
@@ -207,7 +253,7 @@ def test_the_read_timeout_of_the_request_applies() -> None:
 
     async def scenario() -> None:
         async with Upstream(silent) as up, client(read=30) as http:
-            await post(http, up.url, timeout=httpx.Timeout(5, read=0.2))
+            await post(http, up.url, timeouts=WireTimeouts(connect=5, read=0.2, pool=5))
 
     with pytest.raises(UpstreamTimeout, match=r"read timeout"):
         asyncio.run(asyncio.wait_for(scenario(), 5))
@@ -226,7 +272,7 @@ def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
                 await asyncio.sleep(0.1)
                 try:
                     with pytest.raises(UpstreamTimeout, match="pool timeout"):
-                        await post(http, up.url, timeout=httpx.Timeout(5, pool=0.2))
+                        await post(http, up.url, timeouts=WireTimeouts(connect=5, read=5, pool=0.2))
                 finally:
                     assert (await first).content == OK_BODY
             assert up.connections == 1  # the limit held: the second request never connected
@@ -240,7 +286,7 @@ def test_max_keepalive_zero_closes_each_connection() -> None:
             async with client(pool=PoolLimits(max_keepalive_connections=0)) as http:
                 await post(http, up.url)
                 await post(http, up.url)
-                assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+                assert http.pool_state() == PoolState(in_use=0, idle=0)
             return up.connections
 
     assert asyncio.run(scenario()) == 2
@@ -273,15 +319,13 @@ def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connecti
         async with Upstream(events) as up:
             http = client()
             try:
-                request = http.build_request("POST", up.url, content=b"{}")
                 with map_upstream_errors("up"):
-                    response = await http.send(request, stream=True)
+                    response = await http.open("POST", up.url, content=b"{}")
                     chunks = aiter(response.aiter_bytes())
                     assert await anext(chunks) == b"data: first\n\n"  # before the upstream sent more
                     next_event.set()
                     assert await anext(chunks) == b"data: second\n\n"
-                transport = http._transport
-                assert isinstance(transport, H1Transport)
+                transport = http.transport
                 assert transport.pool_state() == PoolState(in_use=1, idle=0)
                 await response.aclose()
                 assert transport.pool_state() == PoolState(in_use=0, idle=0)  # closed, not pooled
@@ -306,7 +350,7 @@ def test_every_transport_error_is_one_of_ours() -> None:
         asyncio.run(scenario())
 
 
-# The providers' fast path: `H1Transport.send` under `Provider`, without httpx's models.
+# Under `Provider`: requests built once, errors read by the attempt's translator.
 
 
 def provider_for(url: str, **config: object) -> Provider:
@@ -327,7 +371,9 @@ def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
         async with Upstream(gzipped) as up:
             provider = provider_for(up.url, api_key="sk-1")
             try:
-                reply = await provider.complete(provider.build_request(b'{"model":"m"}', "req-1"))
+                reply = await provider.complete(
+                    provider.build_request(b'{"model":"m"}', "req-1"), read_openai_error
+                )
                 assert provider.pool_state() == PoolState(in_use=0, idle=1)
                 return reply
             finally:
@@ -357,7 +403,7 @@ def test_provider_errors_on_the_fast_path_are_ours() -> None:
     async def complete(url: str) -> UpstreamReply:
         provider = provider_for(url)
         try:
-            return await provider.complete(provider.build_request(b"{}", "r"))
+            return await provider.complete(provider.build_request(b"{}", "r"), read_openai_error)
         finally:
             await provider.aclose()
 
@@ -383,7 +429,7 @@ def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection
         async with Upstream(events) as up:
             provider = provider_for(up.url)
             try:
-                response = await provider.open_stream(provider.build_request(b"{}", "r"))
+                response = await provider.open_stream(provider.build_request(b"{}", "r"), read_openai_error)
                 stream = UpstreamByteStream(response, provider.name)
                 chunks = aiter(stream)
                 assert await anext(chunks) == b"data: first\n\n"
@@ -411,7 +457,7 @@ def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole() -> None:
         async with Upstream(until_close) as up, client() as http:
             response = await post(http, up.url)
             assert response.content == OK_BODY
-            assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+            assert http.pool_state() == PoolState(in_use=0, idle=0)
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
 
@@ -442,7 +488,7 @@ def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
         async with Upstream(answer_then_close) as up, client() as http:
             assert (await post(http, up.url)).content == OK_BODY
             await asyncio.sleep(0.1)  # the close reaches the gateway's loop
-            assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+            assert http.pool_state() == PoolState(in_use=0, idle=0)
             assert (await post(http, up.url)).content == OK_BODY
             assert up.connections == 2
 
@@ -452,14 +498,14 @@ def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
 def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
     async def scenario() -> None:
         async with Upstream(answer_ok) as up:
-            transport = H1Transport(httpx.Limits())
+            http = client()
             try:
                 with pytest.raises(httpx.LocalProtocolError):
-                    await transport.send(up.url, [("x-a", "b\r\nx-smuggled: 1")], b"{}", {})
+                    await http.open("POST", up.url, headers={"x-a": "b\r\nx-smuggled: 1"}, content=b"{}")
                 with pytest.raises(httpx.LocalProtocolError):
-                    await transport.send(up.url, [("x-a", "b\nx-smuggled: 1")], b"{}", {})
+                    await http.open("POST", up.url, headers={"x-a": "b\nx-smuggled: 1"}, content=b"{}")
             finally:
-                await transport.aclose()
+                await http.aclose()
             assert up.connections == 0
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
@@ -486,8 +532,7 @@ def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
     async def scenario() -> None:
         limits = PoolLimits(max_keepalive_connections=1, keepalive_expiry=0.2)
         async with Upstream(slow_ok) as up, client(pool=limits) as http:
-            transport = http._transport
-            assert isinstance(transport, H1Transport)
+            transport = http.transport
             await asyncio.gather(*(post(http, up.url) for _ in range(3)))
             assert up.connections == 3
             assert transport.pool_state() == PoolState(in_use=0, idle=1)  # two closed on release
@@ -508,8 +553,7 @@ def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() -> Non
 
     async def scenario() -> None:
         async with Upstream(slow_ok) as up, client(pool=PoolLimits(keepalive_expiry=0.2)) as http:
-            transport = http._transport
-            assert isinstance(transport, H1Transport)
+            transport = http.transport
             await asyncio.gather(*(post(http, up.url) for _ in range(4)))  # a burst: four connections
             assert transport.pool_state() == PoolState(in_use=0, idle=4)
             await asyncio.sleep(0.4)  # no request takes them again
@@ -547,9 +591,9 @@ def test_a_slow_reader_gets_a_large_stream_whole_and_in_order() -> None:
 
     async def scenario() -> bytes:
         async with Upstream(large) as up:
-            transport = H1Transport(httpx.Limits())
+            transport = H1Transport(PoolLimits())
             try:
-                response = await transport.send(up.url, [], b"{}", {"read": 5})
+                response = await transport.send(WireRequest("POST", up.url, [], b"{}", WireTimeouts(read=5)))
                 received = bytearray()
                 async for chunk in response.aiter_bytes():
                     received += chunk
@@ -575,7 +619,9 @@ def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
         async with Upstream(deflate) as up:
             provider = provider_for(up.url)
             try:
-                return (await provider.complete(provider.build_request(b"{}", "r"))).content
+                return (
+                    await provider.complete(provider.build_request(b"{}", "r"), read_openai_error)
+                ).content
             finally:
                 await provider.aclose()
 
@@ -654,7 +700,7 @@ def test_an_https_upstream_answers_over_tls_and_its_connection_is_reused(
             provider = provider_for(up.url)
             try:
                 for _ in range(2):
-                    reply = await provider.complete(provider.build_request(b"{}", "r"))
+                    reply = await provider.complete(provider.build_request(b"{}", "r"), read_openai_error)
                     assert reply.content == OK_BODY
                 assert provider.pool_state() == PoolState(in_use=0, idle=1)
             finally:

@@ -16,7 +16,6 @@ from starlette.types import ASGIApp
 from gateway.access.controller import AccessController
 from gateway.errors import ClientClosedRequest, GatewayError, InvalidRequest, ModelNotFound
 from gateway.observe.request_id import accept_request_id, bind_request_id
-from gateway.providers.openai_openai import client_wants_usage
 from gateway.records import RequestObserver, RequestRecord, StreamObserver
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
@@ -126,7 +125,6 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
             match=match,
             body=body,
             stream=stream,
-            client_wants_usage=client_wants_usage(body),
             started=started,
         )
         if access is not None and key is not None:
@@ -139,9 +137,7 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
             if limit_headers:
                 headers.update(limit_headers)
             if observers:
-                await _notify(
-                    observers, _record(ctx, model, reply.status_code, usage=read_usage(reply.content))
-                )
+                await _notify(observers, _record(ctx, model, reply.status_code, usage=reply.usage()))
             return Response(reply.content, reply.status_code, headers, media_type="application/json")
 
         header = request.headers.get(ASGI_OVERRIDE_HEADER)

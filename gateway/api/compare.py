@@ -22,7 +22,7 @@ from gateway.access.controller import AccessController
 from gateway.api.chat import ASGI_OVERRIDE_HEADER
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.observe.request_id import accept_request_id
-from gateway.providers.transport import map_upstream_errors
+from gateway.providers.error_mapping import map_upstream_errors
 from gateway.streaming.measure import ReceivedBody
 
 DEFAULT_PROMPT = "Say hello in one short sentence."

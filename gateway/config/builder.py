@@ -28,6 +28,7 @@ from .models import (
     Target,
     Timeouts,
 )
+from .policy import first_target_provider
 from .yaml_source import DocumentPath, SourceFile
 
 DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": "http://mock.gateway.invalid/v1"}
@@ -202,7 +203,7 @@ def _build_route(
         for index, target in enumerate(raw["targets"])
     )
     # A route's retry/timeouts override field by field on top of its first target's provider.
-    first = providers.get(targets[0].provider)
+    first = first_target_provider(targets, providers)
     retry = overlay(first.retry if first else RetryPolicy(), raw["retry"]) if "retry" in raw else None
     timeouts = (
         overlay(first.timeouts if first else Timeouts(), raw["timeouts"]) if "timeouts" in raw else None

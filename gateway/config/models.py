@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Literal
 
 ProviderType = Literal["openai", "ollama", "mock"]
+# The API families a client or an upstream speaks (`translate/` has one translator per pair).
+ApiName = Literal["openai.chat"]
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
 

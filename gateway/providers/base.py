@@ -1,142 +1,106 @@
-"""A configured upstream provider: its API family, its pooled httpx client and its availability.
+"""A configured upstream provider: where its endpoints are, the headers it needs, and its transport.
 
-Providers receive their `httpx.AsyncClient` ready-made (see `registry.py`), so unit tests can inject one
-with `httpx.MockTransport` and end-to-end tests point it at the provider simulator. Requests go to the
-client's transport directly; over the H1 transport (every real upstream) without httpx's models.
+A provider holds one `UpstreamTransport` (`transport.py`): our HTTP/1.1 pool for real upstreams, the mock
+provider's in-process transport, or a test's `HttpxTransport`. Its kind (`kinds.py`) gives its URLs and
+the API it speaks; what goes in the body is a translator's business (`translate/`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
 
-import httpx
-
+from gateway import __version__
 from gateway.config.models import ProviderConfig, Timeouts
-from gateway.errors import ProviderUnavailable, UpstreamStatusError, UpstreamTimeout
-from gateway.providers import openai_openai
-from gateway.providers.h1 import ACCEPT_ENCODING, H1Transport, PoolState
-from gateway.providers.transport import httpx_timeout, map_upstream_errors
+from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
+from gateway.providers.error_mapping import map_upstream_errors
+from gateway.providers.kinds import KINDS, ProviderKind
+from gateway.providers.transport import PoolState, UpstreamTransport, WireRequest, WireResponse, WireTimeouts
 
 # Response headers worth passing back to the client from a successful upstream answer.
 _FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
 
+USER_AGENT = f"gateway/{__version__}"
 
-@dataclass(frozen=True, slots=True)
+# Reads an upstream HTTP error answer (status, body, headers, provider name) into the error to raise:
+# the attempt's translator knows the upstream's error shape and the client's (`Translator.upstream_error`).
+ErrorReader = Callable[[int, bytes, Mapping[str, str], str], UpstreamError]
+
+
 class UpstreamReply:
     """A complete, successful non-streaming answer."""
 
-    status_code: int
-    content: bytes
-    headers: dict[str, str]
+    __slots__ = ("content", "headers", "status_code")
 
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    """A chat request ready to send: the translated body, every header but Host and Content-Length,
-    and httpx's timeout extension (`connect`/`read`/`write`/`pool`)."""
-
-    content: bytes
-    headers: list[tuple[str, str]]
-    timeout: dict[str, float | None]
-
-
-class UpstreamResponse(Protocol):
-    """An upstream answer whose head is in: `httpx.Response`, or `H1Response` on the fast path."""
-
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    async def aread(self) -> bytes: ...
-    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
-    async def aclose(self) -> None: ...
-
-
-def chat_url(config: ProviderConfig) -> str:
-    base = config.base_url.rstrip("/")
-    if config.type == "ollama":
-        # Ollama serves the OpenAI-compatible API under /v1 of its root URL.
-        return (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
-    return base + "/chat/completions"
-
-
-def health_url(config: ProviderConfig) -> str:
-    base = config.base_url.rstrip("/")
-    path = config.health_check.path
-    if config.type == "ollama" and path == "/models":
-        return base.removesuffix("/v1") + "/api/tags"
-    return base + path
+    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.content = content
+        self.headers = headers
 
 
 class Provider:
     __slots__ = (
         "_base_headers",
-        "_chat_headers",
-        "_chat_url",
-        "_timeout_extensions",
-        "_transport",
+        "_closed",
+        "_timeouts",
         "chat_url",
-        "client",
         "config",
+        "kind",
         "name",
+        "transport",
     )
 
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None) -> None:
+    def __init__(self, config: ProviderConfig, transport: UpstreamTransport | None) -> None:
+        """`transport` None: the provider is unavailable (`config.unavailable_reason` says why)."""
         self.config = config
         self.name = config.name
-        self.client = client
-        self.chat_url = chat_url(config)
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-        headers.update(config.headers)
+        self.kind: ProviderKind = KINDS[config.type]
+        self.transport = transport
+        self._closed = False
+        base = config.base_url.rstrip("/")
+        self.chat_url = self.kind.chat_url(base)
+        # Every header but Host and Content-Length, worked out once; a configured one replaces ours
+        # whatever its case (a configured User-Agent, for example).
+        headers = {"user-agent": USER_AGENT, "accept": "application/json, text/event-stream"}
+        if self.kind.accept_encoding:
+            headers["accept-encoding"] = self.kind.accept_encoding
+        headers["content-type"] = "application/json"
+        headers.update((name.lower(), value) for name, value in config.headers.items())
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
-        self._base_headers = headers
-        # What `AsyncClient.build_request` would work out per request, done once: the parsed URL, the
-        # client's default headers (user-agent, accept-encoding) under ours, the timeout extension.
-        # (An unavailable provider has no client, and its base URL may not even parse.)
-        self._chat_url = httpx.URL(self.chat_url) if client is not None else None
-        chat_headers = httpx.Headers(client.headers if client is not None else None)
-        chat_headers.update(headers)  # case-insensitive: a configured User-Agent replaces httpx's
-        self._timeout_extensions: dict[Timeouts | None, dict[str, float | None]] = {}
-        # The client's transport, called directly (see `_send`): the H1 pool, the mock provider's
-        # in-process transport, or a test's `httpx.MockTransport`. httpx has no public accessor for it.
-        self._transport: httpx.AsyncBaseTransport | None = None
-        if client is not None:
-            self._timeout_extensions[None] = client.timeout.as_dict()
-            self._transport = client._transport
-        if isinstance(self._transport, H1Transport):
-            chat_headers["accept-encoding"] = ACCEPT_ENCODING  # what it decodes (httpx may offer br, zstd)
-        self._chat_headers = chat_headers.multi_items()
+        self._base_headers = tuple(headers.items())
+        # Wire timeouts by route override (None: the provider's own), made once per distinct value.
+        self._timeouts: dict[Timeouts | None, WireTimeouts] = {
+            None: WireTimeouts.from_config(config.timeouts)
+        }
 
     @property
     def available(self) -> bool:
-        return self.config.unavailable_reason is None and self.client is not None
+        return self.config.unavailable_reason is None and self.transport is not None
 
     @property
     def unavailable_reason(self) -> str | None:
         return self.config.unavailable_reason
 
-    def translate(self, body: dict[str, Any], upstream_model: str, *, stream: bool) -> bytes:
-        request_usage = stream and self.config.stream_usage
-        return openai_openai.translate_request(body, upstream_model, request_usage=request_usage)
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-    def build_request(
-        self, content: bytes, request_id: str, timeouts: Timeouts | None = None
-    ) -> UpstreamRequest:
-        if self._chat_url is None:
+    def build_request(self, content: bytes, request_id: str, timeouts: Timeouts | None = None) -> WireRequest:
+        """The chat request for `content`; `timeouts` is a route's override (None: the provider's)."""
+        if self.transport is None:
             raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
-        headers = [*self._chat_headers, ("x-request-id", request_id)] if request_id else self._chat_headers
-        timeout = self._timeout_extensions.get(timeouts)
-        if timeout is None:  # a route's own timeouts; one entry per distinct value, bounded by the config
-            assert timeouts is not None  # None (the client's defaults) is filled in by __init__
-            timeout = self._timeout_extensions[timeouts] = httpx_timeout(timeouts).as_dict()
-        return UpstreamRequest(content, headers, timeout)
+        headers = [*self._base_headers, ("x-request-id", request_id)] if request_id else self._base_headers
+        wire_timeouts = self._timeouts.get(timeouts)
+        if wire_timeouts is None:  # bounded: the routes of a config have few distinct values
+            assert timeouts is not None
+            wire_timeouts = self._timeouts[timeouts] = WireTimeouts.from_config(timeouts)
+        return WireRequest("POST", self.chat_url, headers, content, wire_timeouts)
 
-    async def complete(self, request: UpstreamRequest, first_byte: float | None = None) -> UpstreamReply:
-        """Send a non-streaming request; an HTTP error answer raises `UpstreamStatusError`.
+    async def complete(
+        self, request: WireRequest, read_error: ErrorReader, first_byte: float | None = None
+    ) -> UpstreamReply:
+        """Send a non-streaming request; an HTTP error answer raises what `read_error` makes of it.
 
         `first_byte` bounds the wait for the response head (`UpstreamTimeout` when it passes)."""
         with map_upstream_errors(self.name):
@@ -155,17 +119,15 @@ class Provider:
             finally:
                 await response.aclose()
         if response.status_code >= 400:
-            raise UpstreamStatusError(
-                response.status_code, content, headers=_error_headers(response), provider=self.name
-            )
+            raise read_error(response.status_code, content, response.headers, self.name)
         headers = {name: response.headers[name] for name in _FORWARDED_HEADERS if name in response.headers}
         return UpstreamReply(response.status_code, content, headers)
 
-    async def open_stream(self, request: UpstreamRequest) -> UpstreamResponse:
+    async def open_stream(self, request: WireRequest, read_error: ErrorReader) -> WireResponse:
         """Send a streaming request and return the open response once its head is in.
 
         The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
-        closed and raised as `UpstreamStatusError`.
+        closed and raised as what `read_error` makes of it.
         """
         with map_upstream_errors(self.name):
             response = await self._send(request)
@@ -174,70 +136,52 @@ class Provider:
                     content = await response.aread()
                 finally:
                     await response.aclose()
-                raise UpstreamStatusError(
-                    response.status_code, content, headers=_error_headers(response), provider=self.name
-                )
+                raise read_error(response.status_code, content, response.headers, self.name)
         return response
 
-    async def _send(self, request: UpstreamRequest) -> UpstreamResponse:
-        """Hand the request to the client's transport; the response head is in, its body not yet read.
-
-        Not `AsyncClient.send`: its auth flow, redirect loop, cookie jar and event hooks do nothing for
-        us (the key is a header, redirects are off, upstream cookies must not carry over to other
-        callers) and cost a quarter of the gateway's CPU per request (bench/README.md). Over the H1
-        transport (the real upstreams) httpx's request and response models are skipped too; any other
-        transport (the mock provider's, a test's `httpx.MockTransport`) gets an `httpx.Request`."""
-        client, transport = self.client, self._transport
-        if client is None or transport is None or client.is_closed or self._chat_url is None:
+    async def _send(self, request: WireRequest) -> WireResponse:
+        transport = self.transport
+        if transport is None or self._closed:
             raise ProviderUnavailable(f"provider {self.name!r} is closed or unavailable")
-        if isinstance(transport, H1Transport):
-            return await transport.send(self.chat_url, request.headers, request.content, request.timeout)
-        extensions = {"timeout": request.timeout}
-        httpx_request = httpx.Request(
-            "POST", self._chat_url, content=request.content, headers=request.headers, extensions=extensions
-        )
-        return await transport.handle_async_request(httpx_request)
+        return await transport.send(request)
 
     async def probe(self) -> int:
-        """One health probe (`health_check.method` on `health_check.path`); returns the HTTP status."""
-        if self.client is None:
-            raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
+        """One health probe (`health_check.method` on `health_check.path`); returns the HTTP status.
+
+        Through the same transport (and pool) as requests, without the body headers."""
         check = self.config.health_check
-        headers = {k: v for k, v in self._base_headers.items() if k != "content-type"}
+        headers = tuple((name, value) for name, value in self._base_headers if name != "content-type")
+        url = self.kind.health_url(self.config.base_url.rstrip("/"), check.path)
+        limit = check.timeout
+        timeouts = WireTimeouts(connect=limit, read=limit, write=limit, pool=limit)
+        request = WireRequest(check.method, url, headers, b"", timeouts)
         with map_upstream_errors(self.name):
-            response = await self.client.request(
-                check.method, health_url(self.config), headers=headers, timeout=check.timeout
-            )
+            async with asyncio.timeout(check.timeout):
+                response = await self._send(request)
+                try:
+                    await response.aread()  # read to its end, so the connection goes back to the pool
+                finally:
+                    await response.aclose()
         return response.status_code
 
     def pool_state(self) -> PoolState:
         """Upstream connections lent to requests and kept idle (tests check that streams release theirs)."""
-        transport = self._transport
-        if not isinstance(transport, H1Transport):
-            return PoolState(0, 0)  # no pool: unavailable, or an in-process transport
-        return transport.pool_state()
+        return self.transport.pool_state() if self.transport is not None else PoolState(0, 0)
 
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-
-
-def _error_headers(response: UpstreamResponse) -> dict[str, str]:
-    retry_after = response.headers.get("retry-after")
-    return {"retry-after": retry_after} if retry_after else {}
+        if self._closed:
+            return
+        self._closed = True
+        if self.transport is not None:
+            await self.transport.aclose()
 
 
 class UpstreamByteStream:
-    """The bytes of a streaming upstream response as they arrive, with httpx errors mapped to ours.
-
-    `aiter_bytes` (not `aiter_raw`): httpx asks for compressed bodies by default, and a provider that
-    gzips its event stream must still reach the SSE parser as text (on the H1 fast path the transport
-    decodes it). Without compression it passes each read through unchanged.
-    """
+    """The bytes of a streaming upstream response as they arrive, with transport errors mapped to ours."""
 
     __slots__ = ("provider", "response")
 
-    def __init__(self, response: UpstreamResponse, provider: str) -> None:
+    def __init__(self, response: WireResponse, provider: str) -> None:
         self.response = response
         self.provider = provider
 
@@ -248,8 +192,8 @@ class UpstreamByteStream:
 
     @property
     def complete(self) -> bool:
-        """The whole body has arrived (known on the H1 fast path; otherwise only at the end of iteration)."""
-        return getattr(self.response, "complete", False) is True
+        """The whole body has arrived (the transport may not know before the end of iteration)."""
+        return self.response.complete
 
     async def aclose(self) -> None:
         await self.response.aclose()

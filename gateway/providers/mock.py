@@ -1,8 +1,8 @@
-"""The built-in `mock` provider: an in-process httpx transport that speaks the OpenAI chat API.
+"""The built-in `mock` provider: an in-process `UpstreamTransport` that speaks the OpenAI chat API.
 
 Deterministic (the same request gives the same text), needs no network and no key, streams with a
 configurable token count and per-token delay, and reports a proper `usage` block. Because it is a transport,
-requests to it go through exactly the same adapter, streaming and resilience code as a real provider.
+requests to it go through exactly the same translation, streaming and resilience code as a real provider.
 """
 
 from __future__ import annotations
@@ -10,45 +10,85 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from gateway.config.models import MockOptions
+from gateway.providers.transport import PoolState, WireRequest
 
 MOCK_BASE_URL = "http://mock.gateway.invalid/v1"
 
 
-class MockTransport(httpx.AsyncBaseTransport):
+class MockTransport:
     def __init__(self, options: MockOptions) -> None:
         self.options = options
         self._words = options.text.split() or ["mock"]
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
+    async def send(self, request: WireRequest) -> MockResponse:
+        path = urlsplit(request.url).path
         if request.method == "GET" and path.endswith("/models"):
             return _json(200, {"object": "list", "data": [_model_entry("mock")]})
         if request.method != "POST" or not path.endswith("/chat/completions"):
             return _error(404, f"mock provider has no {request.method} {path}", "not_found")
         try:
-            body = orjson.loads(await request.aread())
+            body = orjson.loads(request.content)
         except orjson.JSONDecodeError:
             return _error(400, "mock provider: body is not JSON", "invalid_json")
         if not isinstance(body, dict):
             return _error(400, "mock provider: body must be a JSON object", "invalid_json")
         answer = _Answer(body, self._words, self.options)
         if body.get("stream"):
-            usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get(
-                "include_usage"
-            )
-            return httpx.Response(
-                200,
-                headers={"content-type": "text/event-stream"},
-                stream=_MockStream(answer, self.options.token_delay, bool(usage)),
-            )
+            options = body.get("stream_options")
+            usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            events = _stream(answer, self.options.token_delay, usage)
+            return MockResponse(200, {"content-type": "text/event-stream"}, events=events)
         return _json(200, answer.completion())
+
+    def pool_state(self) -> PoolState:
+        return PoolState(0, 0)  # in process: no connections
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockResponse:
+    """A `WireResponse` made in process: a whole body, or events produced as the stream is read."""
+
+    __slots__ = ("_events", "complete", "content", "headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        *,
+        content: bytes = b"",
+        events: AsyncGenerator[bytes, None] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self._events = events
+        self.complete = events is None
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        if self._events is None:
+            if self.content:
+                yield self.content
+            return
+        async for chunk in self._events:
+            yield chunk
+        self.complete = True
+
+    async def aclose(self) -> None:
+        events, self._events = self._events, None
+        if events is not None:
+            await events.aclose()
 
 
 class _Answer:
@@ -119,37 +159,27 @@ class _Answer:
         )
 
 
-class _MockStream(httpx.AsyncByteStream):
-    def __init__(self, answer: _Answer, token_delay: float, include_usage: bool) -> None:
-        self.answer = answer
-        self.token_delay = token_delay
-        self.include_usage = include_usage
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        answer = self.answer
-        yield b"data: " + answer.chunk({"role": "assistant", "content": ""}) + b"\n\n"
-        for token in answer.tokens:
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            yield b"data: " + answer.chunk({"content": token}) + b"\n\n"
-        yield b"data: " + answer.chunk({}, "stop") + b"\n\n"
-        if self.include_usage:
-            yield b"data: " + answer.usage_chunk() + b"\n\n"
-        yield b"data: [DONE]\n\n"
-
-    async def aclose(self) -> None:
-        return None
+async def _stream(answer: _Answer, token_delay: float, include_usage: bool) -> AsyncGenerator[bytes, None]:
+    yield b"data: " + answer.chunk({"role": "assistant", "content": ""}) + b"\n\n"
+    for token in answer.tokens:
+        if token_delay:
+            await asyncio.sleep(token_delay)
+        yield b"data: " + answer.chunk({"content": token}) + b"\n\n"
+    yield b"data: " + answer.chunk({}, "stop") + b"\n\n"
+    if include_usage:
+        yield b"data: " + answer.usage_chunk() + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 def _model_entry(model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 0, "owned_by": "gateway-mock"}
 
 
-def _json(status: int, payload: dict[str, Any]) -> httpx.Response:
-    return httpx.Response(status, content=orjson.dumps(payload), headers={"content-type": "application/json"})
+def _json(status: int, payload: dict[str, Any]) -> MockResponse:
+    return MockResponse(status, {"content-type": "application/json"}, content=orjson.dumps(payload))
 
 
-def _error(status: int, message: str, code: str) -> httpx.Response:
+def _error(status: int, message: str, code: str) -> MockResponse:
     return _json(
         status, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     )

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-import httpx
-
 from gateway.config.models import ProviderConfig
 from gateway.providers.base import Provider
-from gateway.providers.mock import MockTransport
-from gateway.providers.transport import build_client
+from gateway.providers.kinds import KINDS
 
 
 def new_provider(config: ProviderConfig) -> Provider:
+    """A provider with its kind's transport (none when the provider is unavailable)."""
     if config.unavailable_reason is not None:
         return Provider(config, None)
-    transport: httpx.AsyncBaseTransport | None = MockTransport(config.mock) if config.type == "mock" else None
-    client = build_client(timeouts=config.timeouts, pool=config.pool, transport=transport)
-    return Provider(config, client)
+    return Provider(config, KINDS[config.type].transport(config))
 
 
 class ProviderRegistry:
     """The providers of one config. Immutable once built; a reload builds a new registry."""
 
-    __slots__ = ("_providers",)
+    __slots__ = ("_providers", "configs")
 
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self._providers = dict(providers)
+        self.configs: Mapping[str, ProviderConfig] = {name: p.config for name, p in self._providers.items()}
 
     @classmethod
     def build(

@@ -1,75 +1,92 @@
-"""The boundary with httpx: build each provider's client, and translate httpx exceptions into ours.
+"""The upstream transport seam: what a provider needs from the wire, and nothing more.
 
-Nothing outside `gateway.providers` sees an httpx exception (`h1/` raises httpx's too).
+A strict point of cut-off, as httpx's `_transports/base.py` is: a provider hands a `WireRequest` to its
+`UpstreamTransport` and gets back a `WireResponse` whose head is in. Implementations: our HTTP/1.1 client
+(`h1/`, every real upstream), the built-in mock provider (`mock.py`, in process), and `HttpxTransport`
+(its own module), which wraps any httpx transport (tests' `httpx.MockTransport`). Transports raise
+httpx's exceptions; `error_mapping.map_upstream_errors()` turns them into ours at the provider.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-import httpx
-
-from gateway.config.models import PoolLimits, Timeouts
-from gateway.errors import (
-    UpstreamConnectError,
-    UpstreamProtocolError,
-    UpstreamReadError,
-    UpstreamTimeout,
-)
-from gateway.providers.h1 import H1Transport
+from gateway.config.models import Timeouts
 
 
-@contextmanager
-def map_upstream_errors(provider: str) -> Iterator[None]:
-    """Turn httpx transport exceptions into the gateway's `UpstreamError` tree."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        kind = type(exc).__name__.replace("Timeout", "").lower() or "request"
-        raise UpstreamTimeout(f"provider {provider!r} timed out ({kind} timeout)") from exc
-    except httpx.ConnectError as exc:
-        raise UpstreamConnectError(f"could not connect to provider {provider!r}: {exc}") from exc
-    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError, httpx.CloseError) as exc:
-        raise UpstreamReadError(
-            f"connection to provider {provider!r} failed: {exc or type(exc).__name__}"
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamProtocolError(f"provider {provider!r}: {exc or type(exc).__name__}") from exc
+@dataclass(frozen=True, slots=True)
+class WireTimeouts:
+    """Limits for one request on the wire: `connect` (TCP and TLS), `read` (each wait for bytes, the head
+    included), `write`, and `pool` (the wait for a free connection). None: no limit."""
+
+    connect: float | None = None
+    read: float | None = None
+    write: float | None = None
+    pool: float | None = None
+
+    @classmethod
+    def from_config(cls, timeouts: Timeouts) -> WireTimeouts:
+        # The pool wait is bounded like a connect: it stands for one.
+        return cls(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.connect)
+
+    def as_httpx_extension(self) -> dict[str, float | None]:
+        return {"connect": self.connect, "read": self.read, "write": self.write, "pool": self.pool}
 
 
-def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
-    # httpx's `read` is the longest wait for bytes: exactly our inter-byte `read` timeout.
-    return httpx.Timeout(
-        connect=timeouts.connect,
-        read=timeouts.read,
-        write=timeouts.write,
-        pool=timeouts.connect,
-    )
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """One request to send. `headers` hold every header but Host and Content-Length (the transport sets
+    those from `url` and `content`)."""
+
+    method: str
+    url: str
+    headers: Sequence[tuple[str, str]]
+    content: bytes
+    timeouts: WireTimeouts
 
 
-def httpx_limits(pool: PoolLimits) -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=pool.max_connections,
-        max_keepalive_connections=pool.max_keepalive_connections,
-        keepalive_expiry=pool.keepalive_expiry,
-    )
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """How many upstream connections a provider's pool holds: lent to a request, and idle (kept alive)."""
+
+    in_use: int
+    idle: int
 
 
-def build_client(
-    *,
-    timeouts: Timeouts,
-    pool: PoolLimits,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """One pooled client per provider. `trust_env=False`: a proxy variable must not reroute upstreams.
+class WireResponse(Protocol):
+    """An upstream answer whose head is in; the body comes decoded (no content-encoding left)."""
 
-    Without an explicit `transport` (tests, the in-process mock) requests go over the H1 pool."""
-    limits = httpx_limits(pool)
-    return httpx.AsyncClient(
-        timeout=httpx_timeout(timeouts),
-        limits=limits,
-        transport=transport if transport is not None else H1Transport(limits),
-        trust_env=False,
-        follow_redirects=False,
-    )
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Names lower-cased."""
+        ...
+
+    @property
+    def complete(self) -> bool:
+        """The whole body is known to have arrived (False when the transport cannot tell)."""
+        ...
+
+    async def aread(self) -> bytes: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Each read's bytes as they arrive, without re-chunking."""
+        ...
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it); idempotent, called on every path."""
+        ...
+
+
+class UpstreamTransport(Protocol):
+    """What a provider holds: one per provider, owning its connections."""
+
+    async def send(self, request: WireRequest) -> WireResponse:
+        """Send `request`; return once the response head is in. The caller must `aclose()` the answer."""
+        ...
+
+    def pool_state(self) -> PoolState: ...
+
+    async def aclose(self) -> None: ...

@@ -24,15 +24,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from gateway.config.models import RouteConfig
+from gateway.config.models import ApiName, RouteConfig
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
-from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
+from gateway.providers.base import Provider, UpstreamByteStream
 from gateway.providers.registry import ProviderRegistry
+from gateway.providers.transport import WireRequest
 from gateway.resilience.deadline import DeadlineByteStream
 from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
 from gateway.routing.table import RouteMatch
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamRelay, StreamStats
+from gateway.translate import Translator, translator_for
 
 logger = logging.getLogger("gateway.resilience")
 
@@ -48,7 +50,7 @@ class RequestContext:
     match: RouteMatch
     body: dict[str, Any]
     stream: bool
-    client_wants_usage: bool = False
+    api: ApiName = "openai.chat"  # what the client speaks; each attempt translates to its upstream's API
     started: float = field(default_factory=time.perf_counter)
     attempts: int = 0
     retries: int = 0  # attempts repeated on the same target
@@ -61,6 +63,20 @@ class RequestContext:
     @property
     def route(self) -> RouteConfig:
         return self.match.route
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A successful non-streaming answer, in the client's API; `usage()` reads it only when asked."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+    upstream_content: bytes
+    translator: Translator
+
+    def usage(self) -> dict[str, Any] | None:
+        return self.translator.response_usage(self.upstream_content)
 
 
 class Dispatcher:
@@ -88,7 +104,7 @@ class Dispatcher:
             plan = self._plans[id(route)] = RoutePlan(route, self.registry, self.health, self.rng)
         return plan
 
-    async def complete(self, ctx: RequestContext) -> UpstreamReply:
+    async def complete(self, ctx: RequestContext) -> Completion:
         return await self._run(ctx, self._complete_once)
 
     async def open_stream(self, ctx: RequestContext) -> StreamRelay:
@@ -190,24 +206,29 @@ class Dispatcher:
 
     async def _complete_once(
         self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
-    ) -> UpstreamReply:
+    ) -> Completion:
         provider = entry.provider
-        request = self._prepare(ctx, entry, provider, stream=False)
+        request, translator = self._prepare(ctx, entry, provider, stream=False)
         timeouts = entry.timeouts
         limit_at, why = _attempt_limit(timeouts.total, deadline_at)
+        read_error = translator.upstream_error
         if limit_at is None:
-            return await provider.complete(request, first_byte=timeouts.first_byte)
-        try:
-            async with asyncio.timeout_at(limit_at):
-                return await provider.complete(request, first_byte=timeouts.first_byte)
-        except TimeoutError:
-            raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
+            reply = await provider.complete(request, read_error, first_byte=timeouts.first_byte)
+        else:
+            try:
+                async with asyncio.timeout_at(limit_at):
+                    reply = await provider.complete(request, read_error, first_byte=timeouts.first_byte)
+            except TimeoutError:
+                raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
+        content = translator.response_body(reply.content)
+        return Completion(reply.status_code, content, reply.headers, reply.content, translator)
 
     async def _stream_once(
         self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
     ) -> StreamRelay:
         provider = entry.provider
-        request = self._prepare(ctx, entry, provider, stream=True)
+        request, translator = self._prepare(ctx, entry, provider, stream=True)
+        read_error = translator.upstream_error
         timeouts = entry.timeouts
         limit_at, limit_why = _attempt_limit(timeouts.total, deadline_at)
         first_at, why = limit_at, limit_why
@@ -218,14 +239,15 @@ class Dispatcher:
         relay: StreamRelay | None = None
         try:
             if first_at is None:
-                response = await provider.open_stream(request)
-                relay = self._relay(ctx, provider, UpstreamByteStream(response, provider.name), None, "")
+                response = await provider.open_stream(request, read_error)
+                upstream = UpstreamByteStream(response, provider.name)
+                relay = self._relay(ctx, provider, translator, upstream, None, "")
                 await relay.prime()
                 return relay
             async with asyncio.timeout_at(first_at):
-                response = await provider.open_stream(request)
+                response = await provider.open_stream(request, read_error)
                 upstream = UpstreamByteStream(response, provider.name)
-                relay = self._relay(ctx, provider, upstream, limit_at, limit_why)
+                relay = self._relay(ctx, provider, translator, upstream, limit_at, limit_why)
                 await relay.prime()
             return relay
         except TimeoutError:
@@ -235,16 +257,28 @@ class Dispatcher:
             await _discard(relay)
             raise
 
-    def _prepare(self, ctx: RequestContext, entry: PlannedTarget, provider: Provider, *, stream: bool) -> Any:
+    def _prepare(
+        self, ctx: RequestContext, entry: PlannedTarget, provider: Provider, *, stream: bool
+    ) -> tuple[WireRequest, Translator]:
+        """This attempt's translator (by the client's API and the provider's) and its upstream request,
+        from the client's original body."""
         ctx.provider = provider.name
         model = ctx.upstream_model = entry.target.model or ctx.match.model
-        content = provider.translate(ctx.body, model, stream=stream)
-        return provider.build_request(content, ctx.request_id, entry.request_timeouts)
+        factory = translator_for(ctx.api, provider.kind.api)
+        if factory is None:
+            raise ProviderUnavailable(
+                f"provider {provider.name!r} speaks {provider.kind.api}, which the gateway cannot translate "
+                f"{ctx.api} to"
+            )
+        translator = factory(ctx.body, provider.config, stream=stream)
+        content = translator.request_body(ctx.body, model)
+        return provider.build_request(content, ctx.request_id, entry.request_timeouts), translator
 
     def _relay(
         self,
         ctx: RequestContext,
         provider: Provider,
+        translator: Translator,
         upstream: ByteStream,
         limit_at: float | None,
         why: str,
@@ -257,7 +291,7 @@ class Dispatcher:
         return StreamRelay(
             upstream,
             stats,
-            drop_usage_chunk=provider.config.stream_usage and not ctx.client_wants_usage,
+            events=translator,
             on_finish=ctx.on_stream_finish,
         )
 

@@ -1,9 +1,7 @@
 """A route prepared for the attempt loop: its usable targets with their provider, health state, retry
 rules and timeouts resolved once, so a request only walks a tuple.
 
-Which policy applies (as the schema documents): the route's `retry` (already laid over its first target's
-provider by the config loader), else its first target's provider's `retry`, for every target and the
-request deadline; the route's `timeouts`, else each target's own provider's.
+Which policy applies is `config.policy.effective_policy`, the function `gateway explain` shows.
 """
 
 from __future__ import annotations
@@ -11,7 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gateway.config.models import RetryPolicy, RouteConfig, Target, Timeouts
+from gateway.config.models import RouteConfig, Target, Timeouts
+from gateway.config.policy import effective_policy, route_retry
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.health import HealthRegistry, ProviderHealth
@@ -54,13 +53,14 @@ class RoutePlan:
         ranked = sorted(route.targets, key=lambda target: target.priority)
         planned: list[PlannedTarget] = []
         reasons: list[str] = []
-        first = registry.get(route.targets[0].provider) if route.targets else None
-        policy = route.retry or (first.config.retry if first is not None else RetryPolicy())
+        configs = registry.configs
+        policy, _ = route_retry(route, configs)
         rules = RetryRules.from_policy(policy, rng)
         for target in ranked:
             provider = registry.get(target.provider)
             state = health.get(target.provider)
-            if provider is None or state is None:
+            effective = effective_policy(route, target, configs)
+            if provider is None or state is None or effective is None:
                 reasons.append(f"provider {target.provider!r} is not configured")
                 continue
             if not provider.available:
@@ -72,8 +72,8 @@ class RoutePlan:
                     provider=provider,
                     health=state,
                     rules=rules,
-                    timeouts=route.timeouts or provider.config.timeouts,
-                    request_timeouts=route.timeouts,
+                    timeouts=effective.timeouts,
+                    request_timeouts=effective.request_timeouts,
                 )
             )
         self.targets = tuple(planned)

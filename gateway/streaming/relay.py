@@ -3,8 +3,11 @@
 Both streamers (ASGI and Starlette) iterate the same `StreamRelay.frames()` and own the relay: they call
 `StreamRelay.aclose()` on every exit path, the one place the upstream response is closed, the summary is
 logged and the finish callbacks (usage, metrics) run. The relay does no JSON work per chunk except on the
-rare chunk that carries `usage`, and writes a per-chunk DEBUG line only when that level is on (checked once
-per stream).
+rare chunk that carries `usage`. What events mean is the attempt's translator's business
+(`EventTranslator`): it passes them through, or turns each into the client's frames.
+
+There is one framing path whatever the log level: DEBUG adds a line per piece handed to the streamer
+(checked once per stream), it never changes how events are framed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -49,13 +52,30 @@ class ByteStream(Protocol):
 StreamCallback = Callable[[StreamStats], Awaitable[None] | None]
 
 
+class EventTranslator(Protocol):
+    """The stream side of the attempt's translator (`gateway.translate`)."""
+
+    @property
+    def passthrough(self) -> bool:
+        """Events go to the client as they came (the fast path), except those `keep_usage_event` drops."""
+        ...
+
+    def keep_usage_event(self, event: dict[str, Any]) -> bool:
+        """Whether an event carrying a usage block goes on to the client (its usage is recorded anyway)."""
+        ...
+
+    def event(self, payload: bytes) -> bytes:
+        """The client's frames for one event's data (b"": none); used when not `passthrough`."""
+        ...
+
+
 class StreamRelay:
     def __init__(
         self,
         upstream: ByteStream,
         stats: StreamStats,
         *,
-        drop_usage_chunk: bool,
+        events: EventTranslator,
         on_finish: list[StreamCallback] | None = None,
     ) -> None:
         self._upstream = upstream
@@ -63,14 +83,14 @@ class StreamRelay:
         self._parser = SSEParser()
         self._pending: list[bytes] = []
         self._pending_batch: bytes | None = None  # what `prime` read, when it went through as it was
-        # Whole reads go out as they came (see `_pass_through`) unless DEBUG wants a line per event.
-        self._batching = not logger.isEnabledFor(logging.DEBUG)
+        self._events = events
+        self._passthrough = events.passthrough  # whole runs of plain events go out as they came
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
         self._exhausted = False  # the upstream body has ended
         self._last_payload = b""  # the last event other than [DONE], or a passed-through block ending in it
         self._upstream_closed = False
         self._closed = False
-        self._drop_usage_chunk = drop_usage_chunk
         self.stats = stats
         self.on_finish: list[StreamCallback] = on_finish if on_finish is not None else []
 
@@ -89,7 +109,7 @@ class StreamRelay:
                             f"provider {stats.provider!r} closed the stream before any event"
                         )
                     return
-                if self._batching:
+                if self._passthrough:
                     head, chunk = self._pass_through(chunk)
                     self._pending_batch = head or None
                 self._pending = self._parser.feed(chunk) if chunk else []
@@ -101,14 +121,12 @@ class StreamRelay:
             raise
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Client bytes, ending with `data: [DONE]` or with one OpenAI error event: each upstream read's
-        complete events in one piece (one write, see `_pass_through`), or one frame per event when DEBUG
-        logs a line per event.
+        """Client bytes, ending with `data: [DONE]` or with one error event: each upstream read's complete
+        events in one piece (one write, see `_pass_through`).
 
         An upstream failure after the first frame (dropped connection, read timeout, malformed event)
         becomes that final error event, after the events that preceded it: the HTTP status is long gone.
-        `done` is true when the piece handed out is the last one before `[DONE]`'s end. The caller closes
-        the relay.
+        The caller closes the relay.
         """
         stats = self.stats
         count, previous = 0, stats.started  # for the DEBUG lines only
@@ -116,25 +134,18 @@ class StreamRelay:
             payloads, self._pending = self._pending, []
             batch, self._pending_batch = self._pending_batch, None
             while True:
-                if self._batching:
-                    out, failure = self._join(payloads) if payloads else (b"", None)
-                    if batch:
-                        out = batch + out if out else batch
-                    if out:
-                        yield out
-                    if failure is not None:
-                        raise failure
-                else:
-                    for payload in payloads:  # one frame per event, with a DEBUG line each
-                        out = self._process(payload)
-                        if out is not None:
-                            handed = time.perf_counter()
-                            yield out
-                            count += 1
-                            self._log_chunk(count, len(out), handed, previous)
-                            previous = handed
-                        if self._done:
-                            break
+                out, failure = self._join(payloads) if payloads else (b"", None)
+                if batch:
+                    out = batch + out if out else batch
+                if out:
+                    handed = time.perf_counter()
+                    yield out
+                    if self._debug:
+                        count += 1
+                        self._log_piece(count, out.count(b"\n\n"), len(out), handed, previous)
+                        previous = handed
+                if failure is not None:
+                    raise failure
                 if self._done:
                     await self._release_upstream()
                     return
@@ -149,7 +160,7 @@ class StreamRelay:
                 if chunk is None:
                     batch, payloads = None, self._flush()
                     continue
-                if self._batching:
+                if self._passthrough:
                     batch, chunk = self._pass_through(chunk)
                 payloads = self._parser.feed(chunk) if chunk else []
         except GatewayError as exc:
@@ -275,8 +286,10 @@ class StreamRelay:
         stats = self.stats
         if _carries_usage(payload) and self._capture_usage(payload):
             return None
+        out = frame(payload) if self._passthrough else self._events.event(payload)
+        if not out:
+            return None
         stats.count_chunks(1)
-        out = frame(payload)
         stats.bytes += len(out)
         return out
 
@@ -293,21 +306,22 @@ class StreamRelay:
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.stats.usage = usage
-        return self._drop_usage_chunk and not data.get("choices")
+        return not self._events.keep_usage_event(data)
 
     def _error_frame(self, exc: GatewayError) -> bytes:
         out = frame(exc.body())
         self.stats.bytes += len(out)
         return out
 
-    def _log_chunk(self, count: int, size: int, handed: float, previous: float) -> None:
-        """One DEBUG line per frame, written when the streamer has sent it and asks for the next one:
-        `interval` since the previous frame was handed over, `at` since the request arrived, and `send`,
-        how long the streamer took to write it."""
+    def _log_piece(self, count: int, events: int, size: int, handed: float, previous: float) -> None:
+        """One DEBUG line per piece (one upstream read's events), written when the streamer has sent it
+        and asks for the next one: `interval` since the previous piece was handed over, `at` since the
+        request arrived, and `send`, how long the streamer took to write it."""
         logger.debug(
-            "stream %s chunk=%d size=%d interval=%.3fms at=%.3fms send=%.3fms",
+            "stream %s piece=%d events=%d size=%d interval=%.3fms at=%.3fms send=%.3fms",
             self.stats.stream_id,
             count,
+            events,
             size,
             (handed - previous) * 1000,
             (handed - self.stats.started) * 1000,

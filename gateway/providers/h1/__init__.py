@@ -8,15 +8,14 @@ keep-alive pooling with httpx's limits, connect / read / pool timeouts, content-
 until-close bodies, gzip and deflate, TLS. What it does not: redirects, cookies, proxies, HTTP/2,
 `Expect: 100-continue`, streamed request bodies (none of which the gateway uses).
 
-Providers keep their `httpx.AsyncClient` (unit tests inject `httpx.MockTransport`; health probes go through
-the client), and call `send` directly on the hot path. Errors are httpx's exceptions, which
+`H1Transport` implements the providers' `UpstreamTransport` seam (`providers/transport.py`), health probes
+included. Errors are httpx's exceptions, which
 `map_upstream_errors()` maps to ours, chosen by what happened: nothing sent (refused, unreachable, TLS)
 is `httpx.ConnectError`, safe to fail over; a connection lost after the request went out is
 `httpx.ReadError` or `httpx.RemoteProtocolError`.
 """
 
 from gateway.providers.h1.connection import H1Response
-from gateway.providers.h1.pool import PoolState
 from gateway.providers.h1.transport import ACCEPT_ENCODING, H1Transport
 
-__all__ = ["ACCEPT_ENCODING", "H1Response", "H1Transport", "PoolState"]
+__all__ = ["ACCEPT_ENCODING", "H1Response", "H1Transport"]

@@ -109,7 +109,6 @@ class H1Response:
         "_chunks",
         "_connection",
         "_decoder",
-        "_decompress",
         "_error",
         "_keep_alive",
         "_paused",
@@ -125,13 +124,10 @@ class H1Response:
         "status_code",
     )
 
-    def __init__(
-        self, connection: Connection, read_timeout: float | None, decompress: bool, bodiless: bool = False
-    ) -> None:
+    def __init__(self, connection: Connection, read_timeout: float | None, bodiless: bool = False) -> None:
         self._connection = connection
         self._bodiless = bodiless  # the answer to a HEAD request
         self._read_timeout = read_timeout
-        self._decompress = decompress
         self._decoder: Decoder | None = None
         self._chunks: list[bytes] = []
         self._size = 0
@@ -157,8 +153,7 @@ class H1Response:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         self.headers = headers
         self.has_head = True
-        if self._decompress:
-            self._decoder = decoder_for(headers.get("content-encoding", ""))
+        self._decoder = decoder_for(headers.get("content-encoding", ""))
         self._until_close = (
             "content-length" not in headers
             and "transfer-encoding" not in headers

@@ -6,27 +6,20 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import httpx
 
+from gateway.config.models import PoolLimits
 from gateway.providers.h1.connection import Connection, H1Response
 from gateway.providers.h1.target import Origin, Target
-
-
-@dataclass(frozen=True, slots=True)
-class PoolState:
-    """How many upstream connections a provider's pool holds: lent to a request, and idle (kept alive)."""
-
-    in_use: int
-    idle: int
+from gateway.providers.transport import PoolState, WireTimeouts
 
 
 class Pool:
     """Connections by origin: idle ones kept (most recently used first), a cap on the total, waiters for a
     free slot in arrival order."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: PoolLimits) -> None:
         self._max = limits.max_connections
         self._max_idle = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
@@ -47,14 +40,12 @@ class Pool:
         target: Target,
         headers: Iterable[tuple[str, str]],
         content: bytes,
-        timeout: dict[str, float | None],
-        *,
-        decompress: bool,
+        timeouts: WireTimeouts,
     ) -> H1Response:
         """Send a request and return its response once the head is in; the caller must `aclose()` it."""
         head = _request_head(method, target, headers, len(content))
-        connection = await self._acquire(target.origin, timeout.get("connect"), timeout.get("pool"))
-        response = H1Response(connection, timeout.get("read"), decompress, bodiless=method == b"HEAD")
+        connection = await self._acquire(target.origin, timeouts.connect, timeouts.pool)
+        response = H1Response(connection, timeouts.read, bodiless=method == b"HEAD")
         try:
             connection.send(response, head + content if content else head)
             await response.wait_head()

@@ -1,0 +1,59 @@
+"""The provider kinds: per `type:` of a provider, the API it speaks, its URLs and its transport.
+
+A new upstream family is a new entry here (and translators for its API in `translate/`), not branches
+elsewhere. The default `base_url` of each kind stays in the config (`config/builder.py`, documented by the
+schema): it is part of the effective config that `explain`, `/admin/config` and the config hash show, and the
+config layer does not import providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.config.models import ApiName, ProviderConfig, ProviderType
+from gateway.providers.h1 import ACCEPT_ENCODING, H1Transport
+from gateway.providers.mock import MockTransport
+from gateway.providers.transport import UpstreamTransport
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    api: ApiName  # what its chat endpoint speaks; the dispatcher picks the translator by it
+    chat_url: Callable[[str], str]  # base URL -> the chat endpoint
+    health_url: Callable[[str, str], str]  # base URL, `health_check.path` -> the probe's URL
+    transport: Callable[[ProviderConfig], UpstreamTransport]
+    accept_encoding: str | None = ACCEPT_ENCODING  # what the transport decodes; None: send no such header
+
+
+def _chat_url(base: str) -> str:
+    return base + "/chat/completions"
+
+
+def _health_url(base: str, path: str) -> str:
+    return base + path
+
+
+def _ollama_chat_url(base: str) -> str:
+    # Ollama serves the OpenAI-compatible API under /v1 of its root URL.
+    return (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
+
+
+def _ollama_health_url(base: str, path: str) -> str:
+    # Ollama's /v1/models answers even while no model is loaded; /api/tags is its own liveness check.
+    return base.removesuffix("/v1") + "/api/tags" if path == "/models" else base + path
+
+
+def h1_pool_for(config: ProviderConfig) -> UpstreamTransport:
+    return H1Transport(config.pool)
+
+
+def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
+    return MockTransport(config.mock)
+
+
+KINDS: Mapping[ProviderType, ProviderKind] = {
+    "openai": ProviderKind("openai.chat", _chat_url, _health_url, h1_pool_for),
+    "ollama": ProviderKind("openai.chat", _ollama_chat_url, _ollama_health_url, h1_pool_for),
+    "mock": ProviderKind("openai.chat", _chat_url, _health_url, in_process_mock_for, accept_encoding=None),
+}

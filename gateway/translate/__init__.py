@@ -1,0 +1,23 @@
+"""Translators between the API a client speaks and the API an upstream speaks, one module per pair.
+
+`translator_for(inbound, upstream)` is the one table; the dispatcher asks it once per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.config.models import ApiName
+from gateway.translate.base import Translator, TranslatorFactory
+from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
+
+__all__ = ["TRANSLATORS", "Translator", "TranslatorFactory", "translator_for"]
+
+TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
+    ("openai.chat", "openai.chat"): OpenAIChatToOpenAIChat,
+}
+
+
+def translator_for(inbound: ApiName, upstream: ApiName) -> TranslatorFactory | None:
+    """The translator from `inbound` (what the client speaks) to `upstream`, or None when there is none."""
+    return TRANSLATORS.get((inbound, upstream))

@@ -1,0 +1,1 @@
+"""Providers: the transport seam, its implementations (H1, mock, httpx), provider kinds."""
