@@ -16,7 +16,8 @@ import pytest
 from gateway.config.models import ProviderConfig
 from gateway.errors import UpstreamProtocolError, UpstreamReadError
 from gateway.streaming.asgi_streamer import AsgiStreamer
-from gateway.streaming.relay import StreamRelay, StreamStats, _carries_usage
+from gateway.streaming.event_scan import carries_usage
+from gateway.streaming.relay import StreamRelay, StreamStats
 from gateway.streaming.sse import DONE_FRAME
 from gateway.streaming.starlette_streamer import StarletteStreamer
 from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
@@ -200,7 +201,7 @@ def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
     ],
 )
 def test_carries_usage_without_parsing(payload: bytes, expected: bool) -> None:
-    assert _carries_usage(payload) is expected
+    assert carries_usage(payload) is expected
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.errors import GatewayError, UpstreamProtocolError
+from gateway.streaming.event_scan import carries_usage, last_event, usage_at
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import StreamStats
 
@@ -221,7 +222,7 @@ class StreamRelay:
         usage-only chunk that follows it)? A connection-delimited body that was cut off between two
         events looks like a normal end otherwise, and the client must not take it for a whole answer."""
         try:
-            data = orjson.loads(_last_event(self._last_payload))
+            data = orjson.loads(last_event(self._last_payload))
             choices = data.get("choices")
             finished = choices == [] or any(choice.get("finish_reason") for choice in choices)
         except (orjson.JSONDecodeError, AttributeError, TypeError):
@@ -243,8 +244,8 @@ class StreamRelay:
         as forwarding each the moment it arrived (they arrived together), at a fraction of the cost."""
         if not self._parser.at_boundary(chunk):
             return b"", chunk
-        usage_at = _usage_at(chunk)
-        cut = chunk.rfind(b"\n\n", 0, len(chunk) if usage_at < 0 else usage_at) + 2
+        usage = usage_at(chunk)
+        cut = chunk.rfind(b"\n\n", 0, len(chunk) if usage < 0 else usage) + 2
         if cut < 2:
             return b"", chunk
         head = chunk if cut == len(chunk) else chunk[:cut]
@@ -284,7 +285,7 @@ class StreamRelay:
                 f"provider {self.stats.provider!r} sent a malformed stream event: {payload[:80]!r}"
             )
         stats = self.stats
-        if _carries_usage(payload) and self._capture_usage(payload):
+        if carries_usage(payload) and self._capture_usage(payload):
             return None
         out = frame(payload) if self._passthrough else self._events.event(payload)
         if not out:
@@ -383,30 +384,3 @@ class StreamRelay:
         """The client went away before the stream ended."""
         if self.stats.status == "ok" and not self._done:
             self.stats.status = "disconnected"
-
-
-def _last_event(payload: bytes) -> bytes:
-    """The last event's data of a passed-through block (`data: {...}\\n\\n` events); a payload as it is."""
-    if not payload.endswith(b"\n\n"):
-        return payload
-    block = payload[:-2]
-    return block[block.rfind(b"\n\ndata: ") + 8 :] if b"\n\n" in block else block[6:]
-
-
-def _carries_usage(payload: bytes) -> bool:
-    """Whether a `"usage"` key with a non-null value is in the event, without parsing the JSON."""
-    return _usage_at(payload) >= 0
-
-
-def _usage_at(data: bytes) -> int:
-    """Where the first `"usage"` key with a non-null value is in `data`, or -1; no JSON parsing.
-
-    Inside JSON strings quotes are escaped, so a bare `"usage"` followed by `:` can only be a key.
-    """
-    at = data.find(b'"usage"')
-    while at >= 0:
-        rest = data[at + 7 : at + 48].lstrip()
-        if rest[:1] == b":" and not rest[1:].lstrip().startswith(b"null"):
-            return at
-        at = data.find(b'"usage"', at + 7)
-    return -1
