@@ -96,6 +96,7 @@ def use_httpcore() -> None:
 def add_observers(variants: list[str]) -> None:
     """`metrics` / `accesslog`: the observe/ observers on every request, as the app will wire them."""
     from gateway import cli
+    from gateway.api.state import app_state
     from gateway.observe.access_log import AccessLog
     from gateway.observe.metrics import GatewayMetrics
 
@@ -104,9 +105,9 @@ def add_observers(variants: list[str]) -> None:
     def create_app(*args: Any, **kwargs: Any) -> Any:
         app = original(*args, **kwargs)
         if "metrics" in variants:
-            app.state.observers.append(GatewayMetrics())
+            app_state(app).observers.append(GatewayMetrics())
         if "accesslog" in variants:
-            app.state.observers.append(AccessLog())
+            app_state(app).observers.append(AccessLog())
         return app
 
     cli.create_app = create_app  # type: ignore[assignment]

@@ -12,6 +12,7 @@ import uvicorn
 from gateway.access.keys import hash_secret
 from gateway.access.settings import multi_process_warning, open_mode_refusal
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
@@ -101,11 +102,12 @@ def _serve(args: argparse.Namespace) -> int:
             print(diagnostic, file=sys.stderr)
         print(f"gateway: config in {args.config} is invalid; not starting", file=sys.stderr)
         return 1
-    refusal = open_mode_refusal(app.state.access_settings, args.host)
+    settings = app_state(app).access_settings
+    refusal = open_mode_refusal(settings, args.host)
     if refusal is not None:
         print(f"gateway: {refusal}", file=sys.stderr)
         return 1
-    warning = multi_process_warning(app.state.access_settings, args.workers)
+    warning = multi_process_warning(settings, args.workers)
     if warning is not None:
         print(f"gateway: warning: {warning}", file=sys.stderr)
     if args.workers > 1:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.api.state import app_state
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until
 from tests.simulator import Behaviour, ProviderSimulator
 from tests.test_resilience_support import attempts, chat, provider, route, write_gateway_config
@@ -109,7 +110,7 @@ def test_shutdown_stops_the_probes(
         write_routes, {"a": provider(simulator.base_url, health_check=FAST_CHECKS)}, {"r": route("a")}
     )
     with running_gateway(config_dir) as running:
-        checker = running.app.state.health_checker
+        checker = app_state(running.app).running().health_checker
         assert checker.watched == ["a"]
         wait_until(lambda: models_requests(simulator) >= 3, 5, "probes did not run")
 

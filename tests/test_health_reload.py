@@ -7,12 +7,12 @@ import asyncio
 import json
 from pathlib import Path
 
-from gateway.api.inflight import InflightTracker
-from gateway.api.reload import ReloadManager
-from gateway.api.runtime import RuntimeHolder, build_runtime
 from gateway.config import load_config
 from gateway.resilience.checker import HealthChecker
 from gateway.resilience.health import ProviderHealth
+from gateway.runtime.inflight import InflightTracker
+from gateway.runtime.reload import ReloadManager
+from gateway.runtime.snapshot import RuntimeHolder, build_runtime
 from tests.simulator import ProviderSimulator
 from tests.test_resilience_support import provider, route
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from tests.access_support import CHAT_BODY, bearer, keyed_routes_yaml
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until
 from tests.simulator import Behaviour, ProviderSimulator
@@ -306,7 +307,7 @@ def test_metrics_can_be_turned_off(
     config_dir = write_routes(keyed_routes_yaml(""))
     monkeypatch.setenv("GATEWAY_METRICS", "0")
     app: Any = create_app(config_dir, reload=False)
-    assert app.state.metrics is None and app.state.stream_observers == []
+    assert app_state(app).metrics is None and app_state(app).stream_observers == []
     with (
         running_gateway(app=app) as running,
         httpx.Client(base_url=running.base_url, timeout=CLIENT_TIMEOUT) as client,
@@ -317,4 +318,4 @@ def test_metrics_can_be_turned_off(
         off = client.get("/metrics")
         assert off.status_code == 404
         assert "GATEWAY_METRICS" in off.json()["error"]["message"]
-    assert create_app(config_dir, reload=False, metrics=True).state.metrics is not None
+    assert app_state(create_app(config_dir, reload=False, metrics=True)).metrics is not None

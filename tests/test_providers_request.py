@@ -64,7 +64,9 @@ def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -
     assert "x-request-id" not in dict(default.headers)
     assert default.timeouts == WireTimeouts(connect=3, read=7, write=9, pool=3)
     assert routed.timeouts == WireTimeouts(connect=1, read=2, write=4, pool=1)
-    assert provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).timeouts is routed.timeouts
+    assert (
+        provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).timeouts is routed.timeouts
+    )
     send(provider, routed)
     assert seen[0].headers["x-request-id"] == "r"
     assert seen[0].extensions["timeout"] == {"connect": 1, "read": 2, "write": 4, "pool": 1}

@@ -8,6 +8,7 @@ import httpx
 from starlette.requests import Request
 
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.errors import Unauthorized
 from tests.harness import CLIENT_TIMEOUT, running_gateway
 from tests.reload_support import ROUTES_YAML, provider_yaml
@@ -53,7 +54,7 @@ def test_admin_guard_runs_before_the_report(tmp_path: Path) -> None:
             raise Unauthorized("admin key required")
 
     with running_gateway(app=app) as gateway:
-        app.state.admin_guard = guard  # what access control installs in the lifespan
+        app_state(app).admin_guard = guard  # what access control installs in the lifespan
         with httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
             denied = client.get("/admin/config")
             allowed = client.get("/admin/config", headers={"x-admin": "yes"})

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.inflight import InflightTracker
-from gateway.api.reload import ReloadManager
-from gateway.api.runtime import Runtime, RuntimeHolder, build_runtime
 from gateway.config import LoadResult, load_config
 from gateway.providers.base import Provider
+from gateway.runtime.inflight import InflightTracker
+from gateway.runtime.reload import ReloadManager
+from gateway.runtime.snapshot import Runtime, RuntimeHolder, build_runtime
 
 
 def provider_yaml(name: str, text: str) -> str:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.providers.transport import PoolState
 from gateway.records import RequestRecord
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
@@ -61,7 +62,7 @@ def gateway(
     """The gateway under uvicorn with either of its HTTP/1.1 implementations (they report disconnects
     through different code)."""
     app = create_app(write_config(tmp_path, streaming_routes_yaml(simulator.base_url)), reload=False)
-    app.state.observers.append(observer)
+    app_state(app).observers.append(observer)
     app.router.add_route("/_test/tasks", _tasks, methods=["GET"])
     with running_gateway(app=app, http=request.param) as running:
         yield running
@@ -72,7 +73,7 @@ def live_tasks(gateway: RunningGateway) -> list[str]:
 
 
 def provider_pool(gateway: RunningGateway) -> PoolState:
-    return gateway.app.state.holder.current.registry.get("sim").pool_state()
+    return app_state(gateway.app).running().holder.current.registry.get("sim").pool_state()
 
 
 def request_bytes(port: int, body: dict[str, Any], streamer: str) -> bytes:

@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.records import RequestRecord
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
 from tests.simulator import Behaviour, ProviderSimulator
@@ -50,7 +51,7 @@ def gateway(
     simulator: ProviderSimulator, tmp_path: Path, observer: RecordingObserver
 ) -> Iterator[RunningGateway]:
     app = create_app(write_config(tmp_path, streaming_routes_yaml(simulator.base_url)), reload=False)
-    app.state.observers.append(observer)
+    app_state(app).observers.append(observer)
     with running_gateway(app=app) as running:
         yield running
 

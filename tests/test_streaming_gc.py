@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.records import RequestRecord
 from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
 from tests.simulator import Behaviour, ProviderSimulator
@@ -47,7 +48,7 @@ def gateway(
     simulator: ProviderSimulator, tmp_path: Path, observer: CountingObserver
 ) -> Iterator[RunningGateway]:
     app = create_app(write_config(tmp_path, streaming_routes_yaml(simulator.base_url)), reload=False)
-    app.state.observers.append(observer)  # observers add the request context's finish callback
+    app_state(app).observers.append(observer)  # observers add the request context's finish callback
     with running_gateway(app=app) as running:
         yield running
 

@@ -17,15 +17,14 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api.admin import admin_config
-from gateway.api.auth import access_settings, reload_access, start_access
+from gateway.api.auth import access_settings, apply_access, reload_access, start_access
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.errors import install_error_handlers
-from gateway.api.inflight import InflightMiddleware, InflightTracker
+from gateway.api.inflight import InflightMiddleware
 from gateway.api.info import health, list_models
 from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
-from gateway.api.reload import ReloadManager
-from gateway.api.runtime import RuntimeHolder, build_runtime
+from gateway.api.state import GatewayState, Started
 from gateway.api.stats import stats
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
@@ -34,6 +33,9 @@ from gateway.observe.access_log import AccessLog
 from gateway.observe.logging import configure_logging
 from gateway.observe.metrics import GatewayMetrics
 from gateway.resilience.checker import HealthChecker
+from gateway.runtime.inflight import InflightTracker
+from gateway.runtime.reload import ReloadManager
+from gateway.runtime.snapshot import RuntimeHolder, build_runtime
 
 logger = logging.getLogger("gateway")
 
@@ -60,15 +62,21 @@ def create_app(
         config, warnings = loaded.config, loaded.warnings
     initial = config
     access_config = access_settings(initial)  # bad keys/auth/settings fail here, like any config error
-    tracker = InflightTracker()
     gateway_metrics = GatewayMetrics() if metrics_enabled(metrics) else None
+    state = GatewayState(
+        config_paths=list(paths),
+        access_settings=access_config,
+        tracker=InflightTracker(),
+        metrics=gateway_metrics,
+        # RequestObserver instances (metrics, access log; usage accounting joins in the lifespan).
+        observers=[AccessLog()] if gateway_metrics is None else [gateway_metrics, AccessLog()],
+        stream_observers=[] if gateway_metrics is None else [gateway_metrics],
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime, _ = build_runtime(initial)
         holder = RuntimeHolder(runtime)
-        app.state.holder = holder
-        app.state.config_paths = paths
         logger.info(
             "gateway %s serving %d routes over %d providers (config %s)",
             __version__,
@@ -79,16 +87,17 @@ def create_app(
         for provider in runtime.registry:
             if not provider.available:
                 logger.warning("provider %s is unavailable: %s", provider.name, provider.unavailable_reason)
-        reloader = ReloadManager(holder, paths, tracker, warnings=warnings)
-        app.state.reloader = reloader
+        reloader = ReloadManager(holder, paths, state.tracker, warnings=warnings)
         if gateway_metrics is not None:
             watch_app(gateway_metrics, holder, reloader)  # provider state, reload counts, config version
         checker = HealthChecker()  # active health checks; follows every reload
-        app.state.health_checker = checker
         checker.sync(runtime.dispatcher.health)
         reloader.on_swap.append(lambda _, new: checker.sync(new.dispatcher.health))
-        access = await start_access(app.state, access_config)  # usage store, observer, admin guard
-        reloader.on_swap.append(lambda _, new: reload_access(app.state, access, new.config))
+        access = await start_access(state, access_config)  # usage store, observer, admin guard
+        started = Started(holder, reloader, checker, access_control=access, access=None)
+        apply_access(started, access)
+        state.started = started  # from here on, handlers can serve
+        reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
         reloader.start(watch=reload)
         settle_garbage_collector()
         try:
@@ -110,12 +119,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # RequestObserver instances (metrics, access log; usage accounting joins in the lifespan).
-    app.state.observers = [AccessLog()] if gateway_metrics is None else [gateway_metrics, AccessLog()]
-    app.state.stream_observers = [] if gateway_metrics is None else [gateway_metrics]  # StreamObserver
-    app.state.metrics = gateway_metrics
-    app.state.access_settings = access_config  # `gateway serve` checks it against --host
-    app.state.access = app.state.access_control = None  # set by the lifespan (api/auth.py)
+    app.state.gateway = state  # the one state object: read it with gateway_state() (api/state.py)
     app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
@@ -125,7 +129,7 @@ def create_app(
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
-    app.add_middleware(InflightMiddleware, tracker=tracker)
+    app.add_middleware(InflightMiddleware, tracker=state.tracker)
     return app
 
 

@@ -1,7 +1,7 @@
 """The HTTP side of access control: building it for the app, and the admin check for admin endpoints.
 
-`app.state.access_control` is the `AccessController` (always there: it owns the usage store and the
-usage observer). `app.state.access` is the same object when keys are enforced and None otherwise: the
+`Started.access_control` (api/state.py) is the `AccessController` (always there: it owns the usage store
+and the usage observer). `Started.access` is the same object when keys are enforced and None otherwise: the
 chat endpoint checks only that one attribute, so the open path stays as fast as without access control.
 
 Other endpoints that need the admin role (`/stats`, `/metrics`, `/admin/*`) call `require_admin(request)`
@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from gateway.access.controller import AccessController, create_store
 from gateway.access.settings import AccessConfigError, AccessSettings, build_access_settings
+from gateway.api.state import GatewayState, Started, gateway_state
 from gateway.config.diagnostics import Diagnostic
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError, GatewayError
@@ -35,19 +36,20 @@ def access_settings(config: GatewayConfig, environ: Mapping[str, str] | None = N
         raise ConfigError([Diagnostic(where, None, None, str(exc), code="access")]) from None
 
 
-async def start_access(state: Any, settings: AccessSettings) -> AccessController:
-    """Open the usage store, publish the controller on `state` (the app's), register the usage observer
-    and the admin guard of `/admin/*`. The lifespan closes it with `await controller.aclose()`."""
+async def start_access(state: GatewayState, settings: AccessSettings) -> AccessController:
+    """Open the usage store, register the usage observer and the admin guard of `/admin/*` on `state`.
+    The lifespan publishes the controller (`apply_access`) and closes it with `await controller.aclose()`."""
     controller = AccessController(settings, create_store(settings.store))
     await controller.start()
-    apply_access(state, controller)
     state.observers.append(controller.recorder)
     state.admin_guard = _admin_guard
     logger.info("auth: %s; usage store: %s", settings.describe(), controller.store.description)
     return controller
 
 
-def apply_access(state: Any, controller: AccessController, settings: AccessSettings | None = None) -> None:
+def apply_access(
+    state: Started, controller: AccessController, settings: AccessSettings | None = None
+) -> None:
     """Publish `controller` (with the `settings` of a reloaded config, if given) on `state`."""
     if settings is not None:
         controller.configure(settings)
@@ -75,10 +77,10 @@ def reload_access(state: Any, controller: AccessController, config: GatewayConfi
     logger.info("auth: %s", settings.describe())
 
 
-def auth_status(state: Any) -> str:
+def auth_status(state: GatewayState) -> str:
     """The auth mode for `/health`: `keys`, `open` (no keys, loopback only) or `none` (auth: none)."""
-    controller: AccessController | None = state.access_control
-    return controller.settings.mode if controller is not None else "starting"
+    started = state.started
+    return started.access_control.settings.mode if started is not None else "starting"
 
 
 async def _admin_guard(request: Request) -> None:
@@ -88,7 +90,7 @@ async def _admin_guard(request: Request) -> None:
 def require_admin(request: Request) -> None:
     """Raise 401/403 unless the request carries an admin key. Without enforced keys (open mode on
     loopback, or `auth: none`) every request passes: nothing else is protected either."""
-    controller: AccessController | None = request.app.state.access
+    controller = gateway_state(request).running().access
     if controller is not None:
         controller.admin_key(request.headers)
 

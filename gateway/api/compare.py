@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from gateway.access.controller import AccessController
 from gateway.api.chat import ASGI_OVERRIDE_HEADER
+from gateway.api.state import gateway_state
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.observe.request_id import accept_request_id
 from gateway.providers.error_mapping import map_upstream_errors
@@ -37,7 +37,7 @@ _FORWARDED = ("authorization", "x-api-key")  # the caller's key authorises the t
 
 
 async def streaming_compare(request: Request) -> Response:
-    access: AccessController | None = request.app.state.access
+    access = gateway_state(request).running().access
     if access is not None:
         access.authenticate(request.headers)  # no key, no three upstream requests
     params = request.query_params

@@ -10,14 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.auth import auth_status
-from gateway.api.runtime import Runtime
+from gateway.api.state import gateway_state
+from gateway.runtime.snapshot import Runtime
 
 
 async def list_models(request: Request) -> Response:
     """The models the routes serve; with keys enforced, only those the caller's key may use (401 without)."""
-    runtime: Runtime = request.app.state.holder.current
+    started = gateway_state(request).running()
+    runtime = started.holder.current
     names = runtime.table.model_names()
-    access = request.app.state.access
+    access = started.access
     if access is not None:
         key = access.authenticate(request.headers)
         names = [name for name in names if (match := runtime.table.resolve(name)) and key.allows(match)]
@@ -34,7 +36,8 @@ def provider_health(runtime: Runtime, now: float) -> dict[str, dict[str, Any]]:
 async def health(request: Request) -> Response:
     """200 while at least one route has a target routing would use now (healthy, circuit not open),
     else 503: the signal a load balancer needs, although panic mode still tries unhealthy targets."""
-    runtime: Runtime = request.app.state.holder.current
+    state = gateway_state(request)
+    runtime = state.running().holder.current
     now = time.monotonic()
     providers = provider_health(runtime, now)
     states = runtime.dispatcher.health
@@ -51,6 +54,6 @@ async def health(request: Request) -> Response:
         "servable_routes": len(servable),
         "unservable_routes": unservable,
         "providers": providers,
-        "auth": auth_status(request.app.state),  # "open" = no keys (served on loopback only)
+        "auth": auth_status(state),  # "open" = no keys (served on loopback only)
     }
     return Response(orjson.dumps(payload), status_code=200 if ok else 503, media_type="application/json")

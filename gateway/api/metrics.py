@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.auth import require_admin
-from gateway.api.reload import ReloadManager
-from gateway.api.runtime import Runtime, RuntimeHolder
+from gateway.api.state import gateway_state
 from gateway.observe.metrics import GatewayMetrics, ProviderStatus, ReloadCounts
+from gateway.runtime.reload import ReloadManager
+from gateway.runtime.snapshot import Runtime, RuntimeHolder
 
 METRICS_ENV = "GATEWAY_METRICS"
 _OFF = ("0", "false", "no", "off")
@@ -53,7 +54,7 @@ def watch_app(metrics: GatewayMetrics, holder: RuntimeHolder, reloader: ReloadMa
 
 async def metrics_endpoint(request: Request) -> Response:
     require_admin(request)
-    metrics: GatewayMetrics | None = request.app.state.metrics
+    metrics = gateway_state(request).metrics
     if metrics is None:
         body = {
             "error": {

@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.api.inflight import InflightTracker
-from gateway.api.runtime import Runtime, RuntimeHolder, build_runtime
 from gateway.config import Diagnostic, LoadResult, load_config
 from gateway.config.watcher import ConfigWatcher, route_file_state
 from gateway.providers.base import Provider
+from gateway.runtime.inflight import InflightTracker
+from gateway.runtime.snapshot import Runtime, RuntimeHolder, build_runtime
 
 logger = logging.getLogger("gateway.reload")
 

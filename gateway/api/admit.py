@@ -1,0 +1,73 @@
+"""Admitting an inbound request, for every inbound API: request id, key, body, route, limits.
+
+An endpoint module brings what is its own (its API's name, how to parse its body) and gets back the runtime
+to dispatch on, with the `Exchange` filled in for the recording. What the body means upstream is the
+translators' business (`gateway.translate`), per attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.api.recording import Exchange
+from gateway.api.state import GatewayState
+from gateway.config.models import ApiName
+from gateway.errors import ModelNotFound
+from gateway.observe.request_id import accept_request_id, bind_request_id
+from gateway.resilience.dispatch import RequestContext
+from gateway.runtime.snapshot import Runtime
+
+# The raw body -> a dict with a non-empty string `model`; raises `InvalidRequest` otherwise.
+BodyParser = Callable[[bytes], dict[str, Any]]
+
+
+def open_exchange(request: Request, state: GatewayState) -> Exchange:
+    """The exchange of a request that just arrived; its id goes on every log line of the request."""
+    started = time.perf_counter()
+    request_id = accept_request_id(request.headers.get("x-request-id"))
+    request.state.request_id = request_id  # for the error handlers (api/errors.py)
+    bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
+    return Exchange(request_id, started, state.observers)
+
+
+async def admit(
+    request: Request,
+    state: GatewayState,
+    exchange: Exchange,
+    api: ApiName,
+    parse: BodyParser,
+) -> Runtime:
+    """Authenticate (401, before the body is read), parse (400), route (404), admit the key (403, 429).
+
+    Fills in `exchange.model`, `exchange.ctx` and `exchange.limit_headers`; returns the runtime snapshot
+    the request is served from to its end.
+    """
+    started = state.running()
+    access = started.access  # None: no keys enforced
+    key = access.authenticate(request.headers) if access is not None else None
+    body = parse(await request.body())
+    model: str = body["model"]
+    exchange.model = model
+    runtime = started.holder.current
+    match = runtime.table.resolve(model)
+    if match is None:
+        raise ModelNotFound(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
+    ctx = RequestContext(
+        request_id=exchange.request_id,
+        match=match,
+        body=body,
+        stream=body.get("stream") is True,
+        api=api,
+        started=exchange.started,
+    )
+    exchange.ctx = ctx
+    if access is not None and key is not None:
+        ctx.key_name = key.name
+        exchange.limit_headers = await access.admit(key, match)
+    return runtime

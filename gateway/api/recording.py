@@ -1,0 +1,111 @@
+"""What every inbound API records: one `RequestRecord` per request, handed to the observers (metrics,
+access log, usage accounting) on every exit, a bug included.
+
+An `Exchange` is opened when a request arrives and filled in as it is admitted; whatever point a failure
+is reached from, it holds what the record needs (the model once parsed, the dispatcher's context once
+routed). A `GatewayError` is recorded with its own status; any other exception is a bug: logged with its
+traceback here, recorded as 500 `internal_error`, and answered as a plain `GatewayError` (OpenAI's error
+shape, no traceback, nothing of the request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.records import RequestObserver, RequestRecord
+from gateway.resilience.dispatch import RequestContext
+from gateway.streaming.relay import StreamStats
+
+logger = logging.getLogger("gateway.api")
+
+INTERNAL_ERROR_MESSAGE = "internal gateway error"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One inbound request from arrival to its record."""
+
+    request_id: str
+    started: float  # time.perf_counter() at arrival
+    observers: list[RequestObserver]
+    model: str = ""  # as the client asked for it, once the body is parsed
+    ctx: RequestContext | None = None  # once routed
+    limit_headers: dict[str, str] | None = None  # x-ratelimit-* of an admitted key
+
+    def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
+        ctx = self.ctx
+        if ctx is None:
+            return RequestRecord(
+                request_id=self.request_id,
+                model=self.model,
+                route=None,
+                provider=None,
+                upstream_model=None,
+                stream=False,
+                status_code=status_code,
+                attempts=0,
+                duration=time.perf_counter() - self.started,
+                usage=usage,
+            )
+        return RequestRecord(
+            request_id=ctx.request_id,
+            model=self.model,
+            route=ctx.route.name,
+            provider=ctx.provider,
+            upstream_model=ctx.upstream_model,
+            stream=ctx.stream,
+            status_code=status_code,
+            attempts=ctx.attempts,
+            duration=time.perf_counter() - ctx.started,
+            retries=ctx.retries,
+            failovers=ctx.failovers,
+            key_name=ctx.key_name,
+            usage=usage,
+        )
+
+    async def failed(self, error: GatewayError) -> None:
+        """Record `error` (about to be answered) and put the gateway's headers on it."""
+        ctx = self.ctx
+        error.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
+        if self.observers:
+            record = self.record(error.status_code)
+            record.error_code = error.code
+            await notify(self.observers, record)
+
+    async def crashed(self, exc: Exception) -> GatewayError:
+        """Log and record the bug `exc` (call it in its `except` block); returns the error to answer."""
+        logger.error("unhandled error on request %s", self.request_id, exc_info=exc)
+        error = GatewayError(INTERNAL_ERROR_MESSAGE)
+        await self.failed(error)
+        return error
+
+    async def stream_finished(self, stats: StreamStats) -> None:
+        """`RequestContext.on_stream_finish` callback: the record of a relayed stream."""
+        record = self.record(200, usage=stats.usage)
+        record.time_to_first_chunk = stats.first_chunk - stats.started if stats.first_chunk else None
+        record.chunks = stats.chunks
+        record.stream_status = stats.status
+        record.chunk_interval = stats.average_interval
+        record.max_chunk_interval = stats.max_interval if stats.chunks > 1 else None
+        await notify(self.observers, record)
+
+
+def gateway_headers(ctx: RequestContext) -> dict[str, str]:
+    """x-request-id, x-gateway-attempts and (once an attempt was made) x-gateway-provider: the last one
+    tried, i.e. the one that answered."""
+    headers = {"x-request-id": ctx.request_id, "x-gateway-attempts": str(ctx.attempts)}
+    if ctx.provider is not None:
+        headers["x-gateway-provider"] = ctx.provider
+    return headers
+
+
+async def notify(observers: list[RequestObserver], record: RequestRecord) -> None:
+    for observer in observers:
+        try:
+            await observer.request_finished(record)
+        except Exception:  # an observer must never break the request it observes
+            logger.exception("request observer %r failed", observer)
