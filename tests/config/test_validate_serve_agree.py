@@ -60,7 +60,9 @@ BROKEN = {
     "secret-variable-unset": Case(
         "keys:\n  a:\n    secret: ${AGREE_A}\n", "10:13", "environment variable AGREE_A is not set"
     ),
-    "literal-secret": Case("keys:\n  a:\n    secret: sk-live-123\n", "10:13", "keys.a.secret: A key secret is"),
+    "literal-secret": Case(
+        "keys:\n  a:\n    secret: sk-live-123\n", "10:13", "keys.a.secret: A key secret is"
+    ),
     "key-without-secret": Case("keys:\n  a:\n    role: admin\n", "9:3", "missing the required key 'secret'"),
     "unknown-role": Case(
         f"keys:\n  a:\n    secret: {HASH_A}\n    role: root\n", "11:11", "keys.a.role must be one of"
@@ -87,7 +89,9 @@ BROKEN = {
         "settings:\n  stats_store_prefix: ${AGREE_PREFIX:-}\n", "9:23", "stats_store_prefix must be"
     ),
     "flush-interval-zero": Case("settings:\n  stats_flush_interval: 0\n", "9:25", "stats_flush_interval"),
-    "route-unknown-provider": Case("  other:\n    targets:\n      - provider: mokc\n", "10:19", "unknown provider"),
+    "route-unknown-provider": Case(
+        "  other:\n    targets:\n      - provider: mokc\n", "10:19", "unknown provider"
+    ),
     "route-model-name-twice": Case(
         "  other:\n    model: chat\n    targets:\n      - provider: mock\n", "9:12", "model name 'chat'"
     ),
@@ -107,7 +111,9 @@ VALID = {
         {"AGREE_A": "sk-a", "API_KEY": "sk-admin"},
     ),
     "auth-none-ignores-keys": Case(f"auth: none\nkeys:\n  a:\n    secret: {HASH_A}\n", "", ""),
-    "redis-store": Case("settings:\n  stats_store: redis://127.0.0.1:6379/0\n  stats_flush_interval: 2\n", "", ""),
+    "redis-store": Case(
+        "settings:\n  stats_store: redis://127.0.0.1:6379/0\n  stats_flush_interval: 2\n", "", ""
+    ),
 }
 
 
