@@ -165,7 +165,7 @@ INLINE_CASES = [
             base_url: https://x.example
             api_key: ${1KEY}
         """,
-        [("5:14: error: providers.p.api_key: An API key must be", "environment variable reference")],
+        [("5:14: error: providers.p.api_key: invalid variable reference ${1KEY}", "a variable name is")],
         id="api-key-reference-with-bad-name",
     ),
     pytest.param(

@@ -109,13 +109,8 @@ def test_every_option_reaches_the_models() -> None:
     assert (mock.retry, mock.timeouts, mock.strategy, mock.streaming) == (None, None, "ordered", "asgi")
     assert chat.position is not None and str(chat.position).endswith("20-routes.yaml:3:3")
 
-    assert dict(config.extras) == {
-        "keys": {
-            "team-a": {"secret": "sha256:7e9f8fd111802be56c379d597842e29b2cebd35ff2133d431a49fa556a18704e"}
-        },
-        "auth": "none",
-        "settings": {"stats_store": "redis://127.0.0.1:6379/0"},
-    }
+    assert config.access.mode == "none" and config.access.ignored_keys == 1  # auth: none ignores team-a
+    assert config.access.store.url == "redis://127.0.0.1:6379/0"
 
 
 def test_unset_secret_marks_only_that_provider_unavailable() -> None:
@@ -209,11 +204,12 @@ def test_reserved_sections_merge_across_files(tmp_path: Path) -> None:
         f"keys: {{b: {{secret: {SECRET_B}}}}}\nsettings: {{log: json}}\nauth: keys\n"
     )
     config = load_config_or_raise([tmp_path], environ={})
-    assert dict(config.extras) == {
-        "keys": {"a": {"secret": SECRET_A}, "b": {"secret": SECRET_B}},
-        "settings": {"stats_store": "memory", "log": "json"},
-        "auth": "keys",
-    }
+    assert config.access.mode == "keys"
+    assert [(key.name, key.digest) for key in config.access.keys] == [
+        ("a", bytes.fromhex(SECRET_A.removeprefix("sha256:"))),
+        ("b", bytes.fromhex(SECRET_B.removeprefix("sha256:"))),
+    ]
+    assert config.access.store.url == "memory"
 
 
 @pytest.mark.parametrize(

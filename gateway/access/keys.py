@@ -18,33 +18,25 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
+from gateway.config.models import HASH_PREFIX, KeyConfig, KeyLimits, Role, secret_digest
 from gateway.routing.table import RouteMatch
 
-Role = Literal["user", "admin"]
+__all__ = [
+    "HASH_PREFIX",
+    "GatewayKey",
+    "KeyLimits",
+    "KeyRing",
+    "Role",
+    "hash_secret",
+    "key_from_config",
+    "make_key",
+    "presented_key",
+    "secret_digest",
+]
 
-HASH_PREFIX = "sha256:"
-_HASHED_SECRET = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 _BEARER = "bearer "
-
-
-@dataclass(frozen=True, slots=True)
-class KeyLimits:
-    """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream."""
-
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    tokens_per_day: int | None = None
-
-    @property
-    def any(self) -> bool:
-        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day)
-
-    @property
-    def counts_tokens(self) -> bool:
-        return bool(self.tokens_per_minute or self.tokens_per_day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +44,7 @@ class GatewayKey:
     name: str
     digest: bytes  # sha256 of the secret; the secret itself is never kept
     models: tuple[str, ...] = ()  # globs of allowed client-facing model names; empty = every model
-    limits: KeyLimits = KeyLimits()
+    limits: KeyLimits = field(default_factory=KeyLimits)
     role: Role = "user"
     _patterns: tuple[re.Pattern[str], ...] = ()
 
@@ -88,21 +80,23 @@ def make_key(
     """A key from its secret (plaintext, hashed here) or its `sha256:<hex>` digest."""
     if not secret:
         raise ValueError(f"key {name!r} has an empty secret")
-    globs = tuple(models)
+    return _key(name, secret_digest(secret), tuple(models), limits or KeyLimits(), role)
+
+
+def key_from_config(key: KeyConfig) -> GatewayKey:
+    """The key of a loaded config (already hashed by the loader), with its model globs compiled."""
+    return _key(key.name, key.digest, key.models, key.limits, key.role)
+
+
+def _key(name: str, digest: bytes, globs: tuple[str, ...], limits: KeyLimits, role: Role) -> GatewayKey:
     return GatewayKey(
         name=name,
-        digest=secret_digest(secret),
+        digest=digest,
         models=globs,
-        limits=limits or KeyLimits(),
+        limits=limits,
         role=role,
         _patterns=tuple(re.compile(fnmatch.translate(glob)) for glob in globs),
     )
-
-
-def secret_digest(secret: str) -> bytes:
-    if _HASHED_SECRET.match(secret):
-        return bytes.fromhex(secret[len(HASH_PREFIX) :])
-    return hashlib.sha256(secret.encode()).digest()
 
 
 def hash_secret(secret: str) -> str:

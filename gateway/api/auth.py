@@ -11,29 +11,25 @@ Other endpoints that need the admin role (`/stats`, `/metrics`, `/admin/*`) call
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 
 from gateway.access.controller import AccessController, create_store
-from gateway.access.settings import AccessConfigError, AccessSettings, build_access_settings
+from gateway.access.settings import AccessSettings, settings_from_config
 from gateway.api.state import GatewayState, Started, gateway_state
-from gateway.config.diagnostics import Diagnostic
 from gateway.config.models import GatewayConfig
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import GatewayError
 
 logger = logging.getLogger("gateway.access")
 
 
 def access_settings(config: GatewayConfig, environ: Mapping[str, str] | None = None) -> AccessSettings:
-    """The access settings of `config`; a `ConfigError` when no client could use them."""
-    try:
-        return build_access_settings(config.extras, os.environ if environ is None else environ)
-    except AccessConfigError as exc:
-        where = config.sources[0] if len(config.sources) == 1 else "keys/auth/settings"
-        raise ConfigError([Diagnostic(where, None, None, str(exc), code="access")]) from None
+    """The access settings of `config`. The loader already checked them (with file:line:col, exactly as
+    `validate-config` does) and read the API_KEY variable, so `environ` is no longer consulted."""
+    del environ  # kept for callers; the loader's environment decided API_KEY
+    return settings_from_config(config.access)
 
 
 async def start_access(state: GatewayState, settings: AccessSettings) -> AccessController:
@@ -61,11 +57,7 @@ def reload_access(state: Any, controller: AccessController, config: GatewayConfi
     """Follow a config reload (a `ReloadManager.on_swap` listener). Keys, allowlists and limits change at
     once. A reload never turns enforced keys off by removing them (that needs an explicit `auth: none`),
     and the usage store stays the one chosen at startup."""
-    try:
-        settings = access_settings(config)
-    except ConfigError as exc:
-        logger.error("reloaded config: %s; keeping the previous keys", exc)
-        return
+    settings = access_settings(config)  # a reloaded config passed the loader's access checks
     if controller.enforced and settings.mode == "open":
         logger.error(
             "reloaded config has no keys: keeping the previous keys (write `auth: none` to run open)"

@@ -2,7 +2,8 @@
 
     load_config(paths, environ)   find files, parse YAML (ruamel, positions kept), validate against
                                   schemas/routes.schema.json, check across routes and files, resolve
-                                  ${VAR} references, build the frozen models of `models.py`.
+                                  ${VAR} references, check keys/auth/settings (API_KEY included),
+                                  build the frozen models of `models.py` (`GatewayConfig.access` too).
 
 Every problem is a `Diagnostic` with file:line:col and a hint; a load with errors yields no config.
 """
@@ -11,27 +12,34 @@ from .diagnostics import Diagnostic, Severity
 from .discover import find_route_files, is_route_file_name
 from .loader import LoadResult, config_version, load_config, load_config_or_raise
 from .models import (
+    AccessConfig,
     Backoff,
     CircuitBreaker,
     GatewayConfig,
     HealthCheck,
+    KeyConfig,
+    KeyLimits,
     MockOptions,
     PoolLimits,
     Position,
     ProviderConfig,
     RetryPolicy,
     RouteConfig,
+    StoreSettings,
     Target,
     Timeouts,
 )
 from .schema import routes_schema, schema_text
 
 __all__ = [
+    "AccessConfig",
     "Backoff",
     "CircuitBreaker",
     "Diagnostic",
     "GatewayConfig",
     "HealthCheck",
+    "KeyConfig",
+    "KeyLimits",
     "LoadResult",
     "MockOptions",
     "PoolLimits",
@@ -40,6 +48,7 @@ __all__ = [
     "RetryPolicy",
     "RouteConfig",
     "Severity",
+    "StoreSettings",
     "Target",
     "Timeouts",
     "config_version",

@@ -17,18 +17,29 @@ from typing import Any, TypeVar
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_PREFIX,
+    DEFAULT_STORE,
+    SIMPLE_MODE_KEY_NAME,
+    SIMPLE_MODE_VARIABLE,
+    AccessConfig,
     CircuitBreaker,
     HealthCheck,
+    KeyConfig,
+    KeyLimits,
     MockOptions,
     PoolLimits,
     Position,
     ProviderConfig,
     RetryPolicy,
     RouteConfig,
+    StoreSettings,
     Target,
     Timeouts,
+    secret_digest,
 )
 from .policy import first_target_provider
+from .sections import SectionPlaces
 from .yaml_source import DocumentPath, SourceFile
 
 DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": "http://mock.gateway.invalid/v1"}
@@ -219,3 +230,38 @@ def _build_route(
         streaming=raw.get("streaming", "asgi"),
         position=_position(source, path),
     )
+
+
+def build_access(
+    sections: Mapping[str, Any], environ: Mapping[str, str], places: SectionPlaces
+) -> AccessConfig:
+    """The access model of sections that passed the schema and `check_access`; secrets are hashed here.
+    A set API_KEY variable is one more key: an admin for every model, without limits (simple mode)."""
+    keys = [
+        KeyConfig(
+            name=name,
+            digest=secret_digest(spec["secret"]),
+            models=tuple(spec.get("models") or ()),
+            limits=KeyLimits(**(spec.get("limits") or {})),
+            role=spec.get("role", "user"),
+            position=_place(places, ("keys", name)),
+        )
+        for name, spec in (sections.get("keys") or {}).items()
+    ]
+    simple = environ.get(SIMPLE_MODE_VARIABLE)
+    if simple:
+        keys.append(KeyConfig(SIMPLE_MODE_KEY_NAME, secret_digest(simple), role="admin"))
+    settings = sections.get("settings") or {}
+    store = StoreSettings(
+        url=settings.get("stats_store", DEFAULT_STORE),
+        prefix=settings.get("stats_store_prefix", DEFAULT_PREFIX),
+        flush_interval=float(settings.get("stats_flush_interval", DEFAULT_FLUSH_INTERVAL)),
+    )
+    if sections.get("auth") == "none":
+        return AccessConfig("none", (), store, ignored_keys=len(keys))
+    return AccessConfig("keys" if keys else "open", tuple(keys), store)
+
+
+def _place(places: SectionPlaces, path: DocumentPath) -> Position | None:
+    where, line, column = places.find(path, key=True)
+    return None if line is None or column is None else Position(where, line, column)

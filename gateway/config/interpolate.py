@@ -63,7 +63,8 @@ def interpolate(text: str, environ: Mapping[str, str]) -> Interpolated:
             continue
         if match.group("open"):
             raise InterpolationError(
-                "unclosed ${ in a variable reference", "write ${NAME} or ${NAME:-default}; $$ is a literal $"
+                "unclosed ${ in a variable reference: the closing } is missing",
+                "write ${NAME} or ${NAME:-default}; $$ is a literal $",
             )
         parts.append(_resolve(match.group("body"), environ, unset, empty))
     parts.append(text[position:])

@@ -2,7 +2,9 @@
 
 Steps, each stopping the load when it finds errors so later checks never report follow-on noise:
 find the files, parse the YAML, validate each file against the schema, then check across routes and
-files, resolve `${VAR}` references and build the immutable models.
+files, resolve `${VAR}` references, check the keys/auth/settings sections against what `gateway serve`
+can use (the API_KEY variable included) and build the immutable models. `gateway serve` and
+`gateway validate-config` both load through here, so they refuse the same configs.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..errors import ConfigError
-from .builder import build_providers, build_routes
+from .builder import build_access, build_providers, build_routes
 from .diagnostics import Diagnostic, count
 from .discover import find_route_files
 from .models import GatewayConfig
 from .schema import validate_source
-from .sections import merge_sections
-from .semantics import check_semantics
+from .sections import SectionPlaces, merge_sections
+from .semantics import check_access, check_semantics
 from .yaml_source import SourceFile, read_source
 
 
@@ -53,7 +55,7 @@ class LoadResult:
 
 def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None = None) -> LoadResult:
     """Load directories (their *.yaml/*.yml files, sorted) and files. `environ` defaults to os.environ;
-    pass a mapping to make `${VAR}` resolution explicit (tests, reloads)."""
+    pass a mapping to make `${VAR}` resolution (and the API_KEY variable) explicit (tests, reloads)."""
     files, problems = find_route_files(paths)
     if problems:
         return LoadResult(None, problems)
@@ -79,7 +81,9 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
     environ = os.environ if environ is None else environ
     providers = build_providers(sources, environ, diagnostics)
     routes = build_routes(sources, providers)
-    extras = merge_sections(sources, environ, diagnostics)
+    sections = merge_sections(sources, environ, diagnostics)
+    if not count(diagnostics)[0]:  # no follow-on noise from an unresolved ${VAR}
+        diagnostics.extend(check_access(sections, environ, SectionPlaces(sources)))
     diagnostics = _ordered(diagnostics, labels)
     if count(diagnostics)[0]:
         return LoadResult(None, diagnostics, labels)
@@ -88,7 +92,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
         routes=routes,
         sources=labels,
         version=config_version(sources),
-        extras=MappingProxyType(extras),
+        access=build_access(sections, environ, SectionPlaces(sources)),
     )
     return LoadResult(config, diagnostics, labels)
 

@@ -2,15 +2,19 @@
 
 They are plain frozen dataclasses: built once per (re)load, shared read-only by every request, so the hot
 path never touches YAML, JSON Schema or pydantic. Defaults here are the documented defaults; the JSON
-Schema in `schemas/` documents the same values for editors.
+Schema in `schemas/` documents the same values for editors. `access/` turns the access models (keys, auth,
+usage store) into its key ring and store.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import urlsplit
 
 ProviderType = Literal["openai", "ollama", "mock"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
@@ -150,6 +154,107 @@ class RouteConfig:
         return any(ch in self.model for ch in "*?[")
 
 
+# The keys:, auth: and settings: sections. A key is kept only as the SHA-256 digest of its secret: the
+# loader resolves `${VAR}` and hashes it at once, so no plaintext gateway key lives in a built config.
+AuthMode = Literal["keys", "open", "none"]
+Role = Literal["user", "admin"]
+
+HASH_PREFIX = "sha256:"
+HASHED_SECRET = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+SIMPLE_MODE_VARIABLE = "API_KEY"  # simple mode: this variable is one admin key, named like it
+SIMPLE_MODE_KEY_NAME = "API_KEY"
+DEFAULT_STORE = "memory"
+DEFAULT_PREFIX = "gateway"
+DEFAULT_FLUSH_INTERVAL = 1.0
+STORE_SCHEMES = ("redis://", "rediss://", "unix://", "sqlite:///")
+
+
+def secret_digest(secret: str) -> bytes:
+    """The digest a key is known by: a `sha256:<hex>` secret is the digest itself, else sha256(secret)."""
+    if HASHED_SECRET.match(secret):
+        return bytes.fromhex(secret[len(HASH_PREFIX) :])
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day)
+
+    @property
+    def counts_tokens(self) -> bool:
+        return bool(self.tokens_per_minute or self.tokens_per_day)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """One gateway key as configured (or the API_KEY variable's, which has no position)."""
+
+    name: str
+    digest: bytes = field(repr=False)  # sha256 of the secret; the secret itself is never kept
+    models: tuple[str, ...] = ()  # globs of allowed client-facing model names; empty = every model
+    limits: KeyLimits = KeyLimits()
+    role: Role = "user"
+    position: Position | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """`stats_store`: `memory` (default; SQLite in memory, gone on restart), a SQLite file path (or
+    `sqlite:///path`), or `redis://host:port/db` (`rediss://` for TLS)."""
+
+    url: str = DEFAULT_STORE
+    prefix: str = DEFAULT_PREFIX  # Redis key prefix: several gateways or tests on one Redis
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL  # seconds between background writes of usage
+
+    @property
+    def kind(self) -> Literal["sqlite", "redis"]:
+        return "sqlite" if self.url.startswith("sqlite:///") or "://" not in self.url else "redis"
+
+    @property
+    def sqlite_path(self) -> str:
+        if self.url == DEFAULT_STORE:
+            return ":memory:"
+        return self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else self.url
+
+    def describe(self) -> str:
+        """The store for logs and /stats, without credentials."""
+        if self.kind == "sqlite":
+            return f"sqlite:{self.sqlite_path}"
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def is_store_url(url: str) -> bool:
+    """`memory`, a file path, or a URL of a scheme the stores speak (`redis` alone is a typo, not a path)."""
+    if not url or url in ("redis", "rediss"):
+        return False
+    return "://" not in url or url.startswith(STORE_SCHEMES)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """Who may call: the auth mode, every key (the API_KEY variable's included) and the usage store.
+
+    mode `keys`: a key is required; `open`: no key is configured (serve allows it on loopback only);
+    `none`: `auth: none`, configured keys are ignored (`ignored_keys` says how many).
+    """
+
+    mode: AuthMode = "open"
+    keys: tuple[KeyConfig, ...] = ()
+    store: StoreSettings = field(default_factory=StoreSettings)
+    ignored_keys: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The effective configuration: what one routing table is built from."""
@@ -158,5 +263,4 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...]
     sources: tuple[str, ...] = ()
     version: str = ""  # short hash of the effective config
-    # Raw top-level sections later features read (keys, auth, settings), already interpolated.
-    extras: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    access: AccessConfig = field(default_factory=AccessConfig)  # keys, auth and settings sections

@@ -19,6 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from .diagnostics import Diagnostic
+from .interpolate import InterpolationError, interpolate
 from .yaml_source import DocumentPath, SourceFile
 
 SCHEMA_RESOURCE = "routes.schema.json"
@@ -126,9 +127,22 @@ def _diagnostics_for(error: ValidationError, source: SourceFile) -> list[Diagnos
             )
             for name in missing
         ]
+    if validator == "pattern" and isinstance(error.instance, str):
+        broken = _broken_reference(error.instance)
+        if broken is not None:  # a mistyped `${VAR`, not a literal secret: say so
+            return [at(path, f"{_where(path)}: {broken.message}", broken.hint)]
     schema = property_schema(path)
     hint = _first_sentence(schema.get("description", ""))
     return [at(path, _message(error, path, schema), hint)]
+
+
+def _broken_reference(text: str) -> InterpolationError | None:
+    """Why `text` is a malformed `${...}` reference (unclosed, bad name), or None."""
+    try:
+        interpolate(text, {})
+    except InterpolationError as exc:
+        return exc
+    return None
 
 
 def _message(error: ValidationError, path: DocumentPath, schema: dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """The reserved top-level sections (`keys`, `auth`, `settings`), merged over all files and interpolated.
 
-Later features read them from `GatewayConfig.extras` as plain dicts/lists. Merging: mappings are merged
+The merged, interpolated sections are checked (`semantics.check_access`) and built into
+`GatewayConfig.access` (`builder.build_access`); `SectionPlaces` tells both where each entry was written.
+Merging: mappings are merged
 key by key, lists are concatenated in load order, a scalar may be repeated only with the same value;
 anything written twice in conflicting ways is an error naming both places. A `${VAR}` here with no default
 and no value is an error (an empty gateway key must never become a valid key).
@@ -16,6 +18,36 @@ from .interpolate import InterpolationError, interpolate
 from .yaml_source import DocumentPath, SourceFile
 
 SECTIONS = ("keys", "auth", "settings")
+NO_FILE = "keys/auth/settings"  # the label of sections given as plain data, without a file
+
+
+class SectionPlaces:
+    """Where an entry of the merged sections was written: the first file that has it (a second file may
+    only repeat a scalar with the same value). Without files (plain data) there is no position."""
+
+    __slots__ = ("sources",)
+
+    def __init__(self, sources: Sequence[SourceFile] = ()) -> None:
+        self.sources = tuple(sources)
+
+    def find(self, path: DocumentPath, *, key: bool = False) -> tuple[str, int | None, int | None]:
+        """(file, line, column) of the value at `path` (of its key when `key`), or (NO_FILE, None, None)."""
+        for source in self.sources:
+            if _holds(source.data, path):
+                line, column = source.position(path, key=key)
+                return source.path, line, column
+        return NO_FILE, None, None
+
+
+def _holds(data: Any, path: DocumentPath) -> bool:
+    for step in path:
+        in_mapping = isinstance(data, dict) and step in data
+        in_list = isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)
+        if in_mapping or in_list:
+            data = data[step]
+        else:
+            return False
+    return True
 
 
 def merge_sections(

@@ -1,4 +1,5 @@
-"""Checks the schema cannot express: they look across routes and across files.
+"""Checks the schema cannot express: they look across routes and across files, and (`check_access`) at
+the keys/auth/settings sections once `${VAR}` is resolved, against what `gateway serve` can use.
 
 Run only on files that passed the schema, so every value has the documented type. Files come in load
 order (sorted by name) and routes in file order; "earlier" below means that order, which routing also
@@ -8,11 +9,21 @@ uses to break ties between equally specific glob patterns.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .diagnostics import Diagnostic, Severity
+from .models import (
+    DEFAULT_PREFIX,
+    DEFAULT_STORE,
+    SIMPLE_MODE_KEY_NAME,
+    SIMPLE_MODE_VARIABLE,
+    STORE_SCHEMES,
+    is_store_url,
+    secret_digest,
+)
+from .sections import SectionPlaces
 from .yaml_source import DocumentPath, SourceFile
 
 _GLOB_CHARACTERS = "*?["
@@ -183,3 +194,94 @@ def _check_pattern(
                 "remove one of the routes or merge their targets",
             )
             return
+
+
+def check_access(
+    sections: Mapping[str, Any], environ: Mapping[str, str], places: SectionPlaces
+) -> list[Diagnostic]:
+    """What `gateway serve` could not use in the merged, interpolated keys/auth/settings sections (the
+    API_KEY variable included): empty or shared secrets, a reserved key name, `auth: keys` without a key,
+    a usage store no store speaks."""
+    checker = _AccessChecker(places)
+    simple = environ.get(SIMPLE_MODE_VARIABLE) or ""
+    keys: Mapping[str, Any] = sections.get("keys") or {}
+    checker.check_keys(keys, simple)
+    if sections.get("auth") == "keys" and not keys and not simple:
+        checker.error(
+            ("auth",),
+            "auth: keys but no key is configured",
+            "add a key under `keys:` or set the API_KEY variable; `auth: none` runs open on purpose",
+        )
+    checker.check_store(sections.get("settings") or {})
+    return checker.diagnostics
+
+
+class _AccessChecker:
+    """Collects the access diagnostics, each at the place its entry was written."""
+
+    def __init__(self, places: SectionPlaces) -> None:
+        self.places = places
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, path: DocumentPath, message: str, hint: str, *, key: bool = False) -> None:
+        where, line, column = self.places.find(path, key=key)
+        self.diagnostics.append(Diagnostic(where, line, column, message, hint=hint, code="semantic"))
+
+    def where(self, path: DocumentPath) -> str:
+        where, line, column = self.places.find(path)
+        return where if line is None else f"{where}:{line}:{column}"
+
+    def check_keys(self, keys: Mapping[str, Any], simple: str) -> None:
+        # Who first holds each digest; a secret shared by two keys would make them indistinguishable.
+        holders: dict[bytes, tuple[str, str]] = {}
+        if simple:
+            holders[secret_digest(simple)] = (SIMPLE_MODE_KEY_NAME, "the API_KEY variable")
+        for name, spec in keys.items():
+            path: DocumentPath = ("keys", name)
+            if name == SIMPLE_MODE_KEY_NAME and simple:
+                self.error(
+                    path,
+                    f"key name {SIMPLE_MODE_KEY_NAME!r} is reserved for the API_KEY variable, which is set",
+                    "rename this key, or unset API_KEY (simple mode: that variable is one admin key)",
+                    key=True,
+                )
+            secret = spec.get("secret")
+            if not isinstance(secret, str) or not secret:
+                self.error(
+                    (*path, "secret"),
+                    f"key {name!r} has no secret: the variable it names is empty",
+                    "set the variable to the key clients send, or write its sha256:<hex> (gateway hash-key)",
+                )
+                continue
+            digest = secret_digest(secret)
+            holder = holders.setdefault(digest, (name, self.where((*path, "secret"))))
+            if holder[0] != name:
+                self.error(
+                    (*path, "secret"),
+                    f"keys {holder[0]!r} and {name!r} have the same secret (the first at {holder[1]})",
+                    "give every key its own secret (its own variable), or remove the repeated key",
+                )
+
+    def check_store(self, settings: Mapping[str, Any]) -> None:
+        url = settings.get("stats_store", DEFAULT_STORE)
+        if not is_store_url(url):
+            # The value is not repeated: a redis URL may carry a password.
+            scheme = url.partition("://")[0] if "://" in url else ""
+            if not url:
+                hint = "the variable it names is empty: set it, or give a default: ${VAR:-memory}"
+            elif scheme:
+                hint = f"{scheme}:// is not a store: use one of {', '.join(STORE_SCHEMES)}"
+            else:
+                hint = "write a URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS)"
+            self.error(
+                ("settings", "stats_store"),
+                "settings.stats_store must be `memory`, a SQLite file path (or sqlite:///path) "
+                "or a redis://host:port/db URL",
+                hint,
+            )
+        if not settings.get("stats_store_prefix", DEFAULT_PREFIX):
+            self.error(
+                ("settings", "stats_store_prefix"),
+                "settings.stats_store_prefix must be a non-empty string",
+                "the variable it names is empty: set it, or leave the prefix out (default gateway)",
+            )

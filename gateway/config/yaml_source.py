@@ -68,7 +68,7 @@ def parse_source(path: str, text: str) -> tuple[SourceFile | None, Diagnostic | 
     try:
         tree = yaml.load(text)
     except YAMLError as exc:
-        return None, _yaml_error(path, exc)
+        return None, _yaml_error(path, text, exc)
     return SourceFile(path=path, text=text, tree=tree, data=to_plain(tree)), None
 
 
@@ -160,7 +160,7 @@ def _child(node: Any, step: str | int) -> Any:
     return None
 
 
-def _yaml_error(path: str, exc: YAMLError) -> Diagnostic:
+def _yaml_error(path: str, text: str, exc: YAMLError) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = str(getattr(exc, "problem", "") or "")
     if ("<stream end>" in problem or "end of stream" in problem) and getattr(exc, "context_mark", None):
@@ -182,15 +182,92 @@ def _yaml_error(path: str, exc: YAMLError) -> Diagnostic:
             hint="a key may appear once per mapping; merge or remove the repeated one",
             code="yaml",
         )
+    if isinstance(exc, MarkedYAMLError) and mark is not None:
+        readable = _indentation_problem(path, text, problem, mark.line, mark.column)
+        if readable is not None:
+            return readable
     if isinstance(exc, MarkedYAMLError):
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
         if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
             context += f" started at line {exc.context_mark.line + 1}"
+        problem = problem.replace("found '?'", "found a key")  # '?' is the parser's token for a key
         message = f"invalid YAML: {problem}" + (f" ({context.strip()})" if context else "")
     else:
         message = f"invalid YAML: {exc}"
     return Diagnostic(path, line, column, message, hint=_yaml_hint(message), code="yaml")
+
+
+def _indentation_problem(path: str, text: str, problem: str, line: int, column: int) -> Diagnostic | None:
+    """Two indentation mistakes the parser reports confusingly, told in the user's terms at the line
+    where the mistake is (`line`, `column`: the parser's, 0-based); None for anything else."""
+    lines = text.splitlines()
+    above = _line_above(lines, line)
+    if above is None:
+        return None
+    if problem.startswith("expected the node content, but found '?'") and lines[above].strip() == "-":
+        return Diagnostic(
+            path,
+            above + 1,
+            _indent(lines[above]) + 1,
+            "invalid YAML: this '-' has nothing after it, and the line below is not indented under it",
+            hint="write the item on the dash's line (- provider: mock), or indent its lines past the '-'",
+            code="yaml",
+        )
+    if problem != "mapping values are not allowed here" or line >= len(lines):
+        return None
+    if lines[line].find(":") != column or not lines[above].partition(":")[2].strip():
+        return None  # a value holding ': ' on its own line, or a key above without a value on its line
+    # The line above holds `key: value` indented less than this line: YAML read this line as the rest of
+    # that value. The mistake is the line whose indentation no other key line of the file uses.
+    below, upper = _indent(lines[line]), _indent(lines[above])
+    if not upper < below:
+        return None
+    used = {
+        _indent(other) for number, other in enumerate(lines) if number not in (line, above) and _is_key(other)
+    }
+    if upper not in used and below in used:
+        key = lines[above].strip().partition(":")[0]
+        return Diagnostic(
+            path,
+            above + 1,
+            upper + 1,
+            f"invalid YAML: {key!r} is indented less than the line below it, which then reads as part of "
+            "its value",
+            hint=_LINE_UP.format(key=key),
+            code="yaml",
+        )
+    key = lines[line].strip().partition(":")[0]
+    return Diagnostic(
+        path,
+        line + 1,
+        below + 1,
+        f"invalid YAML: {key!r} is indented more than the key above it, so it reads as part of that "
+        "key's value",
+        hint=_LINE_UP.format(key=key),
+        code="yaml",
+    )
+
+
+_LINE_UP = "keys of one mapping must line up at the same indentation: indent {key!r} like its siblings"
+
+
+def _line_above(lines: Sequence[str], line: int) -> int | None:
+    """The index of the nearest line above `line` that holds more than a comment."""
+    for number in range(min(line, len(lines)) - 1, -1, -1):
+        stripped = lines[number].strip()
+        if stripped and not stripped.startswith("#"):
+            return number
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_key(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith(("#", "-")) and ":" in stripped
 
 
 def _yaml_hint(message: str) -> str:
