@@ -14,6 +14,7 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
     └── UpstreamError                    the provider failed
         ├── UpstreamConnectError         502 could not connect / connection dropped
         ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
+        ├── UpstreamCapacity             503 the gateway's own limit toward the provider is reached
         ├── UpstreamProtocolError        502 the provider answered something we cannot read
         └── UpstreamStatusError          the provider answered an HTTP error: passed through as received
 
@@ -132,6 +133,15 @@ class UpstreamTimeout(UpstreamError):
     status_code = 504
     code = "upstream_timeout"
     retryable_kind = "timeout"
+
+
+class UpstreamCapacity(UpstreamError):
+    """The provider's connection pool (or its `max_concurrent_requests`) stayed full for the whole
+    `acquire_timeout`. Nothing was sent; it always fails over, and says nothing of the provider's health."""
+
+    status_code = 503
+    code = "upstream_capacity"
+    retryable_kind = "capacity"
 
 
 class UpstreamProtocolError(UpstreamError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from .models import (
     StoreSettings,
     Target,
     Timeouts,
+    TlsOptions,
     secret_digest,
 )
 from .policy import first_target_provider
@@ -125,6 +127,10 @@ class _ProviderBuilder:
             headers=MappingProxyType(headers),
             timeouts=overlay(Timeouts(), raw.get("timeouts", {})),
             pool=overlay(PoolLimits(), raw.get("pool", {})),
+            tls=self._tls(raw.get("tls", {})),
+            proxy=self._proxy(raw["proxy"]) if "proxy" in raw else None,
+            transport=raw.get("transport", "h1"),
+            http2=raw.get("http2", False),
             retry=overlay(RetryPolicy(), raw.get("retry", {})),
             health_check=overlay(HealthCheck(), raw.get("health_check", {})),
             circuit_breaker=overlay(CircuitBreaker(), raw.get("circuit_breaker", {})),
@@ -133,6 +139,47 @@ class _ProviderBuilder:
             unavailable_reason=reason,
             position=_position(self.source, self.path),
         )
+
+    def _tls(self, raw: dict[str, Any]) -> TlsOptions:
+        """Certificate paths made absolute, relative to the route file that names them."""
+        base = Path(self.source.path).parent
+        paths = {
+            name: str((base / raw[name]).resolve())
+            for name in ("ca_bundle", "client_cert", "client_key")
+            if raw.get(name)
+        }
+        return overlay(TlsOptions(), {**raw, **paths})
+
+    def _proxy(self, text: str) -> str | None:
+        if text == "environment":
+            return text
+        resolved = self._interpolate((*self.path, "proxy"), text)
+        if resolved is None:
+            return None
+        if resolved.missing_reason is not None:
+            line, column = self.source.position((*self.path, "proxy"))
+            self.diagnostics.append(
+                Diagnostic(
+                    self.source.path, line, column,
+                    f"proxy of provider {self.name!r} uses {(resolved.unset or resolved.empty)[0]}, which is "
+                    "not set or empty",
+                    "set it in the gateway's environment: behind a proxy the provider is reached only so",
+                    code="env",
+                )
+            )  # fmt: skip
+            return None
+        if not resolved.value.startswith("http://"):
+            line, column = self.source.position((*self.path, "proxy"))
+            self.diagnostics.append(
+                Diagnostic(
+                    self.source.path, line, column,
+                    f"proxy of provider {self.name!r} is not an http:// URL after interpolation",
+                    "write http://host:port (CONNECT tunnels carry https; https:// proxies are not offered)",
+                    code="env",
+                )
+            )  # fmt: skip
+            return None
+        return resolved.value
 
     def _error(self, path: DocumentPath, message: str, hint: str) -> None:
         line, column = self.source.position(path)

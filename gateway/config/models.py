@@ -17,6 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 ProviderType = Literal["openai", "ollama", "mock"]
+TransportKind = Literal["h1", "httpx"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
 ApiName = Literal["openai.chat"]
 StreamingMode = Literal["asgi", "starlette"]
@@ -60,9 +61,26 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
-    max_connections: int = 50
-    max_keepalive_connections: int = 50  # below max_connections, bursts reconnect (and redo TLS)
+    """Capacity toward one provider. A stream holds its connection for its whole length, so the
+    connection cap must fit concurrent streams; a limit that is reached is waited on for at most
+    `acquire_timeout`, then answered 503 `upstream_capacity` (retryable: the route fails over)."""
+
+    max_connections: int = 2048
+    max_keepalive_connections: int = 256  # below the connections in use, bursts reconnect (and redo TLS)
     keepalive_expiry: float = 30.0
+    acquire_timeout: float = 1.0
+    max_concurrent_requests: int | None = None  # protects an upstream that cannot take more
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """TLS toward an https provider; file paths are absolute once built (relative to the route file)."""
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    server_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +136,10 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     timeouts: Timeouts = field(default_factory=Timeouts)
     pool: PoolLimits = field(default_factory=PoolLimits)
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    proxy: str | None = None  # an http:// URL (may hold credentials: never logged), or "environment"
+    transport: TransportKind = "h1"
+    http2: bool = False  # with transport httpx
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     health_check: HealthCheck = field(default_factory=HealthCheck)
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from gateway import __version__
 from gateway.config.models import ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
+from gateway.providers.capacity import ConcurrencyLimit, LimitedResponse
 from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.kinds import KINDS, ProviderKind
 from gateway.providers.transport import PoolState, UpstreamTransport, WireRequest, WireResponse, WireTimeouts
@@ -42,6 +43,7 @@ class Provider:
     __slots__ = (
         "_base_headers",
         "_closed",
+        "_limit",
         "_timeouts",
         "chat_url",
         "config",
@@ -71,8 +73,14 @@ class Provider:
         self._base_headers = tuple(headers.items())
         # Wire timeouts by route override (None: the provider's own), made once per distinct value.
         self._timeouts: dict[Timeouts | None, WireTimeouts] = {
-            None: WireTimeouts.from_config(config.timeouts)
+            None: WireTimeouts.from_config(config.timeouts, config.pool.acquire_timeout)
         }
+        pool = config.pool
+        self._limit = (
+            ConcurrencyLimit(pool.max_concurrent_requests, pool.acquire_timeout, config.name)
+            if pool.max_concurrent_requests is not None
+            else None
+        )
 
     @property
     def available(self) -> bool:
@@ -94,7 +102,8 @@ class Provider:
         wire_timeouts = self._timeouts.get(timeouts)
         if wire_timeouts is None:  # bounded: the routes of a config have few distinct values
             assert timeouts is not None
-            wire_timeouts = self._timeouts[timeouts] = WireTimeouts.from_config(timeouts)
+            acquire = self.config.pool.acquire_timeout
+            wire_timeouts = self._timeouts[timeouts] = WireTimeouts.from_config(timeouts, acquire)
         return WireRequest("POST", self.chat_url, headers, content, wire_timeouts)
 
     async def complete(
@@ -103,6 +112,18 @@ class Provider:
         """Send a non-streaming request; an HTTP error answer raises what `read_error` makes of it.
 
         `first_byte` bounds the wait for the response head (`UpstreamTimeout` when it passes)."""
+        limit = self._limit
+        if limit is None:
+            return await self._complete(request, read_error, first_byte)
+        await limit.acquire()
+        try:
+            return await self._complete(request, read_error, first_byte)
+        finally:
+            limit.release()
+
+    async def _complete(
+        self, request: WireRequest, read_error: ErrorReader, first_byte: float | None
+    ) -> UpstreamReply:
         with map_upstream_errors(self.name):
             if first_byte is None:
                 response = await self._send(request)
@@ -127,17 +148,26 @@ class Provider:
         """Send a streaming request and return the open response once its head is in.
 
         The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
-        closed and raised as what `read_error` makes of it.
+        closed and raised as what `read_error` makes of it. With `max_concurrent_requests`, the answer
+        holds its slot until it is closed.
         """
-        with map_upstream_errors(self.name):
-            response = await self._send(request)
-            if response.status_code >= 400:
-                try:
-                    content = await response.aread()
-                finally:
-                    await response.aclose()
-                raise read_error(response.status_code, content, response.headers, self.name)
-        return response
+        limit = self._limit
+        if limit is not None:
+            await limit.acquire()
+        try:
+            with map_upstream_errors(self.name):
+                response = await self._send(request)
+                if response.status_code >= 400:
+                    try:
+                        content = await response.aread()
+                    finally:
+                        await response.aclose()
+                    raise read_error(response.status_code, content, response.headers, self.name)
+        except BaseException:
+            if limit is not None:
+                limit.release()
+            raise
+        return response if limit is None else LimitedResponse(response, limit)
 
     async def _send(self, request: WireRequest) -> WireResponse:
         transport = self.transport
@@ -165,8 +195,17 @@ class Provider:
         return response.status_code
 
     def pool_state(self) -> PoolState:
-        """Upstream connections lent to requests and kept idle (tests check that streams release theirs)."""
-        return self.transport.pool_state() if self.transport is not None else PoolState(0, 0)
+        """Upstream connections lent to requests and kept idle, and requests waiting for a connection or
+        (with `max_concurrent_requests`) a slot."""
+        state = self.transport.pool_state() if self.transport is not None else PoolState(0, 0)
+        if self._limit is not None and self._limit.waiting:
+            return PoolState(state.in_use, state.idle, state.waiting + self._limit.waiting)
+        return state
+
+    @property
+    def in_flight(self) -> int | None:
+        """Requests in flight, counted only with `max_concurrent_requests` (None otherwise)."""
+        return self._limit.in_flight if self._limit is not None else None
 
     async def aclose(self) -> None:
         if self._closed:

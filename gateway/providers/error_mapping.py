@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import httpx
 
 from gateway.errors import (
+    UpstreamCapacity,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamReadError,
@@ -23,10 +24,12 @@ def map_upstream_errors(provider: str) -> Iterator[None]:
     """Turn httpx transport exceptions into the gateway's `UpstreamError` tree."""
     try:
         yield
+    except httpx.PoolTimeout as exc:
+        raise UpstreamCapacity(f"provider {provider!r} is at capacity: {exc}") from exc
     except httpx.TimeoutException as exc:
         kind = type(exc).__name__.replace("Timeout", "").lower() or "request"
         raise UpstreamTimeout(f"provider {provider!r} timed out ({kind} timeout)") from exc
-    except httpx.ConnectError as exc:
+    except (httpx.ConnectError, httpx.ProxyError) as exc:  # nothing reached the provider
         raise UpstreamConnectError(f"could not connect to provider {provider!r}: {exc}") from exc
     except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError, httpx.CloseError) as exc:
         raise UpstreamReadError(

@@ -6,11 +6,35 @@ nothing for a proxy (the key is a header, redirects are off, upstream cookies mu
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
+from gateway.config.models import ProviderConfig
 from gateway.providers.transport import PoolState, WireRequest
+
+
+def httpx_transport_for(config: ProviderConfig, context: ssl.SSLContext) -> HttpxTransport:
+    """`transport: httpx`: httpx's own pool (and HTTP/2 with `http2: true`, through h2) for a provider,
+    with the same limits, TLS context and proxy choice as our client would use."""
+    pool = config.pool
+    limits = httpx.Limits(
+        max_connections=pool.max_connections,
+        max_keepalive_connections=pool.max_keepalive_connections,
+        keepalive_expiry=pool.keepalive_expiry,
+    )
+    explicit = config.proxy if config.proxy not in (None, "environment") else None
+    if config.http2:
+        context.set_alpn_protocols(["h2", "http/1.1"])
+    transport = httpx.AsyncHTTPTransport(
+        verify=context,
+        http2=config.http2,
+        limits=limits,
+        proxy=explicit,
+        trust_env=config.proxy == "environment",
+    )
+    return HttpxTransport(transport)
 
 
 class HttpxTransport:

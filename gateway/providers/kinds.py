@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from gateway.config.models import ApiName, ProviderConfig, ProviderType
 from gateway.providers.h1 import ACCEPT_ENCODING, H1Transport
+from gateway.providers.h1.connect import Connector, Proxy, ProxyChoice
+from gateway.providers.httpx_transport import httpx_transport_for
 from gateway.providers.mock import MockTransport
+from gateway.providers.tls import ssl_context_for
 from gateway.providers.transport import UpstreamTransport
 
 
@@ -44,8 +48,17 @@ def _ollama_health_url(base: str, path: str) -> str:
     return base.removesuffix("/v1") + "/api/tags" if path == "/models" else base + path
 
 
-def h1_pool_for(config: ProviderConfig) -> UpstreamTransport:
-    return H1Transport(config.pool)
+def network_transport_for(config: ProviderConfig) -> UpstreamTransport:
+    """The provider's own pool: our H1 client, or (`transport: httpx`) httpx's, with its TLS and proxy."""
+    make_context = partial(ssl_context_for, config.tls)
+    if config.transport == "httpx":
+        return httpx_transport_for(config, make_context())
+    proxies: ProxyChoice | None = None
+    if config.proxy == "environment":
+        proxies = ProxyChoice(from_environment=True)
+    elif config.proxy:
+        proxies = ProxyChoice(Proxy.from_url(config.proxy))
+    return H1Transport(config.pool, Connector(make_context, config.tls.server_name), proxies)
 
 
 def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
@@ -53,7 +66,7 @@ def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
 
 
 KINDS: Mapping[ProviderType, ProviderKind] = {
-    "openai": ProviderKind("openai.chat", _chat_url, _health_url, h1_pool_for),
-    "ollama": ProviderKind("openai.chat", _ollama_chat_url, _ollama_health_url, h1_pool_for),
+    "openai": ProviderKind("openai.chat", _chat_url, _health_url, network_transport_for),
+    "ollama": ProviderKind("openai.chat", _ollama_chat_url, _ollama_health_url, network_transport_for),
     "mock": ProviderKind("openai.chat", _chat_url, _health_url, in_process_mock_for, accept_encoding=None),
 }

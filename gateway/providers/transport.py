@@ -27,9 +27,10 @@ class WireTimeouts:
     pool: float | None = None
 
     @classmethod
-    def from_config(cls, timeouts: Timeouts) -> WireTimeouts:
-        # The pool wait is bounded like a connect: it stands for one.
-        return cls(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.connect)
+    def from_config(cls, timeouts: Timeouts, pool: float | None = None) -> WireTimeouts:
+        """`pool`: the provider's `pool.acquire_timeout` (None: as long as a connect may take)."""
+        wait = timeouts.connect if pool is None else pool
+        return cls(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=wait)
 
     def as_httpx_extension(self) -> dict[str, float | None]:
         return {"connect": self.connect, "read": self.read, "write": self.write, "pool": self.pool}
@@ -49,10 +50,12 @@ class WireRequest:
 
 @dataclass(frozen=True, slots=True)
 class PoolState:
-    """How many upstream connections a provider's pool holds: lent to a request, and idle (kept alive)."""
+    """How many upstream connections a provider's pool holds: lent to a request, and idle (kept alive);
+    and how many requests wait for one (the cap is reached)."""
 
     in_use: int
     idle: int
+    waiting: int = 0
 
 
 class WireResponse(Protocol):

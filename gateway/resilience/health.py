@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.errors import GatewayError, UpstreamStatusError
+from gateway.errors import GatewayError, UpstreamCapacity, UpstreamStatusError
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.breaker import Breaker
@@ -83,6 +83,8 @@ class ProviderHealth:
         self.latency = elapsed if previous is None else previous + LATENCY_SMOOTHING * (elapsed - previous)
 
     def record_error(self, exc: GatewayError, now: float, elapsed: float) -> None:
+        if isinstance(exc, UpstreamCapacity):
+            return  # our own limit: nothing was asked of the provider
         if counts_against_provider(exc):
             self.breaker.record_failure(now, exc.message)
             # A failure counts as a slow answer, so least_latency steers away before the breaker opens.

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from time import time
 
 from gateway.config.models import RetryPolicy
-from gateway.errors import UpstreamError
+from gateway.errors import UpstreamCapacity, UpstreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,8 @@ class RetryRules:
         status = exc.status_code
         if 400 <= status < 500 and status != 429:
             return False
-        return exc.retryable_kind in self.retry_on
+        # The gateway's own capacity limit: nothing was sent, so another target is always worth a try.
+        return exc.retryable_kind in self.retry_on or isinstance(exc, UpstreamCapacity)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (1 = the first retry): `base * 2**(retry-1)` capped at

@@ -1,15 +1,20 @@
-"""Upstream connections by origin: idle ones kept for reuse, a cap on the total, waiters for a free slot."""
+"""Upstream connections by origin: idle ones kept for reuse, a cap on the total, waiters for a free slot.
+
+A request that finds the cap reached waits at most `acquire_timeout` (about a second), then fails fast
+with `httpx.PoolTimeout`, which providers answer as 503 `upstream_capacity` (and the route fails over):
+never a silent queue as long as a connect timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Iterable
 
 import httpx
 
 from gateway.config.models import PoolLimits
+from gateway.providers.h1.connect import Connector
 from gateway.providers.h1.connection import Connection, H1Response
 from gateway.providers.h1.target import Origin, Target
 from gateway.providers.transport import PoolState, WireTimeouts
@@ -19,10 +24,12 @@ class Pool:
     """Connections by origin: idle ones kept (most recently used first), a cap on the total, waiters for a
     free slot in arrival order."""
 
-    def __init__(self, limits: PoolLimits) -> None:
+    def __init__(self, limits: PoolLimits, connector: Connector | None = None) -> None:
         self._max = limits.max_connections
         self._max_idle = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
+        self._acquire_timeout = limits.acquire_timeout
+        self._connector = connector if connector is not None else Connector()
         self._idle: dict[Origin, list[Connection]] = {}
         self._idle_count = 0
         self._in_use = 0  # lent to a request, or connecting for one
@@ -32,7 +39,8 @@ class Pool:
         self._sweep: asyncio.TimerHandle | None = None  # closes idle connections past their expiry
 
     def state(self) -> PoolState:
-        return PoolState(self._in_use, self._idle_count)
+        waiting = sum(1 for waiter in self._waiters if not waiter.done())
+        return PoolState(self._in_use, self._idle_count, waiting)
 
     async def request(
         self,
@@ -44,7 +52,7 @@ class Pool:
     ) -> H1Response:
         """Send a request and return its response once the head is in; the caller must `aclose()` it."""
         head = _request_head(method, target, headers, len(content))
-        connection = await self._acquire(target.origin, timeouts.connect, timeouts.pool)
+        connection = await self._acquire(target, timeouts.connect)
         response = H1Response(connection, timeouts.read, bodiless=method == b"HEAD")
         try:
             connection.send(response, head + content if content else head)
@@ -54,11 +62,12 @@ class Pool:
             raise
         return response
 
-    async def _acquire(self, origin: Origin, connect: float | None, pool: float | None) -> Connection:
+    async def _acquire(self, target: Target, connect: float | None) -> Connection:
         if self._closed:
             raise httpx.ConnectError("the provider's connection pool is closed")
+        origin = target.origin
         loop = asyncio.get_running_loop()
-        deadline = None if pool is None else loop.time() + pool
+        deadline = loop.time() + self._acquire_timeout
         while True:
             connection = self._take_idle(origin, loop.time())
             if connection is not None:
@@ -80,11 +89,14 @@ class Pool:
                 else:
                     waiter.cancel()  # stays in the queue; `_wake_one` skips it
                 if isinstance(exc, TimeoutError):
-                    raise httpx.PoolTimeout("pool timeout: no free upstream connection") from None
+                    raise httpx.PoolTimeout(
+                        f"all {self._max} connections to the provider are in use "
+                        f"(waited {self._acquire_timeout:g}s; pool.max_connections)"
+                    ) from None
                 raise
         self._in_use += 1
         try:
-            return await self._connect(origin, connect)
+            return await self._connect(target, connect)
         except BaseException:
             self._in_use -= 1
             self._wake_one()
@@ -111,23 +123,9 @@ class Pool:
             self._idle_count -= 1
             oldest.close()
 
-    async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
-        loop = asyncio.get_running_loop()
-        connection = Connection(self, origin)
-        tls = origin.scheme == "https"
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: connection,
-                    origin.host,
-                    origin.port,
-                    ssl=_ssl_context() if tls else None,
-                    server_hostname=origin.host if tls else None,
-                )
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"connect timeout ({origin.host}:{origin.port})") from None
-        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
-            raise httpx.ConnectError(f"{origin.host}:{origin.port}: {exc}") from exc
+    async def _connect(self, target: Target, timeout: float | None) -> Connection:
+        connection = Connection(self, target.origin)
+        await self._connector.connect(connection, target, timeout)
         self._open.add(connection)
         return connection
 
@@ -211,20 +209,11 @@ def _request_head(method: bytes, target: Target, headers: Iterable[tuple[str, st
         encoded = lines.encode("latin-1")
     except UnicodeEncodeError:
         raise httpx.LocalProtocolError("a request header is not latin-1 text") from None
-    return b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s\r\n" % (
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
         method,
         target.path,
         target.host_header,
         length,
+        target.proxy_header,
         encoded,
     )
-
-
-_ssl_contexts: list[ssl.SSLContext] = []
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """httpx's default TLS context (certifi's CA bundle, as the httpx clients had), made once."""
-    if not _ssl_contexts:
-        _ssl_contexts.append(httpx.create_ssl_context())
-    return _ssl_contexts[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.config.models import PoolLimits
+from gateway.providers.h1.connect import Connector, ProxyChoice
 from gateway.providers.h1.connection import H1Response
 from gateway.providers.h1.pool import Pool
 from gateway.providers.h1.target import Target, parse_target
@@ -14,13 +15,15 @@ ACCEPT_ENCODING = "gzip, deflate"
 
 class H1Transport:
     """Pool limits: `max_connections` bounds connections open or opening, `max_keepalive_connections` the
-    idle ones kept, `keepalive_expiry` how long an idle one is kept. Per request (`WireTimeouts`): `pool`
-    bounds the wait for a free connection slot, `connect` the TCP and TLS handshake, `read` each wait for
-    bytes (the response head included). There is no write timeout: request bodies are small, written at
-    once. Answers come decompressed."""
+    idle ones kept, `keepalive_expiry` how long an idle one is kept, `acquire_timeout` the wait for a free
+    connection slot. Per request (`WireTimeouts`): `connect` bounds the TCP (and proxy, and TLS)
+    handshake, `read` each wait for bytes (the response head included). Answers come decompressed."""
 
-    def __init__(self, limits: PoolLimits) -> None:
-        self._pool = Pool(limits)
+    def __init__(
+        self, limits: PoolLimits, connector: Connector | None = None, proxies: ProxyChoice | None = None
+    ) -> None:
+        self._pool = Pool(limits, connector)
+        self._proxies = proxies
         self._targets: dict[str, Target] = {}
 
     def target(self, url: str) -> Target:
@@ -28,7 +31,7 @@ class H1Transport:
         if target is None:
             if len(self._targets) > 64:  # a handful of URLs per provider; never unbounded
                 self._targets.clear()
-            target = self._targets[url] = parse_target(url)
+            target = self._targets[url] = parse_target(url, self._proxies)
         return target
 
     async def send(self, request: WireRequest) -> H1Response:
