@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.access_support import keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, running_gateway
-from tests.openai_schemas import validate_error, validate_model_list
+from tests.support.access_support import keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.openai_schemas import validate_error, validate_model_list
 
 NARROW_KEY = "sk-gw-narrow-0123456789"
 WIDE_KEY = "sk-gw-wide-9876543210"

@@ -20,8 +20,8 @@ from gateway.access.settings import StoreSettings
 from gateway.access.store import StoreUnavailable, UsageBatch, UsageStore
 from gateway.access.usage import UsageCounters, UsageKey
 from gateway.records import RequestRecord
-from tests.access_support import REDIS_URL, redis_keys, redis_prefix
-from tests.harness import free_port
+from tests.support.access_support import REDIS_URL, redis_keys, redis_prefix
+from tests.support.harness import free_port
 
 StoreFactory = Callable[[], UsageStore]
 

@@ -9,8 +9,8 @@ from starlette.requests import Request
 
 from gateway.api.app import create_app
 from gateway.errors import Unauthorized
-from tests.harness import CLIENT_TIMEOUT, running_gateway
-from tests.reload_support import ROUTES_YAML, provider_yaml
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.reload_support import ROUTES_YAML, provider_yaml
 
 
 def config_dir(tmp_path: Path) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from gateway.access.keys import hash_secret
-from tests.access_support import keyed_routes_yaml
-from tests.harness import REPO_ROOT, STARTUP_TIMEOUT, free_port, wait_until
+from tests.support.access_support import keyed_routes_yaml
+from tests.support.harness import REPO_ROOT, STARTUP_TIMEOUT, free_port, wait_until
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The command line: `gateway serve | validate-config | explain | schema` parse and dispatch.
 
-(Each command's behaviour is tested with its module: tests/test_config_validate_command.py,
-tests/test_explain_command.py, tests/test_schema_cli.py, and the reload tests for `serve --no-reload`.)
+(Each command's behaviour is tested with its module: tests/cli/test_config_validate_command.py,
+tests/cli/test_explain_command.py, tests/cli/test_schema_cli.py, and the reload tests for
+`serve --no-reload`.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from gateway.cli import build_parser, main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "explain"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "explain"
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ import pytest
 from gateway.cli import main
 from gateway.validate_command import run_validate
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 
 
 def validate(

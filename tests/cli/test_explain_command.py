@@ -22,7 +22,7 @@ from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import RoutePlan
 from gateway.routing.table import RoutingTable
 
-FIXTURES = Path(__file__).parent / "fixtures" / "explain"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "explain"
 PROVIDERS = FIXTURES / "10-providers.yaml"
 ROUTES = FIXTURES / "20-routes.yaml"
 CATCH_ALL = FIXTURES / "30-catch-all.yaml"

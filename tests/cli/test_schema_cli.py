@@ -1,7 +1,7 @@
 """`gateway schema` prints the JSON Schema the gateway validates with, byte for byte.
 
 (That `schemas/routes.schema.json` is the packaged copy the loader uses, and that every shipped route file
-passes it, is pinned in tests/test_config_schema.py.)
+passes it, is pinned in tests/config/test_config_schema.py.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from gateway.cli import main
 from gateway.config import routes_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "routes.schema.json"
 
 

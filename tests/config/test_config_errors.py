@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import Diagnostic, load_config
 
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 
 
 def headline(diagnostic: Diagnostic) -> str:

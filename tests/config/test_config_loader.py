@@ -22,9 +22,9 @@ from gateway.config import (
 )
 from gateway.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROUTES = ROOT / "routes"
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 # Key secrets are hashes (or ${VAR}): a route file never holds a key itself.
 SECRET_A = "sha256:" + "a" * 64
 SECRET_B = "sha256:" + "b" * 64

@@ -32,7 +32,7 @@ from gateway.config import (
 from gateway.config.schema import validate_source
 from gateway.config.yaml_source import parse_source
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "routes.schema.json"
 PACKAGED_SCHEMA = ROOT / "gateway" / "config" / "routes.schema.json"
 ROUTE_FILES = sorted((ROOT / "routes").glob("*.yaml"))

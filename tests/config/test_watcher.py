@@ -10,7 +10,7 @@ import pytest
 import watchfiles
 
 from gateway.config.watcher import ConfigWatcher, watched_directories
-from tests.reload_support import make_configmap, write_atomically
+from tests.support.reload_support import make_configmap, write_atomically
 
 # A batch must arrive well within this; the watcher's own budget is step 50 ms, debounce 300 ms.
 BATCH_TIMEOUT = 3.0

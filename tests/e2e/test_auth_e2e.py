@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.access_support import CHAT_BODY, bearer, keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml
-from tests.simulator import ProviderSimulator
+from tests.support.access_support import CHAT_BODY, bearer, keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml
+from tests.support.simulator import ProviderSimulator
 
 TEAM_KEY = "sk-gw-team-0123456789abcdef"
 ADMIN_KEY = "sk-gw-admin-fedcba9876543210"

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import CLIENT_TIMEOUT, running_gateway
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.test_resilience_support import attempts, chat, provider, route, write_gateway_config
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.resilience_support import attempts, chat, provider, route, write_gateway_config
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 pytestmark = pytest.mark.timeout(60)
 

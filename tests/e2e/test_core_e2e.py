@@ -11,17 +11,17 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway
-from tests.openai_schemas import (
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway
+from tests.support.openai_schemas import (
     validate_chat_chunk,
     validate_chat_completion,
     validate_error,
     validate_model_list,
 )
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.sse_reader import parse_sse
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.sse_reader import parse_sse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 TWO_PROVIDERS = """\

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
 from gateway.api.app import create_app
-from tests.access_support import CHAT_BODY, bearer, keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.test_resilience_support import chat, dead_url, provider, write_gateway_config
+from tests.support.access_support import CHAT_BODY, bearer, keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until
+from tests.support.resilience_support import chat, dead_url, provider, write_gateway_config
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 pytestmark = pytest.mark.timeout(60)
 

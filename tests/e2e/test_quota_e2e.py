@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.access_support import (
+from tests.support.access_support import (
     CHAT_BODY,
     REDIS_URL,
     bearer,
@@ -24,8 +24,8 @@ from tests.access_support import (
     ratelimit_headers,
     redis_prefix,
 )
-from tests.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
-from tests.simulator import ProviderSimulator
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
+from tests.support.simulator import ProviderSimulator
 
 TEAM_KEY = "sk-gw-quota-team-key"
 TEAM_SECRET = hash_secret(TEAM_KEY)

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 
 from gateway.access.keys import hash_secret
-from tests.access_support import CHAT_BODY, bearer, keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, gateway_process, sim_routes_yaml
-from tests.simulator import Behaviour, ProviderSimulator
+from tests.support.access_support import CHAT_BODY, bearer, keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, sim_routes_yaml
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 TEAM_KEY = "sk-gw-team-SECRET-7f3a9c"
 ADMIN_KEY = "sk-gw-admin-SECRET-2b8e41"

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.access_support import CHAT_BODY, REDIS_URL, bearer, keyed_routes_yaml, redis_prefix
-from tests.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
-from tests.simulator import Behaviour, ProviderSimulator
+from tests.support.access_support import CHAT_BODY, REDIS_URL, bearer, keyed_routes_yaml, redis_prefix
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 TEAM_KEY = "sk-gw-stats-team"
 ADMIN_KEY = "sk-gw-stats-admin"

@@ -18,9 +18,9 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.records import RequestRecord
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.streaming_support import (
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.streaming_support import (
     MESSAGES,
     StreamResult,
     normalised,

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.access_support import CHAT_BODY, keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, gateway_process, wait_until
-from tests.test_metrics_e2e import Samples, parse, value
+from tests.e2e.test_metrics_e2e import Samples, parse, value
+from tests.support.access_support import CHAT_BODY, keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,9 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.sse_reader import iter_sse
-from tests.test_resilience_support import (
+from tests.support.resilience_support import (
     MODEL,
     attempts,
     chat,
@@ -22,6 +20,8 @@ from tests.test_resilience_support import (
     provider,
     route,
 )
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.sse_reader import iter_sse
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.test_resilience_support import (
+from tests.support.resilience_support import (
     attempts,
     chat,
     dead_url,
@@ -18,6 +17,7 @@ from tests.test_resilience_support import (
     provider,
     route,
 )
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 pytestmark = pytest.mark.timeout(60)
 

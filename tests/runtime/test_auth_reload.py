@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from gateway.access.keys import hash_secret
-from tests.access_support import CHAT_BODY, bearer, keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, gateway_process, wait_until
+from tests.support.access_support import CHAT_BODY, bearer, keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, wait_until
 
 
 def test_keys_follow_reloads(write_routes: Callable[..., Path]) -> None:

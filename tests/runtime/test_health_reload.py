@@ -13,8 +13,8 @@ from gateway.api.runtime import RuntimeHolder, build_runtime
 from gateway.config import load_config
 from gateway.resilience.checker import HealthChecker
 from gateway.resilience.health import ProviderHealth
-from tests.simulator import ProviderSimulator
-from tests.test_resilience_support import provider, route
+from tests.support.resilience_support import provider, route
+from tests.support.simulator import ProviderSimulator
 
 FAST_CHECKS = {"interval": 0.05, "timeout": 1}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.harness import CLIENT_TIMEOUT, running_gateway
-from tests.reload_support import (
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.reload_support import (
     BROKEN_KINDS,
     ROUTES_YAML,
     SteadyClient,

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.harness import CLIENT_TIMEOUT, running_gateway, wait_until
-from tests.reload_support import answer_text, write_atomically
-from tests.simulator import Behaviour, ProviderSimulator
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, wait_until
+from tests.support.reload_support import answer_text, write_atomically
+from tests.support.simulator import Behaviour, ProviderSimulator
 
 
 def sim_yaml(base_url: str, version: int) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.harness import CLIENT_TIMEOUT, gateway_process, wait_until
-from tests.reload_support import (
+from tests.support.harness import CLIENT_TIMEOUT, gateway_process, wait_until
+from tests.support.reload_support import (
     BROKEN_KINDS,
     ROUTES_YAML,
     answer_text,

@@ -11,10 +11,10 @@ import pytest
 from gateway.access.keys import hash_secret
 from gateway.api.app import create_app
 from gateway.streaming.measure import ReceivedBody
-from tests.access_support import keyed_routes_yaml
-from tests.harness import CLIENT_TIMEOUT, running_gateway, write_config
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.streaming_support import streaming_routes_yaml
+from tests.support.access_support import keyed_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, write_config
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.streaming_support import streaming_routes_yaml
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from gateway.api.app import create_app
 from gateway.providers.h1 import PoolState
 from gateway.records import RequestRecord
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.streaming_support import stream_body, streaming_routes_yaml
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.streaming_support import stream_body, streaming_routes_yaml
 
 pytestmark = pytest.mark.timeout(90)
 

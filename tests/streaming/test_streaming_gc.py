@@ -21,10 +21,10 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.records import RequestRecord
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.streaming_support import stream_body, streaming_routes_yaml
-from tests.test_streaming_disconnect import open_and_abandon
+from tests.streaming.test_streaming_disconnect import open_and_abandon
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, wait_until, write_config
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.streaming_support import stream_body, streaming_routes_yaml
 
 pytestmark = pytest.mark.timeout(60)
 

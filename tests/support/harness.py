@@ -33,7 +33,7 @@ import uvicorn
 
 from gateway.api.app import create_app
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Hang guards: every HTTP call of a test gets these, so a gateway that never answers fails the test
 # quickly instead of waiting for pytest-timeout.

@@ -15,7 +15,7 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
-SCHEMAS_PATH = Path(__file__).parent / "data" / "chat-schemas.json"
+SCHEMAS_PATH = Path(__file__).parent.parent / "data" / "chat-schemas.json"
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.harness import CLIENT_TIMEOUT
+from tests.support.harness import CLIENT_TIMEOUT
 
 MOCK_BASE_URL = "http://mock.gateway.invalid/v1"
 ROUTES_YAML = textwrap.dedent(

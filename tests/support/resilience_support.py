@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import free_port
+from tests.support.harness import free_port
 
 MODEL = "sim-model"
 NO_CHECKS = {"enabled": False}

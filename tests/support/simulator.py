@@ -1,6 +1,6 @@
 """An OpenAI-compatible provider simulator: a real HTTP/1.1 server on loopback, with fault injection.
 
-It runs on raw asyncio streams (every byte write is ours: see `tests.simulator_http`) in a background
+It runs on raw asyncio streams (every byte write is ours: see `tests.support.simulator_http`) in a background
 thread with its own event loop, so synchronous tests, a gateway running under uvicorn in another thread,
 or a gateway subprocess can all talk to it over a real socket.
 
@@ -26,8 +26,8 @@ gateway's background health checks never eat the chat queue). Every chunk carrie
 Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
 unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
 `extra_body={"x_sim": {...}}`); an unknown field answers 400.
-`Behaviour` (tests.simulator_behaviour) lists every knob: status/headers/body, head_delay, tokens/text,
-token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
+`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body, head_delay,
+tokens/text, token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
 chunked, drop_before_head, drop_after(+reset), malformed_after, hang, hang_after.
 
 `RecordedRequest.outcome` tells how each answer ended: "pending" (still answering), "completed",
@@ -45,9 +45,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from tests.simulator_answers import Dropped, RecordedRequest, answer, send_error
-from tests.simulator_behaviour import Behaviour, InvalidBehaviour
-from tests.simulator_http import BadRequest, Connection, PeerClosed, Request
+from tests.support.simulator_answers import Dropped, RecordedRequest, answer, send_error
+from tests.support.simulator_behaviour import Behaviour, InvalidBehaviour
+from tests.support.simulator_http import BadRequest, Connection, PeerClosed, Request
 
 __all__ = ["Behaviour", "ProviderSimulator", "RecordedRequest", "SimulatorError"]
 

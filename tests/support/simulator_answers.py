@@ -1,8 +1,8 @@
 """How the provider simulator writes one answer, fault by fault, and the record tests read afterwards.
 
 `answer()` plays a `Behaviour` on a `Connection`: hang, drop, delay the head, then an error body, a JSON
-body or an SSE stream, with the scripted splits, pauses and faults. `tests.simulator` owns the server and
-decides which behaviour applies; this module only writes.
+body or an SSE stream, with the scripted splits, pauses and faults. `tests.support.simulator` owns the
+server and decides which behaviour applies; this module only writes.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests import simulator_payloads as payloads
-from tests.simulator_behaviour import Behaviour
-from tests.simulator_http import Connection, PeerClosed
+from tests.support import simulator_payloads as payloads
+from tests.support.simulator_behaviour import Behaviour
+from tests.support.simulator_http import Connection, PeerClosed
 
 
 class Dropped(Exception):

@@ -2,7 +2,7 @@
 
 A behaviour is plain data so that tests can build it in Python (`sim.enqueue(Behaviour(status=503))`) or
 send it through the gateway inside the request body (`"x_sim": {"status": 503}`); both paths end in the
-same frozen object, read by `tests.simulator` when it answers.
+same frozen object, read by `tests.support.simulator` when it answers.
 """
 
 from __future__ import annotations

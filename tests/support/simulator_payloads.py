@@ -1,7 +1,7 @@
 """OpenAI payloads the provider simulator answers with, and their SSE encoding.
 
 Pure functions of the request and the `Behaviour`: no I/O, so the shapes can be checked against the
-OpenAI schemas in isolation (`tests/test_simulator.py`).
+OpenAI schemas in isolation (`tests/support/test_simulator.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from tests.simulator_behaviour import Behaviour
+from tests.support.simulator_behaviour import Behaviour
 
 DONE = "[DONE]"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.harness import CLIENT_TIMEOUT
-from tests.sse_reader import SSEEvent, parse_sse
+from tests.support.harness import CLIENT_TIMEOUT
+from tests.support.sse_reader import SSEEvent, parse_sse
 
 MESSAGES = [{"role": "user", "content": "say something"}]
 

@@ -12,10 +12,10 @@ import openai
 import pytest
 from starlette.applications import Starlette
 
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, gateway_process, running_gateway
-from tests.openai_schemas import validate_chat_chunk, validate_chat_completion
-from tests.simulator import ProviderSimulator
-from tests.sse_reader import iter_sse
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, gateway_process, running_gateway
+from tests.support.openai_schemas import validate_chat_chunk, validate_chat_completion
+from tests.support.simulator import ProviderSimulator
+from tests.support.sse_reader import iter_sse
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,16 +13,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.harness import CLIENT_TIMEOUT
-from tests.openai_schemas import (
+from tests.support.harness import CLIENT_TIMEOUT
+from tests.support.openai_schemas import (
     validate_chat_chunk,
     validate_chat_completion,
     validate_error,
     validate_model_list,
 )
-from tests.simulator import Behaviour, ProviderSimulator
-from tests.simulator_behaviour import InvalidBehaviour
-from tests.sse_reader import iter_sse, parse_sse
+from tests.support.simulator import Behaviour, ProviderSimulator
+from tests.support.simulator_behaviour import InvalidBehaviour
+from tests.support.sse_reader import iter_sse, parse_sse
 
 pytestmark = pytest.mark.timeout(30)
 
