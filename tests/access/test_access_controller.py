@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -73,7 +72,7 @@ def record(key: str | None = "team") -> RequestRecord:
     )
 
 
-def test_authenticate_and_admit_errors() -> None:
+async def test_authenticate_and_admit_errors() -> None:
     access = controller(ScriptedStore())
     with pytest.raises(Unauthorized):
         access.authenticate({})
@@ -83,53 +82,50 @@ def test_authenticate_and_admit_errors() -> None:
     assert key.name == "team"
     other = RouteMatch(RouteConfig("other", "other", (Target("mock"),)), "exact", "other")
     with pytest.raises(PermissionDenied):
-        asyncio.run(access.admit(key, other))
+        await access.admit(key, other)
     with pytest.raises(PermissionDenied, match="admin"):
         access.admin_key({"x-api-key": "sk-team"})
 
 
-def test_a_key_without_limits_never_touches_the_store() -> None:
+async def test_a_key_without_limits_never_touches_the_store() -> None:
     store = ScriptedStore()
     access = controller(store)
-    assert asyncio.run(access.admit(access.authenticate({"x-api-key": "sk-free"}), MATCH)) is None
+    assert await access.admit(access.authenticate({"x-api-key": "sk-free"}), MATCH) is None
     assert store.admitted == 0
 
 
-def test_a_local_limit_refusal_is_a_rate_limited_error() -> None:
+async def test_a_local_limit_refusal_is_a_rate_limited_error() -> None:
     access = AccessController(
         build_access_settings({"keys": {"t": {"secret": "s", "limits": {"requests_per_minute": 1}}}}, {}),
         create_store(StoreSettings()),
     )
 
-    async def scenario() -> None:
-        await access.start()
-        try:
-            key = access.authenticate({"x-api-key": "s"})
-            headers = await access.admit(key, MATCH)
-            assert headers is not None and headers["x-ratelimit-remaining-requests"] == "0"
-            with pytest.raises(RateLimited) as caught:
-                await access.admit(key, MATCH)
-            assert caught.value.headers["x-ratelimit-limit-requests"] == "1"
-        finally:
-            await access.aclose()
-
-    asyncio.run(scenario())
+    await access.start()
+    try:
+        key = access.authenticate({"x-api-key": "s"})
+        headers = await access.admit(key, MATCH)
+        assert headers is not None and headers["x-ratelimit-remaining-requests"] == "0"
+        with pytest.raises(RateLimited) as caught:
+            await access.admit(key, MATCH)
+        assert caught.value.headers["x-ratelimit-limit-requests"] == "1"
+    finally:
+        await access.aclose()
 
 
-def test_an_unavailable_store_admits_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unavailable_store_admits_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     store = ScriptedStore()
     access = controller(store)
     key = access.authenticate({"x-api-key": "sk-team"})
     store.down = True
     with caplog.at_level(logging.ERROR, logger="gateway.access"):
         for _ in range(5):
-            assert asyncio.run(access.admit(key, MATCH)) is None  # admitted without limit headers
+            assert await access.admit(key, MATCH) is None  # admitted without limit headers
     failures = [r for r in caplog.records if "admitting requests without limits" in r.getMessage()]
     assert len(failures) == 1  # throttled: one line per interval, not one per request
     assert "sk-team" not in caplog.text
 
 
-def test_a_failed_commit_is_retried_with_the_next_batch() -> None:
+async def test_a_failed_commit_is_retried_with_the_next_batch() -> None:
     store = ScriptedStore()
     recorder = UsageRecorder(store, dict, flush_interval=60)  # type: ignore[arg-type]
 
@@ -142,12 +138,12 @@ def test_a_failed_commit_is_retried_with_the_next_batch() -> None:
         store.down = False
         await recorder.flush()
 
-    asyncio.run(scenario())
+    await scenario()
     [batch] = store.committed
     assert batch.rows[UsageKey("team", "mock", "mock", "mock")].requests == 2
 
 
-def test_token_spend_is_recorded_only_for_keys_with_token_limits() -> None:
+async def test_token_spend_is_recorded_only_for_keys_with_token_limits() -> None:
     store = ScriptedStore()
     keys = {
         "metered": make_key("metered", "a", limits=KeyLimits(tokens_per_day=10)),
@@ -160,7 +156,7 @@ def test_token_spend_is_recorded_only_for_keys_with_token_limits() -> None:
             await recorder.request_finished(record(name))
         await recorder.aclose()  # the shutdown flush
 
-    asyncio.run(scenario())
+    await scenario()
     [batch] = store.committed
     assert batch.spend == {("metered", 1234): 6}
     assert sum(counters.requests for counters in batch.rows.values()) == 4

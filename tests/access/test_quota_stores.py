@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,10 +45,6 @@ async def opened(store: UsageStore) -> AsyncIterator[UsageStore]:
         await store.aclose()
 
 
-def run(coroutine: Awaitable[None]) -> None:
-    asyncio.run(coroutine)  # type: ignore[arg-type]
-
-
 def usage_batch(*records: RequestRecord, spend: dict[tuple[str, int], int] | None = None) -> UsageBatch:
     batch = UsageBatch(spend=dict(spend or {}))
     for rec in records:
@@ -72,39 +68,31 @@ def record(key: str = "team", status: int = 200, duration: float = 0.05, tokens:
     )
 
 
-def test_concurrent_admissions_are_exact(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        async with opened(make_store()) as store:
-            limits = KeyLimits(requests_per_minute=50)
-            results = await asyncio.gather(*(store.admit("team", limits) for _ in range(200)))
-            admitted = [result for result in results if result.allowed]
-            assert len(admitted) == 50
-            assert sorted(result.requests.remaining for result in admitted if result.requests) == list(
-                range(50)
-            )
-            refused = [result for result in results if not result.allowed]
-            assert {result.exceeded for result in refused} == {"requests_per_minute"}
-            assert all(0 < result.retry_after <= 60 for result in refused)
-
-    run(scenario())
+async def test_concurrent_admissions_are_exact(make_store: StoreFactory) -> None:
+    async with opened(make_store()) as store:
+        limits = KeyLimits(requests_per_minute=50)
+        results = await asyncio.gather(*(store.admit("team", limits) for _ in range(200)))
+        admitted = [result for result in results if result.allowed]
+        assert len(admitted) == 50
+        assert sorted(result.requests.remaining for result in admitted if result.requests) == list(range(50))
+        refused = [result for result in results if not result.allowed]
+        assert {result.exceeded for result in refused} == {"requests_per_minute"}
+        assert all(0 < result.retry_after <= 60 for result in refused)
 
 
-def test_usage_commits_add_up_and_are_read_back(make_store: StoreFactory) -> None:
-    async def scenario() -> None:
-        async with opened(make_store()) as store:
-            await store.commit(usage_batch(record(duration=0.02), record(status=502, duration=0.3)))
-            await store.commit(usage_batch(record(duration=0.004), record(key="other")))
-            rows = await store.read_usage()
-        team = rows[UsageKey("team", "mock", "mock", "mock")]
-        assert (team.requests, team.errors, team.prompt_tokens, team.completion_tokens) == (3, 1, 30, 60)
-        assert team.latency_min == pytest.approx(0.004) and team.latency_max == pytest.approx(0.3)
-        assert team.latency_sum == pytest.approx(0.324) and team.latency_count == 3
-        assert rows[UsageKey("other", "mock", "mock", "mock")].requests == 1
-
-    run(scenario())
+async def test_usage_commits_add_up_and_are_read_back(make_store: StoreFactory) -> None:
+    async with opened(make_store()) as store:
+        await store.commit(usage_batch(record(duration=0.02), record(status=502, duration=0.3)))
+        await store.commit(usage_batch(record(duration=0.004), record(key="other")))
+        rows = await store.read_usage()
+    team = rows[UsageKey("team", "mock", "mock", "mock")]
+    assert (team.requests, team.errors, team.prompt_tokens, team.completion_tokens) == (3, 1, 30, 60)
+    assert team.latency_min == pytest.approx(0.004) and team.latency_max == pytest.approx(0.3)
+    assert team.latency_sum == pytest.approx(0.324) and team.latency_count == 3
+    assert rows[UsageKey("other", "mock", "mock", "mock")].requests == 1
 
 
-def test_usage_and_daily_spend_survive_a_new_store_instance(make_store: StoreFactory) -> None:
+async def test_usage_and_daily_spend_survive_a_new_store_instance(make_store: StoreFactory) -> None:
     """A restart (SQLite: the same file; Redis: the same prefix) keeps counters and the daily quota."""
     limits = KeyLimits(tokens_per_day=100)
 
@@ -122,11 +110,11 @@ def test_usage_and_daily_spend_survive_a_new_store_instance(make_store: StoreFac
             refused = await store.admit("team", limits)
             assert refused.exceeded == "tokens_per_day" and refused.retry_after > 3600
 
-    run(first_life())
-    run(second_life())
+    await first_life()
+    await second_life()
 
 
-def test_two_store_instances_on_redis_share_one_request_quota() -> None:
+async def test_two_store_instances_on_redis_share_one_request_quota() -> None:
     """What two gateway processes do: two clients, one prefix; exactly the limit is admitted."""
 
     async def scenario(prefix: str) -> None:
@@ -138,11 +126,11 @@ def test_two_store_instances_on_redis_share_one_request_quota() -> None:
             assert sum(result.allowed for result in results) == 30
 
     with redis_prefix() as prefix:
-        run(scenario(prefix))
+        await scenario(prefix)
         assert redis_keys(prefix) == [f"{prefix}:limit:team:requests"]
 
 
-def test_redis_token_windows_refuse_after_spend_and_report_state() -> None:
+async def test_redis_token_windows_refuse_after_spend_and_report_state() -> None:
     async def scenario(prefix: str) -> None:
         async with opened(create_store(StoreSettings(REDIS_URL, prefix=prefix))) as store:
             limits = KeyLimits(requests_per_minute=10, tokens_per_minute=100, tokens_per_day=1000)
@@ -158,43 +146,37 @@ def test_redis_token_windows_refuse_after_spend_and_report_state() -> None:
             assert refused.requests is not None and refused.requests.remaining == 8  # not counted
 
     with redis_prefix() as prefix:
-        run(scenario(prefix))
+        await scenario(prefix)
 
 
-def test_an_unreachable_redis_is_a_store_error_without_credentials() -> None:
+async def test_an_unreachable_redis_is_a_store_error_without_credentials() -> None:
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
 
-    async def scenario() -> None:
-        store = create_store(StoreSettings(url))
-        try:
-            with pytest.raises(StoreUnavailable) as caught:
-                await store.admit("team", KeyLimits(requests_per_minute=1))
-            assert "hunter2" not in str(caught.value)
-            assert "hunter2" not in store.description
-        finally:
-            await store.aclose()
-
-    run(scenario())
+    store = create_store(StoreSettings(url))
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.admit("team", KeyLimits(requests_per_minute=1))
+        assert "hunter2" not in str(caught.value)
+        assert "hunter2" not in store.description
+    finally:
+        await store.aclose()
 
 
-def test_sqlite_store_writes_off_the_event_loop(tmp_path: Path) -> None:
+async def test_sqlite_store_writes_off_the_event_loop(tmp_path: Path) -> None:
     """Commits run in a worker thread: the loop keeps answering while a commit is being written."""
 
-    async def scenario() -> None:
-        async with opened(create_store(StoreSettings(str(tmp_path / "usage.db")))) as store:
-            big = usage_batch(*(record(key=f"k{index}") for index in range(3000)))
-            ticks = 0
+    async with opened(create_store(StoreSettings(str(tmp_path / "usage.db")))) as store:
+        big = usage_batch(*(record(key=f"k{index}") for index in range(3000)))
+        ticks = 0
 
-            async def ticker() -> None:
-                nonlocal ticks
-                while True:
-                    ticks += 1
-                    await asyncio.sleep(0)
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
 
-            task = asyncio.create_task(ticker())
-            await store.commit(big)
-            task.cancel()
-            assert ticks > 1
-            assert len(await store.read_usage()) == 3000
-
-    run(scenario())
+        task = asyncio.create_task(ticker())
+        await store.commit(big)
+        task.cancel()
+        assert ticks > 1
+        assert len(await store.read_usage()) == 3000

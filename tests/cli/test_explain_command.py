@@ -5,7 +5,6 @@ Fixtures: tests/fixtures/explain (providers, routes with every kind of match, a 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import json
@@ -161,7 +160,7 @@ def test_missing_config_path_exits_2(tmp_path: Path) -> None:
     assert status == 2 and "no such file or directory" in text
 
 
-def test_explain_agrees_with_the_plan_the_dispatcher_uses() -> None:
+async def test_explain_agrees_with_the_plan_the_dispatcher_uses() -> None:
     """The policy explain prints is the one requests get: compare with `RoutePlan` for every route."""
     environ = {"PRIMARY_API_KEY": SECRET}
     config = load_config([FIXTURES], environ).config
@@ -180,4 +179,4 @@ def test_explain_agrees_with_the_plan_the_dispatcher_uses() -> None:
                 assert planned.rules.max_wait == data["retry"]["backoff"]["max"]
                 assert shown["timeouts"] == dataclasses.asdict(planned.timeouts)
     finally:
-        asyncio.run(registry.aclose())
+        await registry.aclose()

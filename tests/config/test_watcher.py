@@ -47,14 +47,14 @@ async def collect(
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["notify", "polling"])
-def test_atomic_save_gives_one_batch_naming_the_route_file(tmp_path: Path, polling: bool) -> None:
+async def test_atomic_save_gives_one_batch_naming_the_route_file(tmp_path: Path, polling: bool) -> None:
     (tmp_path / "routes.yaml").write_text("a: 1\n")
     watcher = ConfigWatcher([tmp_path], force_polling=polling)
-    batches = asyncio.run(collect(watcher, lambda: write_atomically(tmp_path / "routes.yaml", "a: 2\n")))
+    batches = await collect(watcher, lambda: write_atomically(tmp_path / "routes.yaml", "a: 2\n"))
     assert batches == [["routes.yaml"]]
 
 
-def test_in_place_write_and_new_and_removed_files_are_seen(tmp_path: Path) -> None:
+async def test_in_place_write_and_new_and_removed_files_are_seen(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("a: 1\n")
     (tmp_path / "b.yml").write_text("b: 1\n")
 
@@ -64,11 +64,11 @@ def test_in_place_write_and_new_and_removed_files_are_seen(tmp_path: Path) -> No
         (tmp_path / "c.yaml").write_text("c: 1\n")
         (tmp_path / "b.yml").unlink()
 
-    batches = asyncio.run(collect(ConfigWatcher([tmp_path]), edit))
+    batches = await collect(ConfigWatcher([tmp_path]), edit)
     assert sorted(name for batch in batches for name in batch) == ["a.yaml", "b.yml", "c.yaml"]
 
 
-def test_editor_leftovers_and_other_files_give_no_batch(tmp_path: Path) -> None:
+async def test_editor_leftovers_and_other_files_give_no_batch(tmp_path: Path) -> None:
     (tmp_path / "routes.yaml").write_text("a: 1\n")
 
     def noise() -> None:
@@ -79,46 +79,42 @@ def test_editor_leftovers_and_other_files_give_no_batch(tmp_path: Path) -> None:
         (tmp_path / "sub").mkdir()
         (tmp_path / "sub" / "nested.yaml").write_text("not a route file: not at the top")
 
-    assert asyncio.run(collect(ConfigWatcher([tmp_path]), noise)) == []
+    assert await collect(ConfigWatcher([tmp_path]), noise) == []
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["notify", "polling"])
-def test_configmap_symlink_swap_is_seen(tmp_path: Path, polling: bool) -> None:
+async def test_configmap_symlink_swap_is_seen(tmp_path: Path, polling: bool) -> None:
     make_configmap(tmp_path, "2024_01_01_00_00_00.1", {"routes.yaml": "a: 1\n"})
-    batches = asyncio.run(
-        collect(
-            ConfigWatcher([tmp_path], force_polling=polling),
-            lambda: make_configmap(tmp_path, "2024_01_01_00_00_01.2", {"routes.yaml": "a: 2\n"}),
-        )
+    batches = await collect(
+        ConfigWatcher([tmp_path], force_polling=polling),
+        lambda: make_configmap(tmp_path, "2024_01_01_00_00_01.2", {"routes.yaml": "a: 2\n"}),
     )
     # inotify reports the `..data` rename; polling sees the timestamped directories come and go.
     assert len(batches) == 1 and "..2024_01_01_00_00_01.2" in batches[0]
     assert (tmp_path / "routes.yaml").read_text() == "a: 2\n"  # the loader reads through the links
 
 
-def test_a_configmap_file_path_sees_the_swap(tmp_path: Path) -> None:
+async def test_a_configmap_file_path_sees_the_swap(tmp_path: Path) -> None:
     """`--config /etc/gateway/routes.yaml` where routes.yaml is a ConfigMap link: the swap is seen."""
     make_configmap(tmp_path, "2024_01_01_00_00_00.1", {"routes.yaml": "a: 1\n", "other.yaml": "b: 1\n"})
-    batches = asyncio.run(
-        collect(
-            ConfigWatcher([tmp_path / "routes.yaml"]),
-            lambda: make_configmap(tmp_path, "2024_01_01_00_00_01.2", {"routes.yaml": "a: 2\n"}),
-        )
+    batches = await collect(
+        ConfigWatcher([tmp_path / "routes.yaml"]),
+        lambda: make_configmap(tmp_path, "2024_01_01_00_00_01.2", {"routes.yaml": "a: 2\n"}),
     )
     assert len(batches) == 1 and "..data" in batches[0] and "other.yaml" not in batches[0]
 
 
-def test_a_file_path_watches_its_directory_for_that_file_only(tmp_path: Path) -> None:
+async def test_a_file_path_watches_its_directory_for_that_file_only(tmp_path: Path) -> None:
     (tmp_path / "main.yaml").write_text("a: 1\n")
     (tmp_path / "other.yaml").write_text("b: 1\n")
     watcher = ConfigWatcher([tmp_path / "main.yaml"])
     assert [directory.path for directory in watcher.directories] == [tmp_path]
-    assert asyncio.run(collect(watcher, lambda: (tmp_path / "other.yaml").write_text("b: 2\n"))) == []
-    batches = asyncio.run(collect(watcher, lambda: write_atomically(tmp_path / "main.yaml", "a: 2\n")))
+    assert await collect(watcher, lambda: (tmp_path / "other.yaml").write_text("b: 2\n")) == []
+    batches = await collect(watcher, lambda: write_atomically(tmp_path / "main.yaml", "a: 2\n"))
     assert batches == [["main.yaml"]]
 
 
-def test_a_replaced_directory_is_watched_again(tmp_path: Path) -> None:
+async def test_a_replaced_directory_is_watched_again(tmp_path: Path) -> None:
     config = tmp_path / "routes"
     config.mkdir()
     (config / "routes.yaml").write_text("a: 1\n")
@@ -132,16 +128,16 @@ def test_a_replaced_directory_is_watched_again(tmp_path: Path) -> None:
         await asyncio.sleep(1.8)  # the identity check runs every second
         (config / "routes.yaml").write_text("a: 3\n")
 
-    batches = asyncio.run(collect(ConfigWatcher([config]), replace_then_edit))
+    batches = await collect(ConfigWatcher([config]), replace_then_edit)
     assert [] in batches  # "the directory was replaced": reload without knowing which file changed
     assert batches[-1] == ["routes.yaml"]  # and the new directory is being watched
 
 
-def test_a_change_the_os_did_not_report_is_found_within_a_second_or_so(tmp_path: Path) -> None:
+async def test_a_change_the_os_did_not_report_is_found_within_a_second_or_so(tmp_path: Path) -> None:
     (tmp_path / "routes.yaml").write_text("a: 1\n")
     watcher = ConfigWatcher([tmp_path])
     watcher.is_relevant = lambda change, path: False  # type: ignore[method-assign]  # deaf to OS events
-    batches = asyncio.run(collect(watcher, lambda: write_atomically(tmp_path / "routes.yaml", "a: 2\n")))
+    batches = await collect(watcher, lambda: write_atomically(tmp_path / "routes.yaml", "a: 2\n"))
     assert batches == [["routes.yaml"]]
 
 

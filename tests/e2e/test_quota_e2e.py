@@ -53,7 +53,7 @@ async def post_many(urls: list[str], key: str, body: dict[str, object] | None = 
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_200_concurrent_requests_against_50_per_minute(
+async def test_200_concurrent_requests_against_50_per_minute(
     store: str, write_routes: Callable[..., Path], tmp_path: Path
 ) -> None:
     keys = f"team: {{secret: {TEAM_SECRET}, limits: {{requests_per_minute: 50}}}}\n"
@@ -61,7 +61,7 @@ def test_200_concurrent_requests_against_50_per_minute(
         config_dir = write_routes(keyed_routes_yaml(keys, settings_yaml=settings))
         with running_gateway(config_dir) as gateway:
             url = f"{gateway.base_url}/v1/chat/completions"
-            responses = asyncio.run(post_many([url] * 200, TEAM_KEY))
+            responses = await post_many([url] * 200, TEAM_KEY)
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) == 50 and statuses.count(429) == 150
     admitted = [response for response in responses if response.status_code == 200]
@@ -77,14 +77,14 @@ def test_200_concurrent_requests_against_50_per_minute(
     assert refused.json()["error"]["type"] == "requests"
 
 
-def test_two_gateway_processes_on_one_redis_share_the_limit(write_routes: Callable[..., Path]) -> None:
+async def test_two_gateway_processes_on_one_redis_share_the_limit(write_routes: Callable[..., Path]) -> None:
     keys = f"team: {{secret: {TEAM_SECRET}, limits: {{requests_per_minute: 30}}}}\n"
     with redis_prefix() as prefix:
         settings = f"stats_store: {REDIS_URL}\nstats_store_prefix: {prefix}\n"
         config_dir = write_routes(keyed_routes_yaml(keys, settings_yaml=settings))
         with gateway_process(config_dir) as one, gateway_process(config_dir) as two:
             urls = [f"{(one, two)[index % 2].base_url}/v1/chat/completions" for index in range(100)]
-            responses = asyncio.run(post_many(urls, TEAM_KEY))
+            responses = await post_many(urls, TEAM_KEY)
             statuses = [response.status_code for response in responses]
             assert statuses.count(200) == 30 and statuses.count(429) == 70
             # Each process refuses on the shared count, whichever process admitted the requests.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -33,11 +32,11 @@ def finished(**changes: object) -> RequestRecord:
     return RequestRecord(**values)  # type: ignore[arg-type]
 
 
-def test_one_line_per_request_with_route_provider_status_attempts_duration_tokens(
+async def test_one_line_per_request_with_route_provider_status_attempts_duration_tokens(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
-        asyncio.run(AccessLog().request_finished(finished()))
+        await AccessLog().request_finished(finished())
     [line] = caplog.records
     message = line.getMessage()
     assert message.startswith("stream model=chat route=chat provider=deepseek status=200")
@@ -58,7 +57,7 @@ def test_one_line_per_request_with_route_provider_status_attempts_duration_token
     assert line.request_id == "req_abc"  # type: ignore[attr-defined]
 
 
-def test_failed_request_without_route_or_usage(caplog: pytest.LogCaptureFixture) -> None:
+async def test_failed_request_without_route_or_usage(caplog: pytest.LogCaptureFixture) -> None:
     record = finished(
         stream=False,
         route=None,
@@ -70,7 +69,7 @@ def test_failed_request_without_route_or_usage(caplog: pytest.LogCaptureFixture)
         error_code="model_not_found",
     )
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
-        asyncio.run(AccessLog().request_finished(record))
+        await AccessLog().request_finished(record)
     message = caplog.records[0].getMessage()
     assert "route=- provider=- status=404 attempts=0" in message
     assert "prompt_tokens=- completion_tokens=-" in message
@@ -78,7 +77,7 @@ def test_failed_request_without_route_or_usage(caplog: pytest.LogCaptureFixture)
     assert "chunks=" not in message and "key=" not in message
 
 
-def test_nothing_is_built_when_info_is_off(
+async def test_nothing_is_built_when_info_is_off(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fail(record: RequestRecord) -> dict[str, object]:
@@ -86,5 +85,5 @@ def test_nothing_is_built_when_info_is_off(
 
     monkeypatch.setattr(access_log, "access_fields", fail)
     with caplog.at_level(logging.WARNING, logger=ACCESS_LOGGER):
-        asyncio.run(AccessLog().request_finished(finished()))
+        await AccessLog().request_finished(finished())
     assert caplog.records == []

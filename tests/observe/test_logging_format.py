@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import io
 import logging
@@ -109,7 +108,7 @@ def test_unknown_level_or_format_is_refused_before_anything_changes(
     assert root.handlers == handlers
 
 
-def test_the_access_line_in_json_has_its_fields_at_the_top_level(output: io.StringIO) -> None:
+async def test_the_access_line_in_json_has_its_fields_at_the_top_level(output: io.StringIO) -> None:
     configure_logging("INFO", "json", stream=output)
     record = RequestRecord(
         request_id="req_four",
@@ -124,7 +123,7 @@ def test_the_access_line_in_json_has_its_fields_at_the_top_level(output: io.Stri
         usage={"prompt_tokens": 5, "completion_tokens": 9},
         failovers=1,
     )
-    asyncio.run(AccessLog().request_finished(record))
+    await AccessLog().request_finished(record)
     [line] = json_lines(output)
     assert line["logger"] == ACCESS_LOGGER and line["level"] == "INFO"
     assert line["request_id"] == "req_four"
@@ -134,12 +133,12 @@ def test_the_access_line_in_json_has_its_fields_at_the_top_level(output: io.Stri
     assert str(line["message"]).startswith("complete model=chat route=chat provider=b status=200 attempts=2")
 
 
-def test_a_silenced_access_log_formats_nothing(output: io.StringIO) -> None:
+async def test_a_silenced_access_log_formats_nothing(output: io.StringIO) -> None:
     configure_logging("INFO", "json", stream=output)
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
     try:
         record = RequestRecord("req_five", "chat", "chat", "b", None, False, 200, 1, 0.01)
-        asyncio.run(AccessLog().request_finished(record))
+        await AccessLog().request_finished(record)
     finally:
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET)
     assert output.getvalue() == ""

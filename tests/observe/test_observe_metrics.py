@@ -50,12 +50,10 @@ def metrics() -> GatewayMetrics:
     return GatewayMetrics(multiprocess_dir="")
 
 
-def test_finished_requests_count_by_route_provider_status_and_tokens(metrics: GatewayMetrics) -> None:
-    asyncio.run(metrics.request_finished(record()))
-    asyncio.run(metrics.request_finished(record(duration=3.0, attempts=3)))
-    asyncio.run(
-        metrics.request_finished(record(route=None, provider=None, status_code=404, usage=None, attempts=0))
-    )
+async def test_finished_requests_count_by_route_provider_status_and_tokens(metrics: GatewayMetrics) -> None:
+    await metrics.request_finished(record())
+    await metrics.request_finished(record(duration=3.0, attempts=3))
+    await metrics.request_finished(record(route=None, provider=None, status_code=404, usage=None, attempts=0))
     got = samples(metrics)
     ok = (("provider", "deepseek"), ("route", "chat"), ("status", "200"), ("stream", "false"))
     assert got["gateway_requests_total", ok] == 2
@@ -76,7 +74,7 @@ def test_finished_requests_count_by_route_provider_status_and_tokens(metrics: Ga
     assert got["gateway_request_attempts_count", (("route", "chat"),)] == 2
 
 
-def test_streams_report_open_count_first_token_and_gaps(metrics: GatewayMetrics) -> None:
+async def test_streams_report_open_count_first_token_and_gaps(metrics: GatewayMetrics) -> None:
     metrics.stream_opened()
     metrics.stream_opened()
     assert samples(metrics)["gateway_open_streams", ()] == 2
@@ -88,9 +86,9 @@ def test_streams_report_open_count_first_token_and_gaps(metrics: GatewayMetrics)
         chunk_interval=0.1,  # 0.4 s over 4 gaps
         max_chunk_interval=0.3,
     )
-    asyncio.run(metrics.request_finished(ended))
+    await metrics.request_finished(ended)
     # A stream that failed before its first event was never opened: it must not close one.
-    asyncio.run(metrics.request_finished(record(stream=True, status_code=502, usage=None)))
+    await metrics.request_finished(record(stream=True, status_code=502, usage=None))
     got = samples(metrics)
     labels = (("provider", "deepseek"), ("route", "chat"))
     assert got["gateway_open_streams", ()] == 1
@@ -100,9 +98,9 @@ def test_streams_report_open_count_first_token_and_gaps(metrics: GatewayMetrics)
     assert got["gateway_time_to_first_token_seconds_count", labels] == 1
 
 
-def test_retries_failovers_and_reloads_are_counted(metrics: GatewayMetrics) -> None:
-    asyncio.run(metrics.request_finished(record(attempts=3, retries=2)))
-    asyncio.run(metrics.request_finished(record(attempts=2, failovers=1)))
+async def test_retries_failovers_and_reloads_are_counted(metrics: GatewayMetrics) -> None:
+    await metrics.request_finished(record(attempts=3, retries=2))
+    await metrics.request_finished(record(attempts=2, failovers=1))
     counts = {"applied": 0, "rejected": 0}
     metrics.watch_reloads(lambda: ReloadCounts(**counts))
     metrics.config_loaded("abc123")

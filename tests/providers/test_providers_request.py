@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -25,20 +23,17 @@ def provider_seeing(seen: list[httpx.Request], **config: object) -> Provider:
     return Provider(cfg, client)
 
 
-def send(provider: Provider, request: httpx.Request) -> None:
-    async def scenario() -> None:
-        try:
-            await provider.complete(request)
-        finally:
-            await provider.aclose()
-
-    asyncio.run(scenario())
+async def send(provider: Provider, request: httpx.Request) -> None:
+    try:
+        await provider.complete(request)
+    finally:
+        await provider.aclose()
 
 
-def test_request_carries_the_provider_headers_the_client_defaults_and_the_request_id() -> None:
+async def test_request_carries_the_provider_headers_the_client_defaults_and_the_request_id() -> None:
     seen: list[httpx.Request] = []
     provider = provider_seeing(seen, api_key="sk-1", headers={"x-team": "a", "User-Agent": "ours"})
-    send(provider, provider.build_request(b'{"model":"m"}', "req-1"))
+    await send(provider, provider.build_request(b'{"model":"m"}', "req-1"))
 
     (request,) = seen
     assert (request.method, str(request.url)) == ("POST", "https://up.test/v1/chat/completions")
@@ -54,7 +49,7 @@ def test_request_carries_the_provider_headers_the_client_defaults_and_the_reques
     assert len(names) == len(set(names)), names
 
 
-def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -> None:
+async def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -> None:
     seen: list[httpx.Request] = []
     provider = provider_seeing(seen, timeouts=Timeouts(connect=3, read=7, write=9))
     default = provider.build_request(b"{}", "")
@@ -64,12 +59,12 @@ def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -
     assert default.timeout == {"connect": 3, "read": 7, "write": 9, "pool": 3}
     assert routed.timeout == {"connect": 1, "read": 2, "write": 4, "pool": 1}
     assert provider.build_request(b"{}", "r", Timeouts(connect=1, read=2, write=4)).timeout is routed.timeout
-    send(provider, routed)
+    await send(provider, routed)
     assert seen[0].headers["x-request-id"] == "r"
     assert seen[0].extensions["timeout"] == {"connect": 1, "read": 2, "write": 4, "pool": 1}
 
 
-def test_an_upstream_cookie_is_not_sent_back_with_later_requests() -> None:
+async def test_an_upstream_cookie_is_not_sent_back_with_later_requests() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -88,13 +83,13 @@ def test_an_upstream_cookie_is_not_sent_back_with_later_requests() -> None:
         finally:
             await provider.aclose()
 
-    asyncio.run(scenario())
+    await scenario()
     assert [request.headers.get("cookie") for request in seen] == [None, None]
 
 
-def test_a_closed_provider_refuses_to_send() -> None:
+async def test_a_closed_provider_refuses_to_send() -> None:
     provider = provider_seeing([])
     request = provider.build_request(b"{}", "r")
-    asyncio.run(provider.aclose())
+    await provider.aclose()
     with pytest.raises(ProviderUnavailable):
-        send(provider, request)
+        await send(provider, request)

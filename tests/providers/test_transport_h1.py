@@ -118,23 +118,20 @@ def test_the_default_client_sends_over_the_h1_transport() -> None:
     assert isinstance(client()._transport, H1Transport)
 
 
-def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None:
-    async def scenario() -> None:
-        async with Upstream(answer_ok) as up:
-            http = client()
-            try:
-                first = await post(http, up.url)
-                second = await post(http, up.url)
-                assert http._transport.pool_state() == PoolState(in_use=0, idle=1)  # type: ignore[attr-defined]
-            finally:
-                await http.aclose()
-            assert (first.status_code, first.content, second.content) == (200, OK_BODY, OK_BODY)
-            assert up.connections == 1
-
-    asyncio.run(scenario())
+async def test_answer_headers_and_body_pass_and_the_connection_is_kept_alive() -> None:
+    async with Upstream(answer_ok) as up:
+        http = client()
+        try:
+            first = await post(http, up.url)
+            second = await post(http, up.url)
+            assert http._transport.pool_state() == PoolState(in_use=0, idle=1)  # type: ignore[attr-defined]
+        finally:
+            await http.aclose()
+        assert (first.status_code, first.content, second.content) == (200, OK_BODY, OK_BODY)
+        assert up.connections == 1
 
 
-def test_request_reaches_the_upstream_with_each_header_once() -> None:
+async def test_request_reaches_the_upstream_with_each_header_once() -> None:
     seen: list[bytes] = []
 
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -145,7 +142,7 @@ def test_request_reaches_the_upstream_with_each_header_once() -> None:
         async with Upstream(record) as up, client() as http:
             await post(http, up.url, headers={"authorization": "Bearer k", "x-request-id": "r1"})
 
-    asyncio.run(scenario())
+    await scenario()
     head, body = seen[0].split(b"\r\n\r\n", 1)
     lines = [line.lower() for line in head.split(b"\r\n")]
     assert lines[0] == b"post /v1/chat/completions http/1.1"
@@ -156,7 +153,7 @@ def test_request_reaches_the_upstream_with_each_header_once() -> None:
     assert body == b'{"model":"m"}'
 
 
-def test_a_gzipped_answer_is_decoded() -> None:
+async def test_a_gzipped_answer_is_decoded() -> None:
     async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(answer(gzip.compress(OK_BODY), b"content-encoding: gzip"))
@@ -165,16 +162,16 @@ def test_a_gzipped_answer_is_decoded() -> None:
         async with Upstream(gzipped) as up, client() as http:
             return (await post(http, up.url)).content
 
-    assert asyncio.run(scenario()) == OK_BODY
+    assert await scenario() == OK_BODY
 
 
-def test_connection_refused_is_a_connect_error() -> None:
+async def test_connection_refused_is_a_connect_error() -> None:
     async def scenario() -> None:
         async with client() as http:
             await post(http, f"http://127.0.0.1:{free_port()}/v1/chat/completions")
 
     with pytest.raises(UpstreamConnectError, match="could not connect to provider 'up'"):
-        asyncio.run(scenario())
+        await scenario()
 
 
 async def drop_before_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -191,16 +188,16 @@ async def drop_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 
 @pytest.mark.parametrize("upstream", [drop_before_answering, drop_mid_body])
-def test_a_drop_after_the_request_was_sent_is_a_read_error(upstream: Handler) -> None:
+async def test_a_drop_after_the_request_was_sent_is_a_read_error(upstream: Handler) -> None:
     async def scenario() -> None:
         async with Upstream(upstream) as up, client() as http:
             await post(http, up.url)
 
     with pytest.raises(UpstreamReadError):
-        asyncio.run(scenario())
+        await scenario()
 
 
-def test_the_read_timeout_of_the_request_applies() -> None:
+async def test_the_read_timeout_of_the_request_applies() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         await asyncio.sleep(10)
@@ -210,16 +207,16 @@ def test_the_read_timeout_of_the_request_applies() -> None:
             await post(http, up.url, timeout=httpx.Timeout(5, read=0.2))
 
     with pytest.raises(UpstreamTimeout, match=r"read timeout"):
-        asyncio.run(asyncio.wait_for(scenario(), 5))
+        await asyncio.wait_for(scenario(), 5)
 
 
-def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
+async def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         await asyncio.sleep(1)
         writer.write(answer(OK_BODY))
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(slow) as up:
             async with client(pool=PoolLimits(max_connections=1)) as http:
                 first = asyncio.create_task(post(http, up.url))
@@ -231,10 +228,8 @@ def test_waiting_for_a_pool_slot_is_bounded_by_the_pool_timeout() -> None:
                     assert (await first).content == OK_BODY
             assert up.connections == 1  # the limit held: the second request never connected
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_max_keepalive_zero_closes_each_connection() -> None:
+async def test_max_keepalive_zero_closes_each_connection() -> None:
     async def scenario() -> int:
         async with Upstream(answer_ok) as up:
             async with client(pool=PoolLimits(max_keepalive_connections=0)) as http:
@@ -243,7 +238,7 @@ def test_max_keepalive_zero_closes_each_connection() -> None:
                 assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
             return up.connections
 
-    assert asyncio.run(scenario()) == 2
+    assert await scenario() == 2
 
 
 def event_stream(next_event: asyncio.Event, then: bytes) -> Handler:
@@ -265,11 +260,11 @@ def event_stream(next_event: asyncio.Event, then: bytes) -> Handler:
     return events
 
 
-def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connection() -> None:
+async def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connection() -> None:
     next_event = asyncio.Event()
     events = event_stream(next_event, b"e\r\ndata: second\n\n\r\n")
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(events) as up:
             http = client()
             try:
@@ -288,10 +283,8 @@ def test_stream_bytes_arrive_as_sent_and_an_abandoned_stream_closes_its_connecti
             finally:
                 await http.aclose()
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_every_transport_error_is_one_of_ours() -> None:
+async def test_every_transport_error_is_one_of_ours() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
@@ -303,7 +296,7 @@ def test_every_transport_error_is_one_of_ours() -> None:
             await post(http, up.url)
 
     with pytest.raises(UpstreamError):
-        asyncio.run(scenario())
+        await scenario()
 
 
 # The providers' fast path: `H1Transport.send` under `Provider`, without httpx's models.
@@ -314,7 +307,7 @@ def provider_for(url: str, **config: object) -> Provider:
     return new_provider(ProviderConfig(name="up", type="openai", base_url=base, **config))  # type: ignore[arg-type]
 
 
-def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
+async def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
     seen: list[bytes] = []
 
     async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -333,7 +326,7 @@ def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
             finally:
                 await provider.aclose()
 
-    reply = asyncio.run(scenario())
+    reply = await scenario()
     assert (reply.status_code, reply.content) == (200, OK_BODY)
     assert reply.headers == {"x-ratelimit-limit-requests": "9"}
     head, body = seen[0].split(b"\r\n\r\n", 1)
@@ -344,7 +337,7 @@ def test_provider_complete_sends_the_request_and_decodes_the_answer() -> None:
     assert body == b'{"model":"m"}'
 
 
-def test_provider_errors_on_the_fast_path_are_ours() -> None:
+async def test_provider_errors_on_the_fast_path_are_ours() -> None:
     async def error(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         body = b'{"error":{"message":"slow down"}}'
@@ -361,7 +354,7 @@ def test_provider_errors_on_the_fast_path_are_ours() -> None:
         finally:
             await provider.aclose()
 
-    async def scenario() -> None:
+    async with asyncio.timeout(10):
         async with Upstream(error) as up:
             with pytest.raises(UpstreamStatusError) as status:
                 await complete(up.url)
@@ -372,14 +365,12 @@ def test_provider_errors_on_the_fast_path_are_ours() -> None:
         with pytest.raises(UpstreamConnectError):
             await complete(f"http://127.0.0.1:{free_port()}/v1/chat/completions")
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))
 
-
-def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection() -> None:
+async def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection() -> None:
     next_event = asyncio.Event()
     events = event_stream(next_event, b"")  # silent after the first event
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(events) as up:
             provider = provider_for(up.url)
             try:
@@ -394,51 +385,45 @@ def test_provider_stream_passes_reads_through_and_closes_an_abandoned_connection
             finally:
                 await provider.aclose()
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
-
 
 # What only our own client has to get right: body framing, pool bookkeeping, header safety.
 
 
-def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole() -> None:
+async def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole() -> None:
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + OK_BODY)
         await writer.drain()
         raise ConnectionError  # the handler's `finally` closes the connection: the end of the body
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(until_close) as up, client() as http:
             response = await post(http, up.url)
             assert response.content == OK_BODY
             assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_a_chunked_answer_read_to_its_end_keeps_the_connection() -> None:
+async def test_a_chunked_answer_read_to_its_end_keeps_the_connection() -> None:
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
         writer.write(b'5\r\n{"ok"\r\n6\r\n:true}\r\n0\r\n\r\n')
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(chunked) as up, client() as http:
             assert (await post(http, up.url)).content == OK_BODY
             assert (await post(http, up.url)).content == OK_BODY
             assert up.connections == 1
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
+async def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
     async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(answer(OK_BODY))  # says nothing of closing: a keep-alive answer
         await writer.drain()
         raise ConnectionError  # then the upstream's idle timeout closes it
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(answer_then_close) as up, client() as http:
             assert (await post(http, up.url)).content == OK_BODY
             await asyncio.sleep(0.1)  # the close reaches the gateway's loop
@@ -446,11 +431,9 @@ def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
             assert (await post(http, up.url)).content == OK_BODY
             assert up.connections == 2
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
-    async def scenario() -> None:
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(answer_ok) as up:
             transport = H1Transport(httpx.Limits())
             try:
@@ -462,10 +445,8 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None
                 await transport.aclose()
             assert up.connections == 0
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_a_head_probe_does_not_wait_for_the_announced_body() -> None:
+async def test_a_head_probe_does_not_wait_for_the_announced_body() -> None:
     async def head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n")  # HEAD: the length, no body
@@ -474,16 +455,16 @@ def test_a_head_probe_does_not_wait_for_the_announced_body() -> None:
         async with Upstream(head) as up, client(read=3) as http:
             return (await http.request("HEAD", up.url)).status_code
 
-    assert asyncio.run(asyncio.wait_for(scenario(), 2)) == 200
+    assert await asyncio.wait_for(scenario(), 2) == 200
 
 
-def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
+async def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
     async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         await asyncio.sleep(0.05)
         writer.write(answer(OK_BODY))
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         limits = PoolLimits(max_keepalive_connections=1, keepalive_expiry=0.2)
         async with Upstream(slow_ok) as up, client(pool=limits) as http:
             transport = http._transport
@@ -497,16 +478,14 @@ def test_idle_connections_expire_and_beyond_max_keepalive_are_closed() -> None:
             await post(http, up.url)
             assert up.connections == 4  # expired: a new connection
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() -> None:
+async def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() -> None:
     async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         await asyncio.sleep(0.05)
         writer.write(answer(OK_BODY))
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(slow_ok) as up, client(pool=PoolLimits(keepalive_expiry=0.2)) as http:
             transport = http._transport
             assert isinstance(transport, H1Transport)
@@ -517,25 +496,21 @@ def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() -> Non
             await asyncio.sleep(0.05)
             assert len(up._handlers) == 0  # the upstream saw them closed
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_requests_over_the_connection_limit_wait_for_a_free_connection() -> None:
+async def test_requests_over_the_connection_limit_wait_for_a_free_connection() -> None:
     async def slow_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         await asyncio.sleep(0.05)
         writer.write(answer(OK_BODY))
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with Upstream(slow_ok) as up, client(pool=PoolLimits(max_connections=2)) as http:
             responses = await asyncio.gather(*(post(http, up.url) for _ in range(6)))
             assert [response.content for response in responses] == [OK_BODY] * 6
             assert up.connections == 2
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
 
-
-def test_a_slow_reader_gets_a_large_stream_whole_and_in_order() -> None:
+async def test_a_slow_reader_gets_a_large_stream_whole_and_in_order() -> None:
     piece = bytes(range(256)) * 256  # 64 KiB
 
     async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -560,10 +535,10 @@ def test_a_slow_reader_gets_a_large_stream_whole_and_in_order() -> None:
             finally:
                 await transport.aclose()
 
-    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == piece * 32
+    assert await asyncio.wait_for(scenario(), 10) == piece * 32
 
 
-def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
+async def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
     compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without the zlib wrapper, as some send it
     deflated = compressor.compress(OK_BODY) + compressor.flush()
 
@@ -579,7 +554,7 @@ def test_a_raw_deflate_answer_is_decoded_on_the_fast_path() -> None:
             finally:
                 await provider.aclose()
 
-    assert asyncio.run(asyncio.wait_for(scenario(), 5)) == OK_BODY
+    assert await asyncio.wait_for(scenario(), 5) == OK_BODY
 
 
 # TLS (every real provider is https): verified with the CA bundle, kept alive like plain connections.
@@ -631,7 +606,7 @@ class TlsUpstream(Upstream):
         return super().url.replace("http://", "https://", 1)
 
 
-def test_an_https_upstream_with_an_untrusted_certificate_is_a_connect_error(
+async def test_an_https_upstream_with_an_untrusted_certificate_is_a_connect_error(
     tls_files: tuple[Path, Path],
 ) -> None:
     async def scenario() -> None:
@@ -639,17 +614,17 @@ def test_an_https_upstream_with_an_untrusted_certificate_is_a_connect_error(
             await post(http, up.url)
 
     with pytest.raises(UpstreamConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-        asyncio.run(asyncio.wait_for(scenario(), 5))
+        await asyncio.wait_for(scenario(), 5)
 
 
-def test_an_https_upstream_answers_over_tls_and_its_connection_is_reused(
+async def test_an_https_upstream_answers_over_tls_and_its_connection_is_reused(
     tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cert, _ = tls_files
     trusting = ssl.create_default_context(cafile=str(cert))
     monkeypatch.setattr(h1_pool, "_ssl_contexts", [trusting])
 
-    async def scenario() -> None:
+    async with asyncio.timeout(5):
         async with TlsUpstream(answer_ok, *tls_files) as up:
             provider = provider_for(up.url)
             try:
@@ -660,5 +635,3 @@ def test_an_https_upstream_answers_over_tls_and_its_connection_is_reused(
             finally:
                 await provider.aclose()
             assert up.connections == 1
-
-    asyncio.run(asyncio.wait_for(scenario(), 5))

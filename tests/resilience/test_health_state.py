@@ -99,8 +99,8 @@ def test_registry_keeps_state_of_unchanged_providers_only() -> None:
     assert set(map(id, retired2)) == {id(changed), id(removed)}
 
 
-def test_probe_records_status_and_errors() -> None:
-    asyncio.run(probe_records_status_and_errors())
+async def test_probe_records_status_and_errors() -> None:
+    await probe_records_status_and_errors()
 
 
 async def probe_records_status_and_errors() -> None:
@@ -127,8 +127,8 @@ async def probe_records_status_and_errors() -> None:
     assert down.check_error is not None and "could not connect" in down.check_error
 
 
-def test_checker_follows_the_registry_and_drains_on_close() -> None:
-    asyncio.run(checker_follows_the_registry_and_drains_on_close())
+async def test_checker_follows_the_registry_and_drains_on_close() -> None:
+    await checker_follows_the_registry_and_drains_on_close()
 
 
 async def checker_follows_the_registry_and_drains_on_close() -> None:

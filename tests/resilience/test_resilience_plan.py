@@ -87,49 +87,46 @@ def context(route: RouteConfig) -> RequestContext:
     return RequestContext("req-1", RouteMatch(route, "exact", "m"), body, stream=False)
 
 
-def test_no_servable_target_answers_503_before_any_attempt() -> None:
+async def test_no_servable_target_answers_503_before_any_attempt() -> None:
     missing = make_provider("k", unavailable_reason="K_KEY is not set")
     route = RouteConfig("r", "m", (Target("k"),))
     dispatcher = Dispatcher(ProviderRegistry({"k": missing}))
     ctx = context(route)
 
     with pytest.raises(ProviderUnavailable, match="K_KEY is not set"):
-        asyncio.run(dispatcher.complete(ctx))
+        await dispatcher.complete(ctx)
     assert ctx.attempts == 0
 
 
-def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
-    async def scenario() -> None:
-        release = asyncio.Event()
+async def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
+    release = asyncio.Event()
 
-        async def slow(request: httpx.Request) -> httpx.Response:
-            await release.wait()
-            return httpx.Response(200, content=OK)
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, content=OK)
 
-        cfg = ProviderConfig(
-            name="a",
-            type="openai",
-            base_url="http://a.test/v1",
-            circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown=0.01),
-        )
-        provider = Provider(cfg, httpx.AsyncClient(transport=httpx.MockTransport(slow)))
-        dispatcher = Dispatcher(ProviderRegistry({"a": provider}))
-        health = dispatcher.health.get("a")
-        assert health is not None
-        health.breaker.record_failure(0.0, "boom")  # open long ago: the next request is the trial
-        route = RouteConfig("r", "m", (Target("a"),))
+    cfg = ProviderConfig(
+        name="a",
+        type="openai",
+        base_url="http://a.test/v1",
+        circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown=0.01),
+    )
+    provider = Provider(cfg, httpx.AsyncClient(transport=httpx.MockTransport(slow)))
+    dispatcher = Dispatcher(ProviderRegistry({"a": provider}))
+    health = dispatcher.health.get("a")
+    assert health is not None
+    health.breaker.record_failure(0.0, "boom")  # open long ago: the next request is the trial
+    route = RouteConfig("r", "m", (Target("a"),))
 
-        trial = asyncio.create_task(dispatcher.complete(context(route)))
-        await asyncio.sleep(0.05)
-        assert health.breaker.state == "half_open" and health.breaker.trial_in_flight
-        trial.cancel()  # the client went away
-        with pytest.raises(asyncio.CancelledError):
-            await trial
-        assert not health.breaker.trial_in_flight
+    trial = asyncio.create_task(dispatcher.complete(context(route)))
+    await asyncio.sleep(0.05)
+    assert health.breaker.state == "half_open" and health.breaker.trial_in_flight
+    trial.cancel()  # the client went away
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    assert not health.breaker.trial_in_flight
 
-        release.set()
-        reply = await dispatcher.complete(context(route))  # the next request becomes the trial
-        assert reply.status_code == 200 and health.breaker.state == "closed"
-        await provider.aclose()
-
-    asyncio.run(scenario())
+    release.set()
+    reply = await dispatcher.complete(context(route))  # the next request becomes the trial
+    assert reply.status_code == 200 and health.breaker.state == "closed"
+    await provider.aclose()

@@ -27,7 +27,7 @@ def models_requests(sim: ProviderSimulator) -> int:
     return sum(1 for request in sim.requests if request.path.endswith("/models"))
 
 
-def test_reload_keeps_unchanged_health_and_stops_probing_removed_providers(tmp_path: Path) -> None:
+async def test_reload_keeps_unchanged_health_and_stops_probing_removed_providers(tmp_path: Path) -> None:
     with ProviderSimulator() as sim_a, ProviderSimulator() as sim_b:
         a = provider(sim_a.base_url, health_check=FAST_CHECKS)
         b = provider(sim_b.base_url, health_check=FAST_CHECKS)
@@ -74,4 +74,4 @@ def test_reload_keeps_unchanged_health_and_stops_probing_removed_providers(tmp_p
             assert checker.watched == []
             await holder.current.registry.aclose()
 
-        asyncio.run(scenario())
+        await scenario()

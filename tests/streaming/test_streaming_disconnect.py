@@ -124,12 +124,12 @@ async def abandon_many(port: int, count: int) -> None:
     await asyncio.gather(*(one(index) for index in range(count)))
 
 
-def test_many_disconnects_leave_no_upstream_connection_and_no_task(
+async def test_many_disconnects_leave_no_upstream_connection_and_no_task(
     simulator: ProviderSimulator, gateway: RunningGateway, observer: RecordingObserver
 ) -> None:
     baseline = live_tasks(gateway)
 
-    asyncio.run(abandon_many(gateway.port, DISCONNECTS))
+    await abandon_many(gateway.port, DISCONNECTS)
 
     simulator.wait_for(
         lambda: simulator.open_connections == 0,
@@ -151,7 +151,7 @@ def test_many_disconnects_leave_no_upstream_connection_and_no_task(
 
 
 @pytest.mark.parametrize("streamer", ["asgi", "starlette"])
-def test_a_disconnect_cancels_a_silent_upstream_read_at_once(
+async def test_a_disconnect_cancels_a_silent_upstream_read_at_once(
     simulator: ProviderSimulator, gateway: RunningGateway, streamer: str
 ) -> None:
     simulator.enqueue(Behaviour(hang_after=1))
@@ -160,7 +160,7 @@ def test_a_disconnect_cancels_a_silent_upstream_read_at_once(
         await open_and_abandon(gateway.port, stream_body(), streamer, reset=False)
         return time.monotonic()
 
-    gone_at = asyncio.run(scenario())
+    gone_at = await scenario()
     simulator.wait_for(lambda: simulator.aborted_streams == 1, timeout=5)
     released_after = time.monotonic() - gone_at
 
@@ -182,7 +182,7 @@ async def send_and_leave(port: int, body: dict[str, Any], streamer: str, after: 
 
 @pytest.mark.parametrize("streamer", ["asgi", "starlette"])
 @pytest.mark.parametrize("upstream", ["no head yet", "head but no event"])
-def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request(
+async def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request(
     simulator: ProviderSimulator,
     gateway: RunningGateway,
     observer: RecordingObserver,
@@ -196,7 +196,7 @@ def test_a_client_leaving_before_the_first_event_cancels_the_upstream_request(
         await send_and_leave(gateway.port, stream_body(x_sim=behaviour), streamer, after=0.3)
         return time.monotonic()
 
-    gone_at = asyncio.run(scenario())
+    gone_at = await scenario()
     simulator.wait_for(lambda: simulator.open_connections == 0, timeout=5)
     released_after = time.monotonic() - gone_at
 

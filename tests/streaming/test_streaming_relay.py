@@ -84,17 +84,13 @@ async def relay_all(relay: StreamRelay) -> list[bytes]:
     return frames
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
-
-
-def test_every_event_goes_out_whole_however_upstream_split_them() -> None:
+async def test_every_event_goes_out_whole_however_upstream_split_them() -> None:
     events = [chunk("a"), chunk("b"), chunk(finish="stop")]
     stream = sse(*events) + b"data: [DONE]\n\n"
     reads = [stream[:5], stream[5:90], stream[90:91], stream[91:]]  # splits inside and across events
     relay, upstream = make_relay(reads)
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert b"".join(frames) == stream
     # A piece per read that completed events, each a whole number of events: never a part of one.
@@ -106,16 +102,16 @@ def test_every_event_goes_out_whole_however_upstream_split_them() -> None:
     assert relay.stats.upstream_bytes == len(stream)
 
 
-def test_one_event_per_read_gives_one_frame_per_event() -> None:
+async def test_one_event_per_read_gives_one_frame_per_event() -> None:
     events = [chunk("a"), chunk("b"), chunk(finish="stop")]
     relay, _ = make_relay([sse(event) for event in events] + [DONE_FRAME])
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert frames == [sse(event) for event in events] + [DONE_FRAME]
 
 
-def test_several_events_in_one_read_go_out_together_from_that_read() -> None:
+async def test_several_events_in_one_read_go_out_together_from_that_read() -> None:
     read = sse(chunk("a"), chunk("b"), chunk("c"))
     relay, upstream = make_relay([read, ScriptedUpstream.HANG])
 
@@ -127,26 +123,26 @@ def test_several_events_in_one_read_go_out_together_from_that_read() -> None:
         await relay.aclose()
         return got
 
-    piece = run(asyncio.wait_for(first_piece(), 2))
+    piece = await asyncio.wait_for(first_piece(), 2)
     assert piece is read  # plain events pass through as they came: no parsing copy, no re-framing
     assert upstream.read_count == 1
     assert relay.stats.chunks == 3
 
 
-def test_a_read_with_a_keepalive_goes_through_the_parser_in_one_piece() -> None:
+async def test_a_read_with_a_keepalive_goes_through_the_parser_in_one_piece() -> None:
     read = b": keep-alive\n\n" + sse(chunk("a")) + b"data: " + chunk("b") + b"\r\n\r\n" + DONE_FRAME
     relay, _ = make_relay([read])
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert frames == [sse(chunk("a"), chunk("b")) + DONE_FRAME]
     assert relay.stats.chunks == 2
 
 
-def test_a_malformed_event_mid_read_ends_the_stream_after_the_events_before_it() -> None:
+async def test_a_malformed_event_mid_read_ends_the_stream_after_the_events_before_it() -> None:
     relay, _ = make_relay([sse(chunk("a"), chunk("b")) + b'data: {"id":"c1","choi\n\n' + sse(chunk("c"))])
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert frames[0] == sse(chunk("a"), chunk("b"))
     assert len(frames) == 2 and frames[1].startswith(b'data: {"error":')
@@ -154,22 +150,22 @@ def test_a_malformed_event_mid_read_ends_the_stream_after_the_events_before_it()
 
 
 @pytest.mark.parametrize("drop_usage", [True, False])
-def test_usage_is_recorded_and_the_usage_only_chunk_dropped_when_asked(drop_usage: bool) -> None:
+async def test_usage_is_recorded_and_the_usage_only_chunk_dropped_when_asked(drop_usage: bool) -> None:
     events = [chunk("a", usage=None), chunk(finish="stop", usage=None), chunk(usage=USAGE)]
     relay, _ = make_relay([sse(*events) + b"data: [DONE]\n\n"], drop_usage=drop_usage)
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert relay.stats.usage == USAGE
     expected = events[:2] if drop_usage else events
     assert frames == [sse(*expected) + DONE_FRAME]  # the read's events in one piece
 
 
-def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
+async def test_usage_on_a_chunk_with_choices_is_recorded_but_never_dropped() -> None:
     events = [chunk("a"), chunk(finish="stop", usage=USAGE)]
     relay, _ = make_relay([sse(*events) + b"data: [DONE]\n\n"], drop_usage=True)
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert relay.stats.usage == USAGE
     assert b"".join(frames) == sse(*events) + DONE_FRAME
@@ -207,10 +203,10 @@ def test_carries_usage_without_parsing(payload: bytes, expected: bool) -> None:
     ],
     ids=["read error", "truncated event", "not json", "ends inside an event", "ends unfinished"],
 )
-def test_a_mid_stream_failure_is_one_final_error_event(reads: list[Any], code: str) -> None:
+async def test_a_mid_stream_failure_is_one_final_error_event(reads: list[Any], code: str) -> None:
     relay, upstream = make_relay(reads)
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert frames[0] == b"data: " + chunk("a") + b"\n\n"
     assert len(frames) == 2
@@ -221,13 +217,13 @@ def test_a_mid_stream_failure_is_one_final_error_event(reads: list[Any], code: s
     assert upstream.close_count == 1
 
 
-def test_a_finished_answer_without_done_gets_one() -> None:
+async def test_a_finished_answer_without_done_gets_one() -> None:
     relay, _ = make_relay([sse(chunk("a"), chunk(finish="stop"))])
-    assert run(relay_all(relay))[-1] == DONE_FRAME
+    assert (await relay_all(relay))[-1] == DONE_FRAME
     assert relay.stats.status == "ok"
 
 
-def test_prime_fails_over_when_upstream_ends_before_any_event() -> None:
+async def test_prime_fails_over_when_upstream_ends_before_any_event() -> None:
     relay, upstream = make_relay([b": ping\n\n"])
 
     async def prime() -> None:
@@ -237,12 +233,12 @@ def test_prime_fails_over_when_upstream_ends_before_any_event() -> None:
             await relay.aclose()
 
     with pytest.raises(UpstreamProtocolError, match="before any event"):
-        run(prime())
+        await prime()
     assert relay.stats.status == "error"
     assert upstream.close_count == 1
 
 
-def test_after_done_the_rest_of_the_body_is_read_and_the_upstream_closed_before_the_last_frame_ends() -> None:
+async def test_after_done_the_body_is_read_out_and_the_upstream_closed_before_the_last_frame_ends() -> None:
     relay, upstream = make_relay([sse(chunk("a")) + b"data: [DONE]\n\n", b"", b"trailing"])
 
     async def scenario() -> tuple[int, int]:
@@ -252,10 +248,10 @@ def test_after_done_the_rest_of_the_body_is_read_and_the_upstream_closed_before_
             pass
         return upstream.read_count, upstream.close_count
 
-    assert run(scenario()) == (3, 1)
+    assert await scenario() == (3, 1)
 
 
-def test_close_runs_callbacks_once_and_survives_a_failing_one() -> None:
+async def test_close_runs_callbacks_once_and_survives_a_failing_one() -> None:
     relay, upstream = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
     seen: list[str] = []
 
@@ -268,12 +264,12 @@ def test_close_runs_callbacks_once_and_survives_a_failing_one() -> None:
         await relay_all(relay)
         await relay.aclose()
 
-    run(scenario())
+    await scenario()
     assert seen == ["ok"]
     assert upstream.close_count == 1
 
 
-def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*args: object) -> None:
         raise AssertionError("per-chunk DEBUG line built while DEBUG is off")
 
@@ -282,7 +278,7 @@ def test_no_debug_work_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> Non
     try:
         events = [chunk("a"), chunk(finish="stop")]
         relay, _ = make_relay([sse(event) for event in events] + [DONE_FRAME])
-        assert run(relay_all(relay)) == [sse(event) for event in events] + [DONE_FRAME]
+        assert await relay_all(relay) == [sse(event) for event in events] + [DONE_FRAME]
     finally:
         logging.getLogger("gateway.stream").setLevel(logging.NOTSET)
 
@@ -321,7 +317,7 @@ STREAMERS = [AsgiStreamer, StarletteStreamer]
 
 
 @pytest.mark.parametrize("streamer", STREAMERS)
-def test_streamers_send_one_body_message_per_completed_event(streamer: type) -> None:
+async def test_streamers_send_one_body_message_per_completed_event(streamer: type) -> None:
     events = [chunk("a"), chunk("b"), chunk(finish="stop")]
     stream = sse(*events) + b"data: [DONE]\n\n"
     relay, upstream = make_relay([stream[index : index + 1] for index in range(len(stream))])
@@ -332,7 +328,7 @@ def test_streamers_send_one_body_message_per_completed_event(streamer: type) -> 
         await streamer(relay, HEADERS)(SCOPE, client.receive, client.send)
         return client
 
-    client = run(scenario())
+    client = await scenario()
 
     assert client.messages[0]["type"] == "http.response.start"
     frames = [b"data: " + event + b"\n\n" for event in events] + [DONE_FRAME]
@@ -347,7 +343,7 @@ def test_streamers_send_one_body_message_per_completed_event(streamer: type) -> 
 
 @pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
 @pytest.mark.parametrize("streamer", STREAMERS)
-def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_task(
+async def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_task(
     streamer: type, spec_version: str
 ) -> None:
     relay, upstream = make_relay([sse(chunk("a")), ScriptedUpstream.HANG])
@@ -364,7 +360,7 @@ def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_task(
         await asyncio.sleep(0)
         return elapsed, asyncio.all_tasks() - {asyncio.current_task()}
 
-    elapsed, leftover = run(scenario())
+    elapsed, leftover = await scenario()
 
     assert elapsed < 0.5
     assert upstream.close_count == 1
@@ -372,7 +368,7 @@ def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_task(
     assert leftover == set()
 
 
-def test_a_disconnect_message_after_the_end_does_not_cancel_the_close_path() -> None:
+async def test_a_disconnect_message_after_the_end_does_not_cancel_the_close_path() -> None:
     relay, upstream = make_relay([sse(chunk("a"), chunk(finish="stop")) + b"data: [DONE]\n\n"])
     finished: list[str] = []
 
@@ -387,12 +383,12 @@ def test_a_disconnect_message_after_the_end_does_not_cancel_the_close_path() -> 
         await relay.prime()
         await AsgiStreamer(relay, HEADERS)(SCOPE, client.receive, client.send)
 
-    run(scenario())
+    await scenario()
     assert finished == ["ok"]
     assert upstream.close_count == 1
 
 
-def test_a_shutdown_cancellation_at_the_same_time_as_a_disconnect_is_not_swallowed() -> None:
+async def test_a_shutdown_cancellation_at_the_same_time_as_a_disconnect_is_not_swallowed() -> None:
     relay, upstream = make_relay([sse(chunk("a")), ScriptedUpstream.HANG])
 
     async def scenario() -> bool:
@@ -415,18 +411,18 @@ def test_a_shutdown_cancellation_at_the_same_time_as_a_disconnect_is_not_swallow
             return True
         return False
 
-    assert run(scenario()) is True
+    assert await scenario() is True
     assert upstream.close_count == 1
 
 
 @pytest.mark.parametrize("finished", [True, False])
-def test_an_upstream_end_without_done_after_a_passed_through_read_is_judged_by_its_last_event(
+async def test_an_upstream_end_without_done_after_a_passed_through_read_is_judged_by_its_last_event(
     finished: bool,
 ) -> None:
     last = chunk(finish="stop") if finished else chunk("b")
     relay, _ = make_relay([sse(chunk("a"), last)])  # plain events, passed through; then the body ends
 
-    frames = run(relay_all(relay))
+    frames = await relay_all(relay)
 
     assert frames[0] == sse(chunk("a"), last)
     if finished:  # a whole answer: the client still gets its [DONE]
