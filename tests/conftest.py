@@ -25,6 +25,9 @@ from tests.support.harness import (
 from tests.support.resilience_support import write_gateway_config
 from tests.support.simulator import ProviderSimulator
 
+# The session-scoped `redis_server` fixture (a private redis-server, or a skip when it is not installed).
+pytest_plugins = ["tests.support.redis_server"]
+
 
 @pytest.fixture
 def simulator() -> Iterator[ProviderSimulator]:

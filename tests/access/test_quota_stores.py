@@ -1,7 +1,7 @@
 """Both stores behind one interface: admission, usage commits and reads, persistence, sharing.
 
-The same checks run against SQLite (in memory and on disk) and Redis (127.0.0.1:6379, a private key
-prefix per test, deleted afterwards).
+The same checks run against SQLite (in memory and on disk) and Redis (the session's own redis-server, a
+private key prefix per test, deleted afterwards).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from gateway.access.settings import StoreSettings
 from gateway.access.store import StoreUnavailable, UsageBatch, UsageStore
 from gateway.access.usage import UsageCounters, UsageKey
 from gateway.records import RequestRecord
-from tests.support.access_support import REDIS_URL, redis_keys, redis_prefix
+from tests.support.access_support import redis_keys, redis_prefix
 from tests.support.harness import free_port
+from tests.support.redis_server import RedisServer
 
 StoreFactory = Callable[[], UsageStore]
 
@@ -32,8 +33,9 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     if request.param == "sqlite":
         yield lambda: create_store(StoreSettings(str(tmp_path / "usage.db")))
         return
-    with redis_prefix() as prefix:
-        yield lambda: create_store(StoreSettings(REDIS_URL, prefix=prefix))
+    url = request.getfixturevalue("redis_server").url  # only the Redis cases need (or skip for) one
+    with redis_prefix(url) as prefix:
+        yield lambda: create_store(StoreSettings(url, prefix=prefix))
 
 
 @contextlib.asynccontextmanager
@@ -114,25 +116,25 @@ async def test_usage_and_daily_spend_survive_a_new_store_instance(make_store: St
     await second_life()
 
 
-async def test_two_store_instances_on_redis_share_one_request_quota() -> None:
+async def test_two_store_instances_on_redis_share_one_request_quota(redis_server: RedisServer) -> None:
     """What two gateway processes do: two clients, one prefix; exactly the limit is admitted."""
 
     async def scenario(prefix: str) -> None:
-        settings = StoreSettings(REDIS_URL, prefix=prefix)
+        settings = StoreSettings(redis_server.url, prefix=prefix)
         async with opened(create_store(settings)) as one, opened(create_store(settings)) as two:
             limits = KeyLimits(requests_per_minute=30)
             calls = [(one if index % 2 else two).admit("team", limits) for index in range(100)]
             results = await asyncio.gather(*calls)
             assert sum(result.allowed for result in results) == 30
 
-    with redis_prefix() as prefix:
+    with redis_prefix(redis_server.url) as prefix:
         await scenario(prefix)
-        assert redis_keys(prefix) == [f"{prefix}:limit:team:requests"]
+        assert redis_keys(redis_server.url, prefix) == [f"{prefix}:limit:team:requests"]
 
 
-async def test_redis_token_windows_refuse_after_spend_and_report_state() -> None:
+async def test_redis_token_windows_refuse_after_spend_and_report_state(redis_server: RedisServer) -> None:
     async def scenario(prefix: str) -> None:
-        async with opened(create_store(StoreSettings(REDIS_URL, prefix=prefix))) as store:
+        async with opened(create_store(StoreSettings(redis_server.url, prefix=prefix))) as store:
             limits = KeyLimits(requests_per_minute=10, tokens_per_minute=100, tokens_per_day=1000)
             first = await store.admit("team", limits)
             assert first.allowed and first.tokens is not None and first.tokens.remaining == 100
@@ -145,7 +147,7 @@ async def test_redis_token_windows_refuse_after_spend_and_report_state() -> None
             assert refused.exceeded == "tokens_per_minute" and 59 < refused.retry_after <= 60
             assert refused.requests is not None and refused.requests.remaining == 8  # not counted
 
-    with redis_prefix() as prefix:
+    with redis_prefix(redis_server.url) as prefix:
         await scenario(prefix)
 
 

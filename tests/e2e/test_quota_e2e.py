@@ -18,13 +18,13 @@ import pytest
 from gateway.access.keys import hash_secret
 from tests.support.access_support import (
     CHAT_BODY,
-    REDIS_URL,
     bearer,
     keyed_routes_yaml,
     ratelimit_headers,
     redis_prefix,
 )
 from tests.support.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
+from tests.support.redis_server import RedisServer
 from tests.support.simulator import ProviderSimulator
 
 TEAM_KEY = "sk-gw-quota-team-key"
@@ -32,13 +32,14 @@ TEAM_SECRET = hash_secret(TEAM_KEY)
 
 
 @contextlib.contextmanager
-def store_settings(kind: str, tmp_path: Path) -> Iterator[str]:
-    """The `settings:` body for a SQLite file or a private Redis prefix."""
+def store_settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The `settings:` body for a SQLite file or a private Redis prefix (on the session's redis-server)."""
     if kind == "sqlite":
         yield f"stats_store: {tmp_path / 'usage.db'}\nstats_flush_interval: 0.05\n"
         return
-    with redis_prefix() as prefix:
-        yield f"stats_store: {REDIS_URL}\nstats_store_prefix: {prefix}\nstats_flush_interval: 0.05\n"
+    url = request.getfixturevalue("redis_server").url
+    with redis_prefix(url) as prefix:
+        yield f"stats_store: {url}\nstats_store_prefix: {prefix}\nstats_flush_interval: 0.05\n"
 
 
 async def post_many(urls: list[str], key: str, body: dict[str, object] | None = None) -> list[httpx.Response]:
@@ -54,10 +55,10 @@ async def post_many(urls: list[str], key: str, body: dict[str, object] | None = 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 async def test_200_concurrent_requests_against_50_per_minute(
-    store: str, write_routes: Callable[..., Path], tmp_path: Path
+    store: str, write_routes: Callable[..., Path], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     keys = f"team: {{secret: {TEAM_SECRET}, limits: {{requests_per_minute: 50}}}}\n"
-    with store_settings(store, tmp_path) as settings:
+    with store_settings(store, tmp_path, request) as settings:
         config_dir = write_routes(keyed_routes_yaml(keys, settings_yaml=settings))
         with running_gateway(config_dir) as gateway:
             url = f"{gateway.base_url}/v1/chat/completions"
@@ -77,10 +78,12 @@ async def test_200_concurrent_requests_against_50_per_minute(
     assert refused.json()["error"]["type"] == "requests"
 
 
-async def test_two_gateway_processes_on_one_redis_share_the_limit(write_routes: Callable[..., Path]) -> None:
+async def test_two_gateway_processes_on_one_redis_share_the_limit(
+    write_routes: Callable[..., Path], redis_server: RedisServer
+) -> None:
     keys = f"team: {{secret: {TEAM_SECRET}, limits: {{requests_per_minute: 30}}}}\n"
-    with redis_prefix() as prefix:
-        settings = f"stats_store: {REDIS_URL}\nstats_store_prefix: {prefix}\n"
+    with redis_prefix(redis_server.url) as prefix:
+        settings = f"stats_store: {redis_server.url}\nstats_store_prefix: {prefix}\n"
         config_dir = write_routes(keyed_routes_yaml(keys, settings_yaml=settings))
         with gateway_process(config_dir) as one, gateway_process(config_dir) as two:
             urls = [f"{(one, two)[index % 2].base_url}/v1/chat/completions" for index in range(100)]

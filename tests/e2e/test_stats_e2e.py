@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.support.access_support import CHAT_BODY, REDIS_URL, bearer, keyed_routes_yaml, redis_prefix
+from tests.support.access_support import CHAT_BODY, bearer, keyed_routes_yaml, redis_prefix
 from tests.support.harness import CLIENT_TIMEOUT, gateway_process, running_gateway, sim_routes_yaml
 from tests.support.simulator import Behaviour, ProviderSimulator
 
@@ -74,14 +75,18 @@ def test_stats_per_key_model_route_and_provider(
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_usage_survives_a_restart(store: str, write_routes: Callable[..., Path], tmp_path: Path) -> None:
+def test_usage_survives_a_restart(
+    store: str, write_routes: Callable[..., Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Two lives of a gateway process on one store. The flush interval is long, so the last requests of
     the first life reach the store only through its shutdown flush."""
-    with redis_prefix() as prefix:
+    with contextlib.ExitStack() as stack:
         if store == "sqlite":
             settings = f"stats_store: {tmp_path / 'state' / 'usage.db'}\nstats_flush_interval: 30\n"
-        else:
-            settings = f"stats_store: {REDIS_URL}\nstats_store_prefix: {prefix}\nstats_flush_interval: 30\n"
+        else:  # only the Redis case needs (or skips for) the session's redis-server
+            url = request.getfixturevalue("redis_server").url
+            prefix = stack.enter_context(redis_prefix(url))
+            settings = f"stats_store: {url}\nstats_store_prefix: {prefix}\nstats_flush_interval: 30\n"
         config_dir = write_routes(keyed_routes_yaml(KEYS, settings_yaml=settings))
         with gateway_process(config_dir) as gateway:
             send(gateway.base_url, 3)

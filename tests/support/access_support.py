@@ -11,16 +11,14 @@ from typing import Any
 import httpx
 import redis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 CHAT_BODY: dict[str, Any] = {"model": "mock", "messages": [{"role": "user", "content": "hello"}]}
 
 
 @contextlib.contextmanager
-def redis_prefix() -> Iterator[str]:
-    """A key prefix no other test (or gateway) uses; every key under it is deleted afterwards."""
+def redis_prefix(url: str) -> Iterator[str]:
+    """A key prefix no other test (or gateway) uses on the Redis at `url`; its keys are deleted afterwards."""
     prefix = f"gw-test-{os.urandom(6).hex()}"
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     try:
         yield prefix
     finally:
@@ -30,8 +28,8 @@ def redis_prefix() -> Iterator[str]:
         client.close()
 
 
-def redis_keys(prefix: str) -> list[str]:
-    with contextlib.closing(redis.Redis.from_url(REDIS_URL, decode_responses=True)) as client:
+def redis_keys(url: str, prefix: str) -> list[str]:
+    with contextlib.closing(redis.Redis.from_url(url, decode_responses=True)) as client:
         return sorted(client.scan_iter(match=f"{prefix}:*", count=500))
 
 
