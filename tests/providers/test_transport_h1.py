@@ -32,6 +32,7 @@ from gateway.providers.h1 import H1Transport, PoolState
 from gateway.providers.h1 import pool as h1_pool
 from gateway.providers.registry import new_provider
 from gateway.providers.transport import build_client, map_upstream_errors
+from tests.support.waiting import eventually
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK_BODY = b'{"ok":true}'
@@ -426,8 +427,8 @@ async def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
     async with asyncio.timeout(5):
         async with Upstream(answer_then_close) as up, client() as http:
             assert (await post(http, up.url)).content == OK_BODY
-            await asyncio.sleep(0.1)  # the close reaches the gateway's loop
-            assert http._transport.pool_state() == PoolState(in_use=0, idle=0)  # type: ignore[attr-defined]
+            # the close reaches the gateway's loop
+            await eventually(lambda: http._transport.pool_state() == PoolState(in_use=0, idle=0))  # type: ignore[attr-defined]
             assert (await post(http, up.url)).content == OK_BODY
             assert up.connections == 2
 
@@ -491,10 +492,9 @@ async def test_idle_connections_left_from_a_burst_are_closed_when_they_expire() 
             assert isinstance(transport, H1Transport)
             await asyncio.gather(*(post(http, up.url) for _ in range(4)))  # a burst: four connections
             assert transport.pool_state() == PoolState(in_use=0, idle=4)
-            await asyncio.sleep(0.4)  # no request takes them again
-            assert transport.pool_state() == PoolState(in_use=0, idle=0)
-            await asyncio.sleep(0.05)
-            assert len(up._handlers) == 0  # the upstream saw them closed
+            await asyncio.sleep(0.2)  # the keepalive expiry passes; no request takes them again
+            await eventually(lambda: transport.pool_state() == PoolState(in_use=0, idle=0))
+            await eventually(lambda: len(up._handlers) == 0)  # the upstream saw them closed
 
 
 async def test_requests_over_the_connection_limit_wait_for_a_free_connection() -> None:

@@ -75,7 +75,7 @@ def test_read_timeout_triggers_failover(
     assert answer.status_code == 200 and answer.headers["x-gateway-provider"] == "b"
     assert streamed.status_code == 200 and streamed.headers["x-gateway-provider"] == "b"
     assert events[-1].is_done
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 2.5, elapsed  # waiting for a (3 s heads) would take longer
 
 
 def test_first_byte_timeout_fails_over_a_stream_whose_first_token_is_late(
@@ -93,7 +93,7 @@ def test_first_byte_timeout_fails_over_a_stream_whose_first_token_is_late(
 
     assert streamed.status_code == 200 and streamed.headers["x-gateway-provider"] == "b"
     assert attempts(streamed) == 2 and events[-1].is_done
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5  # waiting for a's first event would take 3 s
     simulator.wait_for(lambda: simulator.chat_requests[0].outcome == "client_closed")
 
 
@@ -136,7 +136,7 @@ def test_total_timeout_ends_a_slow_stream_with_an_error_event(
     assert 3 <= len(events) < 50
     error = events[-1].json()["error"]
     assert error["code"] == "upstream_timeout" and "total timeout of 0.6s" in error["message"]
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # the whole stream would take 5 s
     assert backup.chat_requests == []
 
 

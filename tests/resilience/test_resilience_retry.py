@@ -82,7 +82,7 @@ def test_retry_after_beyond_the_cap_fails_over_at_once(
     response = chat(client)
 
     assert response.status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.8  # a retry on a would first wait the 2 s cap
     assert response.headers["x-gateway-provider"] == "b" and attempts(response) == 2
 
 
@@ -160,7 +160,7 @@ def test_deadline_bounds_the_whole_request(
     # Attempts at 0, 0.3 and 0.9 s; the next wait (1.2 s) would pass the deadline, so the 503 answers.
     assert response.status_code == 503
     assert attempts(response) == 3
-    assert elapsed < 1.2, elapsed
+    assert elapsed < 2.0, elapsed  # a 4th attempt would start at 2.1 s
 
 
 def test_deadline_cuts_a_slow_attempt(
@@ -174,7 +174,7 @@ def test_deadline_cuts_a_slow_attempt(
 
     assert response.status_code == 504
     assert "request deadline" in response.json()["error"]["message"]
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5  # the slow head would come at 3 s
 
 
 def test_errors_before_any_attempt_say_so(

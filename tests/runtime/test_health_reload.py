@@ -15,6 +15,7 @@ from gateway.resilience.checker import HealthChecker
 from gateway.resilience.health import ProviderHealth
 from tests.support.resilience_support import provider, route
 from tests.support.simulator import ProviderSimulator
+from tests.support.waiting import eventually
 
 FAST_CHECKS = {"interval": 0.05, "timeout": 1}
 
@@ -42,7 +43,9 @@ async def test_reload_keeps_unchanged_health_and_stops_probing_removed_providers
             checker.sync(holder.current.dispatcher.health)
             manager.on_swap.append(lambda _, new: checker.sync(new.dispatcher.health))
             assert checker.watched == ["a", "b"]
-            await asyncio.sleep(0.15)
+            await eventually(
+                lambda: getattr(holder.current.dispatcher.health.get("a"), "check_status", None) == "healthy"
+            )
             state_a = holder.current.dispatcher.health.get("a")
             assert isinstance(state_a, ProviderHealth) and state_a.check_status == "healthy"
             state_a.breaker.record_failure(0.0, "boom")

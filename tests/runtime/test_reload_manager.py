@@ -16,6 +16,7 @@ from gateway.api.reload import ReloadManager
 from gateway.api.runtime import Runtime, RuntimeHolder, build_runtime
 from gateway.config import LoadResult, load_config
 from gateway.providers.base import Provider
+from tests.support.waiting import eventually
 
 
 def provider_yaml(name: str, text: str) -> str:
@@ -212,8 +213,7 @@ async def test_retire_timeout_closes_a_pool_held_by_a_stuck_request(config_dir: 
     stuck = manager.tracker.enter()
     write(config_dir, "b.yaml", provider_yaml("b", "beta two"))
     await manager.reload("test")
-    await asyncio.sleep(0.3)
-    assert is_closed(old_b)
+    await eventually(lambda: is_closed(old_b))
     manager.tracker.leave(stuck)
     await stop(manager)
 

@@ -50,8 +50,8 @@ def test_sighup_reloads_when_watching_is_off(tmp_path: Path) -> None:
 
         gateway.send_signal(signal.SIGHUP)
         started = time.monotonic()
-        wait_until(lambda: "v2" in served_text(client), 2, "SIGHUP did not reload")
-        assert time.monotonic() - started < 1.0
+        wait_until(lambda: "v2" in served_text(client), 5, "SIGHUP did not reload")
+        assert time.monotonic() - started < 2.0  # promptly, on the signal
         assert admin(client)["last_reload"]["trigger"] == "SIGHUP"
 
         write_in_place(providers, BROKEN_KINDS["schema"]("bad-3"))

@@ -362,7 +362,7 @@ async def test_a_disconnect_releases_a_silent_upstream_at_once_and_leaves_no_tas
 
     elapsed, leftover = await scenario()
 
-    assert elapsed < 0.5
+    assert elapsed < 1.5  # a silent upstream would hold it to the 2 s guard
     assert upstream.close_count == 1
     assert relay.stats.status == "disconnected"
     assert leftover == set()
