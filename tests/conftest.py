@@ -1,7 +1,7 @@
 """Shared fixtures: the provider simulator, route files pointing at it, and the real gateway in front.
 
-Each fixture gives one thing and is named for it; the machinery lives in `tests.simulator` and
-`tests.harness`, which tests may also use directly (e.g. two simulators, or a gateway subprocess).
+Each fixture gives one thing and is named for it; the machinery lives in `tests.support.simulator` and
+`tests.support.harness`, which tests may also use directly (e.g. two simulators, or a gateway subprocess).
 """
 
 from __future__ import annotations
@@ -15,9 +15,18 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml, write_config
-from tests.simulator import ProviderSimulator
-from tests.test_resilience_support import write_gateway_config
+from tests.support.harness import (
+    CLIENT_TIMEOUT,
+    RunningGateway,
+    running_gateway,
+    sim_routes_yaml,
+    write_config,
+)
+from tests.support.resilience_support import write_gateway_config
+from tests.support.simulator import ProviderSimulator
+
+# The session-scoped `redis_server` fixture (a private redis-server, or a skip when it is not installed).
+pytest_plugins = ["tests.support.redis_server"]
 
 
 @pytest.fixture
@@ -70,7 +79,7 @@ def openai_client(sim_gateway: RunningGateway) -> Iterator[openai.OpenAI]:
 @pytest.fixture
 def serve(write_routes: Callable[..., Path]) -> Iterator[Callable[..., httpx.Client]]:
     """`serve(providers, routes) -> client`: the gateway with that config (providers and routes as dicts,
-    see tests/test_resilience_support.py), and an httpx client for it; several per test if needed."""
+    see tests/support/resilience_support.py), and an httpx client for it; several per test if needed."""
     with contextlib.ExitStack() as stack:
 
         def start(providers: dict[str, Any], routes: dict[str, Any]) -> httpx.Client:

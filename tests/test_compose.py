@@ -25,7 +25,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from gateway.cli import build_parser
-from tests.harness import REPO_ROOT, RunningGateway, free_port
+from tests.support.harness import REPO_ROOT, RunningGateway, free_port
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"

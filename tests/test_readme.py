@@ -27,6 +27,18 @@ def test_ci_runs_the_readme_test_command() -> None:
     _, test = quick_start_commands()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test in ci_lines
+    commands = [line for line in ci_lines if line and not line.startswith("#")]
+    assert commands[-1] == test, "the README's test command is what CI ends with"
+
+
+def test_ci_installs_the_services_the_tests_start_before_running_them() -> None:
+    """Without redis-server the Redis tests skip; CI installs it first so that they run there."""
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    _, test = quick_start_commands()
+    install = next(index for index, line in enumerate(ci_lines) if "apt-get install" in line)
+    assert ci_lines[install].startswith("command -v redis-server >/dev/null ||")
+    assert "redis-server" in ci_lines[install].split("apt-get install", 1)[1]
+    assert install < ci_lines.index(test)
 
 
 # Providers a README example refers to without defining them (each example shows one concern).

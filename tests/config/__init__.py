@@ -1,0 +1,1 @@
+"""Tests of gateway/config/: loading, interpolation, the schema, diagnostics, the watcher."""

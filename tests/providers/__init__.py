@@ -1,1 +1,1 @@
-"""Providers: the transport seam, its implementations (H1, mock, httpx), provider kinds."""
+"""Tests of gateway/providers/: the upstream request a provider builds and the H1 transport."""

@@ -3,8 +3,6 @@ probes through one transport (and pool) against the provider simulator on a real
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 
@@ -17,8 +15,8 @@ from gateway.providers.mock import MockTransport
 from gateway.providers.registry import new_provider
 from gateway.providers.transport import PoolState, WireRequest, WireTimeouts
 from gateway.translate.openai_errors import read_openai_error
-from tests.simulator import ProviderSimulator
-from tests.simulator_behaviour import Behaviour
+from tests.support.simulator import ProviderSimulator
+from tests.support.simulator_behaviour import Behaviour
 
 
 @pytest.mark.parametrize(
@@ -51,11 +49,7 @@ def test_every_kind_builds_its_own_transport() -> None:
     assert missing.pool_state() == PoolState(0, 0)
 
 
-def test_the_mock_transport_answers_in_process() -> None:
-    asyncio.run(mock_transport_answers_in_process())
-
-
-async def mock_transport_answers_in_process() -> None:
+async def test_the_mock_transport_answers_in_process() -> None:
     transport = MockTransport(MockOptions(tokens=3))
     timeouts = WireTimeouts()
     body = orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": "hi"}], "stream": True})
@@ -75,7 +69,7 @@ def sim_provider(sim: ProviderSimulator, **config: object) -> Provider:
     )
 
 
-def test_requests_and_probes_share_one_transport_and_its_pool(simulator: ProviderSimulator) -> None:
+async def test_requests_and_probes_share_one_transport_and_its_pool(simulator: ProviderSimulator) -> None:
     async def scenario() -> tuple[int, int, PoolState]:
         provider = sim_provider(simulator, health_check=HealthCheck(path="/models", timeout=5.0))
         try:
@@ -86,7 +80,7 @@ def test_requests_and_probes_share_one_transport_and_its_pool(simulator: Provide
         finally:
             await provider.aclose()
 
-    chat_status, probe_status, pool = asyncio.run(scenario())
+    chat_status, probe_status, pool = await scenario()
     assert (chat_status, probe_status) == (200, 200)
     assert pool == PoolState(in_use=0, idle=1)  # the probe reused the request's connection, and gave it back
     chat, probe = simulator.requests
@@ -102,7 +96,7 @@ def test_requests_and_probes_share_one_transport_and_its_pool(simulator: Provide
     assert chat.headers["x-request-id"] == "req-1"
 
 
-def test_an_upstream_error_answer_is_read_by_the_translator(simulator: ProviderSimulator) -> None:
+async def test_an_upstream_error_answer_is_read_by_the_translator(simulator: ProviderSimulator) -> None:
     simulator.enqueue(Behaviour(status=429, headers={"Retry-After": "2"}, error_message="slow down"))
 
     async def scenario() -> UpstreamStatusError:
@@ -114,5 +108,5 @@ def test_an_upstream_error_answer_is_read_by_the_translator(simulator: ProviderS
         finally:
             await provider.aclose()
 
-    error = asyncio.run(scenario())
+    error = await scenario()
     assert (error.status_code, error.message, error.headers) == (429, "slow down", {"retry-after": "2"})

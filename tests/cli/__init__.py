@@ -1,0 +1,1 @@
+"""Tests of gateway/cli.py and the commands it dispatches (validate-config, explain, schema, hash-key)."""

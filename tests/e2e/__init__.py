@@ -1,0 +1,1 @@
+"""End to end across real sockets: the provider simulator, the real gateway (uvicorn), a real client."""

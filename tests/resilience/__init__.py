@@ -1,0 +1,1 @@
+"""Tests of gateway/resilience/: retry policy, failover, the circuit breaker, health state and plans."""

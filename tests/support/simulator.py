@@ -1,0 +1,326 @@
+"""An OpenAI-compatible provider simulator: a real HTTP/1.1 server on loopback, with fault injection.
+
+It runs on raw asyncio streams (every byte write is ours: see `tests.support.simulator_http`) in a background
+thread with its own event loop, so synchronous tests, a gateway running under uvicorn in another thread,
+or a gateway subprocess can all talk to it over a real socket.
+
+Usage::
+
+    with ProviderSimulator() as sim:            # thread + server started; stopped (and checked) on exit
+        sim.base_url                            # "http://127.0.0.1:PORT/v1"  (sim.root_url: without /v1)
+        sim.enqueue(Behaviour(status=503, headers={"Retry-After": "1"}), Behaviour(token_delay=0.05))
+        ...                                     # each chat request takes the next queued behaviour,
+                                                # then `sim.default` (settable)
+        sim.enqueue_models(...), sim.models_default   # the same for GET /models (health checks)
+        sim.requests                            # list[RecordedRequest] (snapshot; see sim.chat_requests)
+        sim.open_connections, sim.total_connections, sim.aborted_streams
+        sim.wait_for(lambda: sim.open_connections == 0, timeout=5)   # raises TimeoutError
+
+Endpoints (with or without the `/v1` prefix): `POST /chat/completions` answers a `chat.completion`, or
+with `"stream": true` an SSE stream of `chat.completion.chunk`s (role delta, one delta per token, the
+finish chunk, a `choices: []` usage chunk when `stream_options.include_usage`, then `data: [DONE]`) over
+chunked transfer-encoding; `GET /models` answers the model list (scripted apart from chat, so a
+gateway's background health checks never eat the chat queue). Every chunk carries `"x_sent_at"`, the
+`time.time()` at which the simulator wrote it; `RecordedRequest.sent_at` keeps the same stamps.
+
+Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
+unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
+`extra_body={"x_sim": {...}}`); an unknown field answers 400.
+`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body, head_delay,
+tokens/text, token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
+chunked, drop_before_head, drop_after(+reset), malformed_after, hang, hang_after.
+
+`RecordedRequest.outcome` tells how each answer ended: "pending" (still answering), "completed",
+"dropped" (by the simulator, as scripted), "client_closed" (the client went away first; for stream
+requests this also counts in `aborted_streams`) or "cancelled" (the simulator stopped).
+With `api_key=...`, requests without `Authorization: Bearer <key>` get a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from tests.support.simulator_answers import Dropped, RecordedRequest, answer, send_error
+from tests.support.simulator_behaviour import Behaviour, InvalidBehaviour
+from tests.support.simulator_http import BadRequest, Connection, PeerClosed, Request
+
+__all__ = ["Behaviour", "ProviderSimulator", "RecordedRequest", "SimulatorError"]
+
+
+class SimulatorError(RuntimeError):
+    """The simulator itself failed (a bug in the test infrastructure, not in the gateway)."""
+
+
+class ProviderSimulator:
+    def __init__(
+        self,
+        *,
+        models: Iterable[str] = ("sim-model",),
+        api_key: str | None = None,
+        default: Behaviour | None = None,
+    ) -> None:
+        self.models = tuple(models)
+        self.api_key = api_key
+        self._lock = threading.Lock()
+        self._default = default or Behaviour()
+        self._models_default = Behaviour()
+        self._chat_queue: deque[Behaviour] = deque()
+        self._models_queue: deque[Behaviour] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._open = 0
+        self._total = 0
+        self._aborted = 0
+        self._request_count = 0
+        self._errors: list[BaseException] = []
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # touched on the simulator's loop only
+        self.port = 0
+
+    # Lifecycle.
+
+    def __enter__(self) -> ProviderSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.stop(check=exc_type is None)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="provider-simulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10) or not self.port:
+            raise SimulatorError(f"simulator did not start: {self._errors!r}")
+
+    def stop(self, *, check: bool = True) -> None:
+        """Stop the server, cancel answers in progress; with `check`, raise if the simulator crashed."""
+        if self._loop is not None and self._stopping is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(10)
+            if self._thread.is_alive():
+                raise SimulatorError("simulator thread did not stop within 10s")
+        if check and self._errors:
+            raise SimulatorError(f"simulator failed: {self._errors!r}") from self._errors[0]
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._errors.append(exc)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await server.wait_closed()
+
+    # The test thread's side.
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    @property
+    def default(self) -> Behaviour:
+        return self._default
+
+    @default.setter
+    def default(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self._default = behaviour
+
+    @property
+    def models_default(self) -> Behaviour:
+        """The behaviour of `GET /models` when its queue is empty (apart from `default`, so that scripting
+        chat answers does not change what a gateway's health checks see)."""
+        return self._models_default
+
+    @models_default.setter
+    def models_default(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self._models_default = behaviour
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        """Script the next chat requests: one behaviour each, in order, then `default` again."""
+        with self._lock:
+            self._chat_queue.extend(behaviours)
+
+    def enqueue_models(self, *behaviours: Behaviour) -> None:
+        """Script the next `GET /models` requests (status, headers, body, delays, drop and hang apply)."""
+        with self._lock:
+            self._models_queue.extend(behaviours)
+
+    @property
+    def queued(self) -> int:
+        """Chat behaviours not consumed yet."""
+        with self._lock:
+            return len(self._chat_queue)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._open
+
+    @property
+    def total_connections(self) -> int:
+        with self._lock:
+            return self._total
+
+    @property
+    def aborted_streams(self) -> int:
+        """Stream requests whose answer ended because the client closed the connection first."""
+        with self._lock:
+            return self._aborted
+
+    def reset(self) -> None:
+        """Forget recorded requests, counters (but open connections) and queued behaviours."""
+        with self._lock:
+            self._requests.clear()
+            self._chat_queue.clear()
+            self._models_queue.clear()
+            self._total = self._open
+            self._aborted = 0
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0, message: str = "") -> None:
+        """Poll `predicate` (in the calling thread) until true; raise TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(message or f"condition not met within {timeout}s")
+            time.sleep(0.005)
+
+    # The simulator's loop.
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        connection = Connection(reader, writer)
+        aborted: list[RecordedRequest] = []  # a stream the client walked away from, counted with the close
+        with self._lock:
+            self._open += 1
+            self._total += 1
+            connection_id = self._total
+        try:
+            while True:
+                try:
+                    request = await connection.read_request()
+                except BadRequest as exc:
+                    await send_error(connection, 400, str(exc), keep_alive=False)
+                    break
+                if request is None or not await self._respond(connection, request, connection_id, aborted):
+                    break
+        except (PeerClosed, Dropped, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            with self._lock:
+                self._errors.append(exc)
+        finally:
+            # Uncount the connection (and count its aborted stream) in one step, before the close
+            # handshake: a test that sees the abort counted never sees this connection still open.
+            with self._lock:
+                self._open -= 1
+                self._aborted += len(aborted)
+            await connection.close()
+            self._tasks.discard(task)
+
+    async def _respond(
+        self, connection: Connection, request: Request, connection_id: int, aborted: list[RecordedRequest]
+    ) -> bool:
+        """Answer one request; return whether the connection stays open for the next one."""
+        try:
+            body_json = json.loads(request.body) if request.body else None
+            bad_json = None
+        except ValueError as exc:
+            body_json, bad_json = None, f"request body is not JSON: {exc}"
+        with self._lock:
+            self._request_count += 1
+            record = RecordedRequest(
+                method=request.method,
+                path=request.target,
+                headers=dict(request.headers),
+                body=request.body,
+                json=body_json,
+                connection_id=connection_id,
+                number=self._request_count,
+                received_at=time.time(),
+            )
+            self._requests.append(record)
+        connection.watch_peer()
+        try:
+            keep_alive = await self._dispatch(connection, request, record, bad_json)
+            record.outcome = "completed"
+            return keep_alive and request.keep_alive
+        except PeerClosed:
+            record.outcome = "client_closed"
+            if record.stream:
+                aborted.append(record)
+            raise
+        except Dropped:
+            record.outcome = "dropped"
+            raise
+        except asyncio.CancelledError:
+            record.outcome = "cancelled"
+            raise
+        finally:
+            await connection.stop_watching()
+
+    async def _dispatch(
+        self, connection: Connection, request: Request, record: RecordedRequest, bad_json: str | None
+    ) -> bool:
+        path = request.path.removeprefix("/v1")
+        if path not in ("/chat/completions", "/models"):
+            return await send_error(connection, 404, f"no route for {request.path}")
+        if (request.method, path) not in (("POST", "/chat/completions"), ("GET", "/models")):
+            return await send_error(connection, 405, f"method {request.method} not allowed on {path}")
+        if bad_json is not None:
+            return await send_error(connection, 400, bad_json)
+        if self.api_key is not None and request.header("authorization") != f"Bearer {self.api_key}":
+            return await send_error(connection, 401, "Incorrect API key provided.")
+        with self._lock:
+            if path == "/chat/completions":
+                behaviour = self._chat_queue.popleft() if self._chat_queue else self._default
+            else:
+                behaviour = self._models_queue.popleft() if self._models_queue else self._models_default
+        overrides = record.json.get("x_sim") if isinstance(record.json, dict) else None
+        if overrides is not None:
+            try:
+                behaviour = behaviour.with_overrides(overrides)
+            except InvalidBehaviour as exc:
+                return await send_error(connection, 400, str(exc))
+        record.behaviour = behaviour
+        return await answer(connection, behaviour, record, models=self.models if path == "/models" else None)
