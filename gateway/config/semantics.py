@@ -24,6 +24,7 @@ from .models import (
     secret_digest,
 )
 from .sections import SectionPlaces
+from .wire_checks import check_wire
 from .yaml_source import DocumentPath, SourceFile
 
 _GLOB_CHARACTERS = "*?["
@@ -103,6 +104,7 @@ def _check_provider(name: str, place: _Place) -> Iterator[Diagnostic]:
             "remove the mock section, or set type: mock",
             "warning",
         )
+    yield from check_wire(name, provider, place.source, place.path)
     for header, value in (provider.get("headers") or {}).items():
         if header.lower() in _SECRET_HEADERS and "${" not in value:
             yield _diagnostic(

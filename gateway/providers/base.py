@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 from gateway import __version__
 from gateway.config.models import ProviderConfig, Timeouts
-from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
+from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamReadError, UpstreamTimeout
 from gateway.providers.capacity import ConcurrencyLimit, LimitedResponse
 from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.kinds import KINDS, ProviderKind
@@ -185,13 +185,21 @@ class Provider:
         limit = check.timeout
         timeouts = WireTimeouts(connect=limit, read=limit, write=limit, pool=limit)
         request = WireRequest(check.method, url, headers, b"", timeouts)
+        async with asyncio.timeout(check.timeout):
+            try:
+                return await self._probe_once(request)
+            except UpstreamReadError:
+                # A kept-alive connection the upstream closed just before the probe took it fails like
+                # this; the probe is a GET, so once more, on a new connection, decides.
+                return await self._probe_once(request)
+
+    async def _probe_once(self, request: WireRequest) -> int:
         with map_upstream_errors(self.name):
-            async with asyncio.timeout(check.timeout):
-                response = await self._send(request)
-                try:
-                    await response.aread()  # read to its end, so the connection goes back to the pool
-                finally:
-                    await response.aclose()
+            response = await self._send(request)
+            try:
+                await response.aread()  # read to its end, so the connection goes back to the pool
+            finally:
+                await response.aclose()
         return response.status_code
 
     def pool_state(self) -> PoolState:

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observe.access_log import ACCESS_LOGGER
 from gateway.resilience.dispatch import Dispatcher, RequestContext
-from tests.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml
-from tests.simulator import ProviderSimulator
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml
+from tests.support.simulator import ProviderSimulator
 
 pytestmark = pytest.mark.timeout(60)
 
