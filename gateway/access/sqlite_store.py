@@ -11,9 +11,10 @@ written too and read back on start, so a restart does not reset a daily token li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,13 +93,27 @@ class SQLiteStore:
         if self._db is not None:
             db, self._db = self._db, None
             async with self._lock:
-                await asyncio.to_thread(db.close)
+                await _finished_even_if_cancelled(asyncio.to_thread(db.close))
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
         if self._db is None:
             raise RuntimeError("the SQLite usage store is not open")
         async with self._lock:
-            return await asyncio.to_thread(work, self._db, *args)
+            return await _finished_even_if_cancelled(asyncio.to_thread(work, self._db, *args))
+
+
+async def _finished_even_if_cancelled(work: Awaitable[T]) -> T:
+    """Await a thread's work; a cancelled caller still waits for the thread to finish (it cannot be
+    stopped) before giving the lock up. Otherwise `aclose` could close the connection under a write
+    still running in its thread: SQLite then crashes the process (seen as a segfault at shutdown)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        raise
 
 
 def _connect(path: str) -> sqlite3.Connection:

@@ -33,15 +33,21 @@ def metrics_enabled(value: bool | None = None) -> bool:
 
 def provider_statuses(runtime: Runtime) -> list[ProviderStatus]:
     """Every provider of `runtime` as the scrape reports it (attribute reads only)."""
-    return [
-        ProviderStatus(
-            name=health.name,
-            available=health.provider.available,
-            healthy=health.check_status != "unhealthy",
-            breaker=health.breaker.state,
+    statuses: list[ProviderStatus] = []
+    for health in runtime.dispatcher.health:
+        pool = health.provider.pool_state()
+        statuses.append(
+            ProviderStatus(
+                name=health.name,
+                available=health.provider.available,
+                healthy=health.check_status != "unhealthy",
+                breaker=health.breaker.state,
+                connections_in_use=pool.in_use,
+                connections_idle=pool.idle,
+                waiting=pool.waiting,
+            )
         )
-        for health in runtime.dispatcher.health
-    ]
+    return statuses
 
 
 def watch_app(metrics: GatewayMetrics, holder: RuntimeHolder, reloader: ReloadManager) -> None:

@@ -65,6 +65,9 @@ class ProviderStatus:
     available: bool  # configured usable (its secret is set, ...)
     healthy: bool  # active health checks say so (unknown counts as healthy)
     breaker: str  # closed | open | half_open
+    connections_in_use: int = 0
+    connections_idle: int = 0
+    waiting: int = 0  # requests waiting for a connection or a concurrency slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +123,21 @@ class _WorkerStateCollector(Collector):
             "1 for the circuit breaker's current state (closed, open, half_open), 0 for the others",
             labels=["provider", "state", *extra],
         )
+        connections = GaugeMetricFamily(
+            "gateway_provider_connections",
+            "Upstream connections by state (in_use, idle), and requests waiting for one (waiting): a "
+            "waiting count above 0 means the provider's pool limit is reached",
+            labels=["provider", "state", *extra],
+        )
         for status in self.providers():
+            connections.add_metric([status.name, "in_use", *tail], float(status.connections_in_use))
+            connections.add_metric([status.name, "idle", *tail], float(status.connections_idle))
+            connections.add_metric([status.name, "waiting", *tail], float(status.waiting))
             available.add_metric([status.name, *tail], 1.0 if status.available else 0.0)
             healthy.add_metric([status.name, *tail], 1.0 if status.healthy else 0.0)
             for state in BREAKER_STATES:
                 breaker.add_metric([status.name, state, *tail], 1.0 if status.breaker == state else 0.0)
-        yield from (available, healthy, breaker)
+        yield from (available, healthy, breaker, connections)
 
 
 class GatewayMetrics:

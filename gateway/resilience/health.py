@@ -161,6 +161,7 @@ class ProviderHealth:
                 "last_error": breaker.last_error,
             },
             "latency_ms": _ms(self.latency),
+            "pool": _pool(self.provider),
         }
 
 
@@ -206,3 +207,14 @@ def _iso(timestamp: float | None) -> str | None:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
+
+
+def _pool(provider: Provider) -> dict[str, int | None]:
+    """Upstream connections in use and idle, requests waiting for one (or for a concurrency slot), and,
+    with `max_concurrent_requests`, requests in flight against that cap."""
+    pool = provider.pool_state()
+    state: dict[str, int | None] = {"in_use": pool.in_use, "idle": pool.idle, "waiting": pool.waiting}
+    if provider.in_flight is not None:
+        state["in_flight"] = provider.in_flight
+        state["max_concurrent_requests"] = provider.config.pool.max_concurrent_requests
+    return state

@@ -92,16 +92,20 @@ def bypasses_proxy(host: str, no_proxy: str) -> bool:
 async def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
     """A connected non-blocking TCP socket to `host:port`, trying each address (IPv6 and IPv4 interleaved)
     with a short stagger; the first to connect wins and the others are closed."""
-    loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as exc:
-            raise OSError(f"cannot resolve {host!r}: {exc}") from exc
-        return await _first_to_connect(_interleave(infos))
+        return await _first_to_connect(_interleave(await resolve(host, port)))
 
 
 AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+
+
+async def resolve(host: str, port: int) -> list[AddressInfo]:
+    """Every TCP address of `host` (the loop's resolver, in a thread: it may be slow)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host!r}: {exc}") from exc
 
 
 def _interleave(infos: Sequence[AddressInfo]) -> list[AddressInfo]:
@@ -118,7 +122,7 @@ def _interleave(infos: Sequence[AddressInfo]) -> list[AddressInfo]:
     return ordered
 
 
-async def _connect_one(info: AddressInfo) -> socket.socket:
+async def connect_address(info: AddressInfo) -> socket.socket:
     family, kind, proto, _, address = info
     sock = socket.socket(family, kind, proto)
     try:
@@ -133,14 +137,14 @@ async def _connect_one(info: AddressInfo) -> socket.socket:
 
 async def _first_to_connect(infos: list[AddressInfo]) -> socket.socket:
     if len(infos) == 1:
-        return await _connect_one(infos[0])
+        return await connect_address(infos[0])
     attempts: list[asyncio.Task[socket.socket]] = []
     errors: list[OSError] = []
     pending = list(infos)
     try:
         while pending or attempts:
             if pending:
-                attempts.append(asyncio.ensure_future(_connect_one(pending.pop(0))))
+                attempts.append(asyncio.ensure_future(connect_address(pending.pop(0))))
             done, _ = await asyncio.wait(
                 attempts, timeout=ATTEMPT_DELAY if pending else None, return_when=asyncio.FIRST_COMPLETED
             )
