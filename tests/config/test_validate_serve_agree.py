@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gateway.api.app import create_app
+from gateway.api.state import app_state
 from gateway.config import Diagnostic
 from gateway.errors import ConfigError
 from gateway.validate_command import EXIT_INVALID, EXIT_VALID, run_validate
@@ -163,7 +164,7 @@ def test_serve_and_validate_accept_the_same_config(
     path = write(tmp_path, case)
     environment(monkeypatch, case)
     app = create_app(path, reload=False, metrics=False)
-    assert app.state.access_settings.mode in ("open", "keys", "none")
+    assert app_state(app).access_settings.mode in ("open", "keys", "none")
     status, output = validate(path, case)
     assert status == EXIT_VALID, output
 
@@ -171,7 +172,7 @@ def test_serve_and_validate_accept_the_same_config(
 def test_the_access_model_follows_the_sections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     case = VALID["keys-and-simple-mode"]
     environment(monkeypatch, case)
-    settings = create_app(write(tmp_path, case), reload=False, metrics=False).state.access_settings
+    settings = app_state(create_app(write(tmp_path, case), reload=False, metrics=False)).access_settings
     assert settings.mode == "keys"
     team, admin = settings.keys.keys
     assert (team.name, team.models, team.limits.requests_per_minute, team.role) == ("a", ("chat",), 5, "user")
