@@ -10,6 +10,8 @@ import httptools
 import httpx
 
 from gateway.providers.h1.decoding import Decoder, decoder_for
+from gateway.providers.h1.framing import check_transfer_coding, merge_content_lengths
+from gateway.providers.h1.limits import MAX_HEAD, MAX_LINE, TrailerSink, check_head, find_head, head_too_large
 from gateway.providers.h1.target import Origin
 
 if TYPE_CHECKING:
@@ -20,24 +22,51 @@ _HIGH_WATER = 256 * 1024
 
 
 class Connection(asyncio.Protocol):
-    """One upstream connection, one request at a time; httptools calls back into the current response."""
+    """One upstream connection, one request at a time; httptools calls back into the current response.
 
-    __slots__ = ("_parser", "_pool", "closed", "idle_since", "origin", "response", "transport")
+    While a response head is incomplete the connection keeps its reads (`_head_reads`), for the limits
+    (`limits.py`) and for the rare head llhttp refuses that we accept (a Content-Length given twice)."""
+
+    __slots__ = (
+        "_fields",
+        "_head_reads",
+        "_head_size",
+        "_heads",
+        "_merging",
+        "_parser",
+        "_pool",
+        "_trailers",
+        "closed",
+        "idle_since",
+        "origin",
+        "response",
+        "transport",
+    )
 
     def __init__(self, pool: Pool, origin: Origin) -> None:
         self._pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
-        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self._parser: httptools.HttpResponseParser | None = _new_parser(self)
         self.response: H1Response | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._fields: list[tuple[bytes, bytes]] = []  # of the head being parsed; then the trailer sink
+        self._trailers = TrailerSink()
+        self._head_reads: list[bytes] | None = None  # None once the answer's head is in
+        self._head_size = 0
+        self._heads = 0  # heads ended so far for this request: interim (1xx) ones, then the answer's
+        self._merging = False  # waiting for the end of a head to merge its Content-Length fields
 
     def send(self, response: H1Response, data: bytes) -> None:
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             raise httpx.RemoteProtocolError("the upstream connection closed before the request was sent")
         self.response = response
+        self._fields = []
+        self._trailers.reset()
+        self._head_reads = []
+        self._head_size = self._heads = 0
         transport.write(data)
 
     def close(self) -> None:
@@ -59,11 +88,20 @@ class Connection(asyncio.Protocol):
         parser = self._parser
         if parser is None:
             return
+        head_reads = self._head_reads
+        if head_reads is not None:
+            head_reads.append(data)
+            self._head_size += len(data)
+            if self._merging:
+                self._merge_content_lengths(response)
+                return
         try:
             parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            response.fail(httpx.RemoteProtocolError(f"invalid HTTP from the upstream: {exc}"))
-            self.close()
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._refuse(response, exc)
+        else:
+            if self._head_reads is not None and self._head_size > MAX_HEAD:  # a head that does not end
+                self._fail(response, head_too_large())
         response.wake()  # one wake-up per read, after every callback of it
 
     def eof_received(self) -> bool:
@@ -80,23 +118,98 @@ class Connection(asyncio.Protocol):
         self._parser = None
         self.transport = None
 
+    # What the parser refused.
+
+    def _fail(self, response: H1Response, error: httpx.HTTPError) -> None:
+        """The upstream broke the protocol: the answer fails (unless it was complete: then only what
+        followed it was wrong) and the connection is closed, never reused."""
+        if not response.complete:
+            response.fail(error)
+        self.close()
+
+    def _refuse(self, response: H1Response, exc: Exception) -> None:
+        cause = exc.__context__  # httptools chains what a callback of ours raised
+        if isinstance(cause, httpx.HTTPError):
+            self._fail(response, cause)
+        elif self._head_reads is not None and str(exc) in _CONTENT_LENGTH_REFUSALS:
+            self._merging = True
+            self._merge_content_lengths(response)
+        else:
+            self._fail(response, httpx.RemoteProtocolError(f"invalid HTTP from the upstream: {exc}"))
+
+    def _merge_content_lengths(self, response: H1Response) -> None:
+        """Once the head llhttp refused has ended: parse it again with its Content-Length fields made
+        one (`framing.py`), with a new parser, as if it had just arrived. Off the hot path."""
+        reads = cast(list[bytes], self._head_reads)
+        data = b"".join(reads)
+        bounds = find_head(data, self._heads + 1)
+        if bounds is None:
+            if len(data) > MAX_HEAD:
+                self._fail(response, head_too_large())
+            return  # the rest of the head is still to come
+        start, end = bounds
+        try:
+            check_head([data], self._heads + 1)
+        except httpx.HTTPError as error:
+            self._fail(response, error)
+            return
+        merged = merge_content_lengths(data[start:end])
+        if merged is None:
+            self._fail(
+                response, httpx.RemoteProtocolError("the upstream sent conflicting Content-Length values")
+            )
+            return
+        # The interim heads before it were parsed already: the new parser starts at the answer's head.
+        self._merging = False
+        self._parser = _new_parser(self)
+        self._fields, self._head_reads, self._head_size, self._heads = [], [], 0, 0
+        self.data_received(merged + data[end:])
+
     # httptools callbacks (only while a response is current: data_received checks)
 
+    def on_message_begin(self) -> None:
+        if cast(H1Response, self.response).complete:  # even one byte more would be the start of the next
+            raise httpx.RemoteProtocolError("the upstream sent bytes after its answer")
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        cast(H1Response, self.response).raw_headers.append((name, value))
+        self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
-        cast(H1Response, self.response).head_done(
-            cast(httptools.HttpResponseParser, self._parser).get_status_code()
-        )
+        response = cast(H1Response, self.response)
+        status = cast(httptools.HttpResponseParser, self._parser).get_status_code()
+        fields = self._fields
+        self._heads += 1
+        if status < 200:
+            if status == 101:
+                raise httpx.RemoteProtocolError(
+                    "the upstream switched protocols (101), which was not asked for"
+                )
+            self._fields = []  # interim (100 Continue, 103 Early Hints): skipped, the answer follows
+            return
+        self._fields = self._trailers
+        reads, self._head_reads = self._head_reads, None
+        if self._head_size > MAX_LINE:  # only then could a limit have been broken unseen
+            check_head(cast(list[bytes], reads), self._heads)
+        response.head_done(status, fields)
 
     def on_body(self, body: bytes) -> None:
         cast(H1Response, self.response).body(body)
 
     def on_message_complete(self) -> None:
-        cast(H1Response, self.response).finish(
-            cast(httptools.HttpResponseParser, self._parser).should_keep_alive()
-        )
+        response = cast(H1Response, self.response)
+        if response.has_head:  # not an interim answer's end
+            response.finish(cast(httptools.HttpResponseParser, self._parser).should_keep_alive())
+
+
+# What llhttp says of a Content-Length given twice, or as a list ("2, 2"): `framing.py` may accept it.
+_CONTENT_LENGTH_REFUSALS = frozenset({"Duplicate Content-Length", "Invalid character in Content-Length"})
+
+
+def _new_parser(connection: Connection) -> httptools.HttpResponseParser:
+    parser = httptools.HttpResponseParser(connection)
+    # A bare LF ends a line of the head (RFC 9112 2.2: a recipient MAY; h11 does). Chunk lines stay strict.
+    parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+    return parser
 
 
 class H1Response:
@@ -145,12 +258,16 @@ class H1Response:
 
     # Called by the connection.
 
-    def head_done(self, status: int) -> None:
-        self.status_code = status
+    def head_done(self, status: int, fields: list[tuple[bytes, bytes]]) -> None:
         headers: dict[str, str] = {}
-        for raw_name, raw_value in self.raw_headers:
+        for raw_name, raw_value in fields:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        transfer_encoding = headers.get("transfer-encoding")
+        if transfer_encoding is not None:
+            check_transfer_coding(transfer_encoding)
+        self.status_code = status
+        self.raw_headers = fields
         self.headers = headers
         self.has_head = True
         self._decoder = decoder_for(headers.get("content-encoding", ""))
