@@ -1,6 +1,6 @@
 """Per-answer CPU of the H1 connection's parsing path (no sockets): send, feed a typical answer, release.
 
-    python bench/h1_parse.py        # us per answer, best of 5
+python bench/h1_parse.py        # us per answer, best of 5
 """
 
 from __future__ import annotations
