@@ -17,7 +17,7 @@ import httpx
 from gateway.config.models import PoolLimits
 from gateway.providers.h1 import H1Transport
 from gateway.providers.transport import WireRequest, WireTimeouts
-from tests.test_transport_h1 import Upstream, read_head
+from tests.support.raw_upstream import Upstream, read_head
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,10 @@ async def resolve(host: str, port: int) -> list[AddressInfo]:
     """Every TCP address of `host` (the loop's resolver, in a thread: it may be slow)."""
     loop = asyncio.get_running_loop()
     try:
-        return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host!r}: {exc}") from exc
+    return [(family, kind, proto, name, address) for family, kind, proto, name, address in infos]
 
 
 def _interleave(infos: Sequence[AddressInfo]) -> list[AddressInfo]:

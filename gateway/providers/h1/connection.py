@@ -35,6 +35,7 @@ class Connection(asyncio.Protocol):
         "_parser",
         "_pool",
         "_trailers",
+        "_writable",
         "closed",
         "idle_since",
         "origin",
@@ -56,6 +57,7 @@ class Connection(asyncio.Protocol):
         self._head_size = 0
         self._heads = 0  # heads ended so far for this request: interim (1xx) ones, then the answer's
         self._merging = False  # waiting for the end of a head to merge its Content-Length fields
+        self._writable: asyncio.Future[None] | None = None  # set while the transport paused our writes
 
     def send(self, response: H1Response, data: bytes) -> None:
         transport = self.transport
@@ -67,6 +69,22 @@ class Connection(asyncio.Protocol):
         self._head_reads = []
         self._head_size = self._heads = 0
         transport.write(data)
+
+    @property
+    def writes_paused(self) -> bool:
+        """The request did not fit the socket's buffers: the upstream is not reading it (yet)."""
+        return self._writable is not None
+
+    async def drain(self, timeout: float | None) -> None:
+        """Wait until the transport takes writes again; `httpx.WriteTimeout` after `timeout`."""
+        writable = self._writable
+        if writable is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(writable)
+        except TimeoutError:
+            raise httpx.WriteTimeout(f"write timeout: the upstream took no bytes for {timeout:g}s") from None
 
     def close(self) -> None:
         if not self.closed:
@@ -106,12 +124,21 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False  # close our side too
 
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         response = self.response
         if response is not None and not response.complete:
             response.lost(exc)
         self._pool.forget(self)
+        self.resume_writing()  # a request waiting to write finds the connection closed
         # The parser holds this protocol for its callbacks and the transport holds it too: break both
         # cycles, so a closed connection is freed by reference counting, not left to the cyclic GC.
         self._parser = None

@@ -56,6 +56,10 @@ class Pool:
         response = H1Response(connection, timeouts.read, bodiless=method == b"HEAD")
         try:
             connection.send(response, head + content if content else head)
+            if connection.writes_paused:  # never for a body that fits the socket buffer at once
+                await connection.drain(timeouts.write)
+                if connection.closed:
+                    raise httpx.WriteError("the upstream closed the connection while the request was sent")
             await response.wait_head()
         except BaseException:
             response.discard()
