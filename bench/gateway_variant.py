@@ -67,7 +67,7 @@ def replace_h1_transport(make: Any) -> None:
     from gateway.providers import kinds
 
     for name, kind in list(kinds.KINDS.items()):
-        if kind.transport is kinds.h1_pool_for:
+        if kind.transport is kinds.network_transport_for:
             kinds.KINDS[name] = replace(kind, transport=make)  # type: ignore[index]
 
 

@@ -101,17 +101,16 @@ def litellm_conf(mock_port: int) -> str:
 
 
 def gateway_conf(mock_port: int, streamer: str, keepalive: int | None = None) -> str:
-    # Defaults everywhere except the pool size: 1,000 open streams need 1,000 upstream connections.
-    keep = f"\n              max_keepalive_connections: {keepalive}" if keepalive else ""
+    # The provider's defaults, as a new user writes it (no pool block: 2,048 connections fit 1,000
+    # streams); only health checks are off, so no probe lands in a measurement.
+    keep = f"\n            pool:\n              max_keepalive_connections: {keepalive}" if keepalive else ""
     return textwrap.dedent(f"""\
         providers:
           mock-upstream:
             type: openai
             base_url: http://127.0.0.1:{mock_port}/v1
             health_check:
-              enabled: false
-            pool:
-              max_connections: 2000{keep}
+              enabled: false{keep}
         routes:
           {MODEL}:
             model: {MODEL}

@@ -15,10 +15,14 @@ from gateway.translate.openai_errors import read_openai_error
 
 async def test_an_upstream_that_stops_reading_is_a_write_timeout() -> None:
     accepted = asyncio.Event()
+    done = asyncio.Event()
 
     async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.set()
-        await asyncio.sleep(30)  # reads nothing: our socket buffers fill up
+        try:
+            await done.wait()  # reads nothing meanwhile: our socket buffers fill up
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(never_reads, "127.0.0.1", 0, limit=1024)
     port = server.sockets[0].getsockname()[1]
@@ -39,6 +43,8 @@ async def test_an_upstream_that_stops_reading_is_a_write_timeout() -> None:
                 await provider.complete(provider.build_request(body, "r"), read_openai_error)
     finally:
         await provider.aclose()
+        done.set()
         server.close()
+        await server.wait_closed()
     assert accepted.is_set()
     assert loop.time() - started < 10  # the write timeout, not the read timeout's 20 s
