@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -100,7 +101,16 @@ AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
 async def resolve(host: str, port: int) -> list[AddressInfo]:
-    """Every TCP address of `host` (the loop's resolver, in a thread: it may be slow)."""
+    """Every TCP address of `host`: an IP literal as it is, a name by the loop's resolver (in a thread:
+    it may be slow, and a burst of connections must not queue behind it for an address it knows)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if address.version == 6:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
