@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import orjson
@@ -100,7 +100,7 @@ class StreamRelay:
             stats.status, stats.error = "error", "cancelled before the first event"
             raise
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         """Client bytes, ending with `data: [DONE]` or with one OpenAI error event: each upstream read's
         complete events in one piece (one write, see `_pass_through`), or one frame per event when DEBUG
         logs a line per event.
