@@ -1,5 +1,6 @@
-"""The pinned supply chain: `requirements.lock` pins every runtime dependency of pyproject.toml, with hashes,
-inside the ranges pyproject states, and the Dockerfile installs from it (--require-hashes) before the package.
+"""The pinned supply chain: `requirements.lock` pins every runtime dependency of pyproject.toml and its
+build backend, with hashes, inside the ranges pyproject states, and the Dockerfile installs from it
+(--require-hashes) before it builds and installs the package without fetching anything else.
 
 Regenerating the lock is a `pip-compile` run (its header gives the command); these tests catch a lock that
 fell behind pyproject.toml, one that names this machine's package index, and a Dockerfile that resolves
@@ -12,6 +13,7 @@ import itertools
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +56,11 @@ def runtime_requirements() -> list[Requirement]:
     return [Requirement(spec) for spec in project["dependencies"]]
 
 
+def build_requirements() -> list[Requirement]:
+    build_system = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]
+    return [Requirement(spec) for spec in build_system["requires"]]
+
+
 @pytest.fixture(scope="module")
 def lock_text() -> str:
     return LOCK.read_text(encoding="utf-8")
@@ -74,10 +81,14 @@ def test_parse_lock_reads_pins_and_hashes() -> None:
         parse_lock("foo>=1\n")
 
 
-def test_lock_pins_every_runtime_dependency_within_its_range(pins: dict[str, Pin]) -> None:
-    requirements = runtime_requirements()
-    assert requirements, "pyproject.toml names no runtime dependencies"
-    for requirement in requirements:
+@pytest.mark.parametrize("requirements", [runtime_requirements, build_requirements], ids=["runtime", "build"])
+def test_lock_pins_every_dependency_within_its_range(
+    pins: dict[str, Pin], requirements: Callable[[], list[Requirement]]
+) -> None:
+    """Runtime dependencies, and the build backend the image builds the package with."""
+    stated = requirements()
+    assert stated, f"pyproject.toml names no {requirements.__name__}"
+    for requirement in stated:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{requirement} is not in requirements.lock: regenerate it"
         pin = pins[name]
@@ -138,5 +149,6 @@ def test_dockerfile_installs_the_lock_with_hashes_before_the_package() -> None:
     assert arguments[arguments.index("-r") + 1] == "requirements.lock"
     assert lock_install < package_install, "the lock must be installed before the package"
     assert "--no-deps" in installs[package_install], "the package must not resolve dependencies itself"
+    assert "--no-build-isolation" in installs[package_install], "the build must use the locked setuptools"
     resolving = [a for i, a in enumerate(installs) if i != lock_install and "--no-deps" not in a]
     assert resolving == [], f"pip installs that resolve dependencies outside the lock: {resolving}"
