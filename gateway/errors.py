@@ -23,7 +23,7 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import orjson
 
@@ -187,6 +187,7 @@ class UpstreamStatusError(UpstreamError):
 class ConfigError(Exception):
     """Route files could not be loaded; `diagnostics` carries each problem with its position."""
 
-    def __init__(self, diagnostics: list) -> None:  # list[config.diagnostics.Diagnostic]
+    # config.diagnostics.Diagnostic objects: this module imports nothing of ours and needs only str() of each.
+    def __init__(self, diagnostics: Sequence[object]) -> None:
         self.diagnostics = diagnostics
         super().__init__("\n".join(str(d) for d in diagnostics))

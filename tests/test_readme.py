@@ -26,9 +26,7 @@ def test_quick_start_is_two_commands_install_and_serve_then_test() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     _, test = quick_start_commands()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert test in ci_lines
-    commands = [line for line in ci_lines if line and not line.startswith("#")]
-    assert commands[-1] == test, "the README's test command is what CI ends with"
+    assert test in ci_lines  # what runs after it (coverage, lint, types): tests/infra/test_ci_checks.py
 
 
 def test_ci_installs_the_services_the_tests_start_before_running_them() -> None:

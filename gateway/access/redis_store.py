@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import cast
 
 import redis.asyncio as redis
 
@@ -193,7 +194,8 @@ class RedisStore:
             await pipe.execute()
 
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
-        row_ids = sorted(await self._client.smembers(self._index))
+        # decode_responses=True: members are str (the stubs say `bytes | str`, not knowing the pool's option).
+        row_ids = sorted(cast(set[str], await self._client.smembers(self._index)))
         async with self._client.pipeline(transaction=False) as pipe:
             for row_id in row_ids:
                 pipe.hgetall(f"{self.prefix}:usage:{row_id}")

@@ -10,10 +10,14 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from gateway import __version__
 from gateway.api.admin import admin_config
@@ -120,8 +124,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.state.gateway = state  # the one state object: read it with gateway_state() (api/state.py)
-    app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
-    app.router.add_route("/v1/chat/completions/asgi", chat_completions_asgi, methods=["POST"])
+    app.router.add_route("/v1/chat/completions", asgi_endpoint(chat_completions), methods=["POST"])
+    app.router.add_route("/v1/chat/completions/asgi", asgi_endpoint(chat_completions_asgi), methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
@@ -131,6 +135,14 @@ def create_app(
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
     app.add_middleware(InflightMiddleware, tracker=state.tracker)
     return app
+
+
+def asgi_endpoint(
+    handler: Callable[[Request], Awaitable[ASGIApp]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that answers with any ASGI app (the streamers are not `Response`s). Starlette calls
+    what an endpoint returns as an ASGI app; its hints say `Response`, so the one cast is here."""
+    return cast(Endpoint, handler)
 
 
 def settle_garbage_collector() -> None:

@@ -93,6 +93,9 @@ def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 def _diagnostics_for(error: ValidationError, source: SourceFile) -> list[Diagnostic]:
     path: DocumentPath = tuple(error.absolute_path)
     validator = str(error.validator)
+    # Set on every error a validator yields; the stubs allow `Unset` only for errors built by hand.
+    instance: Any = error.instance
+    expected: Any = error.validator_value
 
     def at(where: DocumentPath, message: str, hint: str, *, key: bool = False) -> Diagnostic:
         line, column = source.position(where, key=key)
@@ -106,7 +109,7 @@ def _diagnostics_for(error: ValidationError, source: SourceFile) -> list[Diagnos
         return [at((*path, name), message, hint, key=True)]
     if validator == "additionalProperties":
         allowed = sorted(property_schema(path).get("properties", {}))
-        extras = [key for key in error.instance if key not in allowed]
+        extras = [key for key in instance if key not in allowed]
         return [
             at(
                 (*path, extra),
@@ -117,7 +120,7 @@ def _diagnostics_for(error: ValidationError, source: SourceFile) -> list[Diagnos
             for extra in extras
         ]
     if validator == "required":
-        missing = [name for name in error.validator_value if name not in error.instance]
+        missing = [name for name in expected if name not in instance]
         return [
             at(
                 path,
@@ -148,7 +151,7 @@ def _broken_reference(text: str) -> InterpolationError | None:
 def _message(error: ValidationError, path: DocumentPath, schema: dict[str, Any]) -> str:
     where = _where(path)
     validator = str(error.validator)
-    expected = error.validator_value
+    expected: Any = error.validator_value  # set on every error a validator yields (see above)
     shown = _show(error.instance, path)
     if validator == "pattern":
         custom = schema.get("patternErrorMessage")

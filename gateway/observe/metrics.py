@@ -236,7 +236,7 @@ class GatewayMetrics:
         # which only see what they wrote, so every sample goes to prometheus-client at once there.
         self._tallies: list[CountTally | HistogramTally] | None = None if self.multiprocess_dir else []
         if self._tallies is not None:
-            self.open_streams = self._tallied(self.open_streams)  # type: ignore[assignment]
+            self.open_streams = self._tallied(self.open_streams)
 
     # Wiring
 

@@ -8,6 +8,7 @@ on shutdown cancels every task and waits for them. Tasks are tracked as uvicorn 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -68,7 +69,7 @@ class HealthChecker:
                     self._run(health), name=f"health-check:{health.name}"
                 )
                 self._tasks[health] = task
-                task.add_done_callback(lambda _, health=health, task=task: self._forget(health, task))
+                task.add_done_callback(functools.partial(self._forget, health))  # the callback gets the task
 
     def _forget(self, health: ProviderHealth, task: asyncio.Task[None]) -> None:
         if self._tasks.get(health) is task:

@@ -106,7 +106,12 @@ class DisconnectWatch:
         watcher = self._watcher
         if not watcher.done():  # a future and a callback: what `asyncio.gather` costs, without the rest
             ended = asyncio.get_running_loop().create_future()
-            watcher.add_done_callback(lambda _: ended.done() or ended.set_result(None))
+
+            def end(_: object) -> None:
+                if not ended.done():
+                    ended.set_result(None)
+
+            watcher.add_done_callback(end)
             await ended
         # The cancelled watcher keeps its CancelledError, whose traceback holds `_watch`'s frame, which
         # holds this object: a cycle through the request's task and everything it references. Breaking it

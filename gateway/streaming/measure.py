@@ -25,7 +25,7 @@ class ReceivedBody:
     status: int = 0
     first_byte: float | None = None
     finished: float | None = None
-    bytes: int = 0
+    byte_count: int = 0
     reads: int = 0
     chunk_times: list[float] = field(default_factory=list)
     error: str | None = None
@@ -37,7 +37,7 @@ class ReceivedBody:
             return
         if self.first_byte is None:
             self.first_byte = now
-        self.bytes += len(piece)
+        self.byte_count += len(piece)
         self.reads += 1
         if not self.sse:
             self.chunk_times.append(now)
@@ -63,7 +63,7 @@ class ReceivedBody:
         return {
             "status": self.status,
             "chunks": len(times),
-            "bytes": self.bytes,
+            "bytes": self.byte_count,
             "reads": self.reads,
             "total_ms": ms(None if self.finished is None else self.finished - self.started),
             "ttfb_ms": ms(None if self.first_byte is None else self.first_byte - self.started),

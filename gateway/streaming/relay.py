@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -121,7 +121,7 @@ class StreamRelay:
             stats.status, stats.error = "error", "cancelled before the first event"
             raise
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         """Client bytes, ending with `data: [DONE]` or with one error event: each upstream read's complete
         events in one piece (one write, see `_pass_through`).
 
