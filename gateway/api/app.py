@@ -137,9 +137,10 @@ def create_app(
     return app
 
 
-def asgi_endpoint(
-    handler: Callable[[Request], Awaitable[ASGIApp]],
-) -> Callable[[Request], Awaitable[Response]]:
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def asgi_endpoint(handler: Callable[[Request], Awaitable[ASGIApp]]) -> Endpoint:
     """An endpoint that answers with any ASGI app (the streamers are not `Response`s). Starlette calls
     what an endpoint returns as an ASGI app; its hints say `Response`, so the one cast is here."""
     return cast(Endpoint, handler)
