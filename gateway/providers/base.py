@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from gateway import __version__
 from gateway.config.models import ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamReadError, UpstreamTimeout
-from gateway.providers.capacity import ConcurrencyLimit, LimitedResponse
+from gateway.providers.capacity import ConcurrencyLimit
 from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.kinds import KINDS, ProviderKind
 from gateway.providers.transport import PoolState, UpstreamTransport, WireRequest, WireResponse, WireTimeouts
@@ -144,11 +144,11 @@ class Provider:
         headers = {name: response.headers[name] for name in _FORWARDED_HEADERS if name in response.headers}
         return UpstreamReply(response.status_code, content, headers)
 
-    async def open_stream(self, request: WireRequest, read_error: ErrorReader) -> WireResponse:
-        """Send a streaming request and return the open response once its head is in.
+    async def open_stream(self, request: WireRequest, read_error: ErrorReader) -> UpstreamByteStream:
+        """Send a streaming request and return its body once the response head is in.
 
-        The caller owns the response and must `aclose()` it on every path. An HTTP error answer is read,
-        closed and raised as what `read_error` makes of it. With `max_concurrent_requests`, the answer
+        The caller owns the stream and must `aclose()` it on every path. An HTTP error answer is read,
+        closed and raised as what `read_error` makes of it. With `max_concurrent_requests`, the stream
         holds its slot until it is closed.
         """
         limit = self._limit
@@ -167,7 +167,7 @@ class Provider:
             if limit is not None:
                 limit.release()
             raise
-        return response if limit is None else LimitedResponse(response, limit)
+        return UpstreamByteStream(response, self.name, limit.release if limit is not None else None)
 
     async def _send(self, request: WireRequest) -> WireResponse:
         transport = self.transport
@@ -226,11 +226,14 @@ class Provider:
 class UpstreamByteStream:
     """The bytes of a streaming upstream response as they arrive, with transport errors mapped to ours."""
 
-    __slots__ = ("provider", "response")
+    __slots__ = ("_release", "provider", "response")
 
-    def __init__(self, response: WireResponse, provider: str) -> None:
+    def __init__(
+        self, response: WireResponse, provider: str, release: Callable[[], None] | None = None
+    ) -> None:
         self.response = response
         self.provider = provider
+        self._release = release  # gives back a concurrency slot, once
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with map_upstream_errors(self.provider):
@@ -243,4 +246,9 @@ class UpstreamByteStream:
         return self.response.complete
 
     async def aclose(self) -> None:
-        await self.response.aclose()
+        try:
+            await self.response.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()

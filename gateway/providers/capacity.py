@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
 
 from gateway.errors import UpstreamCapacity
-from gateway.providers.transport import WireResponse
 
 
 class ConcurrencyLimit:
@@ -60,39 +58,3 @@ class ConcurrencyLimit:
                 waiter.set_result(None)  # the slot goes to the next waiter as it is
                 return
         self._in_flight -= 1
-
-
-class LimitedResponse:
-    """A streaming answer that holds its concurrency slot until it is closed."""
-
-    __slots__ = ("_limit", "_response")
-
-    def __init__(self, response: WireResponse, limit: ConcurrencyLimit) -> None:
-        self._response = response
-        self._limit: ConcurrencyLimit | None = limit
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    @property
-    def complete(self) -> bool:
-        return self._response.complete
-
-    async def aread(self) -> bytes:
-        return await self._response.aread()
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
-
-    async def aclose(self) -> None:
-        try:
-            await self._response.aclose()
-        finally:
-            limit, self._limit = self._limit, None
-            if limit is not None:
-                limit.release()

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from gateway.config.models import ApiName, RouteConfig
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
-from gateway.providers.base import Provider, UpstreamByteStream
+from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.transport import WireRequest
 from gateway.resilience.deadline import DeadlineByteStream
@@ -239,14 +239,12 @@ class Dispatcher:
         relay: StreamRelay | None = None
         try:
             if first_at is None:
-                response = await provider.open_stream(request, read_error)
-                upstream = UpstreamByteStream(response, provider.name)
+                upstream = await provider.open_stream(request, read_error)
                 relay = self._relay(ctx, provider, translator, upstream, None, "")
                 await relay.prime()
                 return relay
             async with asyncio.timeout_at(first_at):
-                response = await provider.open_stream(request, read_error)
-                upstream = UpstreamByteStream(response, provider.name)
+                upstream = await provider.open_stream(request, read_error)
                 relay = self._relay(ctx, provider, translator, upstream, limit_at, limit_why)
                 await relay.prime()
             return relay

@@ -29,7 +29,7 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from gateway.providers.base import Provider, UpstreamByteStream, UpstreamReply
+from gateway.providers.base import Provider, UpstreamReply
 from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.h1 import H1Response, H1Transport
 from gateway.providers.registry import new_provider
@@ -367,8 +367,7 @@ async def test_provider_stream_passes_reads_through_and_closes_an_abandoned_conn
         async with Upstream(events) as up:
             provider = provider_for(up.url)
             try:
-                response = await provider.open_stream(provider.build_request(b"{}", "r"), read_openai_error)
-                stream = UpstreamByteStream(response, provider.name)
+                stream = await provider.open_stream(provider.build_request(b"{}", "r"), read_openai_error)
                 chunks = aiter(stream)
                 assert await anext(chunks) == b"data: first\n\n"
                 assert provider.pool_state() == PoolState(in_use=1, idle=0)
