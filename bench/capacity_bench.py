@@ -89,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             target = build_target(name, workdir, mock_port, "1")
             try:
                 start(target)
+                steady_result = measure(steady, target, probes)  # first: no burst's aftermath in it
+                time.sleep(2)
                 with PeakSampler(mock_port) as sampler:
                     burst = measure(BURST, target, probes)
                 burst["upstream_peak_connections"] = sampler.peak
-                time.sleep(2)  # let the burst's connections close
-                results[name] = {"burst": burst, "steady": measure(steady, target, probes)}
+                results[name] = {"burst": burst, "steady": steady_result}
                 print(f"{name}: {summary(results[name])}", file=sys.stderr, flush=True)
             finally:
                 if target.service is not None:
