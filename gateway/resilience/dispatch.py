@@ -65,7 +65,7 @@ class RequestContext:
         return self.match.route
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: not frozen, which costs 1 us more to build
 class Completion:
     """A successful non-streaming answer, in the client's API; `usage()` reads it only when asked."""
 
