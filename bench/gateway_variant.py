@@ -85,7 +85,7 @@ def use_httpcore() -> None:
     """`httpcore`: httpx's default transport (its httpcore pool) under every real provider."""
     import httpx
 
-    from gateway.providers.httpx_transport import HttpxTransport
+    from gateway.providers.httpx_adapter import HttpxTransport
 
     def make(config: Any) -> Any:
         return HttpxTransport(httpx.AsyncHTTPTransport(limits=httpx_limits(config.pool), trust_env=False))
@@ -117,7 +117,7 @@ def use_aiohttp_transport() -> None:
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
-    from gateway.providers.httpx_transport import HttpxTransport
+    from gateway.providers.httpx_adapter import HttpxTransport
 
     def make(config: Any) -> Any:
         pool = config.pool

@@ -16,7 +16,8 @@ from starlette.responses import Response
 
 from gateway.api.auth import require_admin
 from gateway.api.state import gateway_state
-from gateway.observe.metrics import GatewayMetrics, ProviderStatus, ReloadCounts
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.worker_state import ProviderStatus, ReloadCounts
 from gateway.runtime.reload import ReloadManager
 from gateway.runtime.snapshot import Runtime, RuntimeHolder
 

@@ -33,17 +33,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
 from gateway.observe.tally import CountTally, HistogramTally
+from gateway.observe.worker_state import (
+    ProviderSource,
+    ReloadSource,
+    WorkerStateCollector,
+)
 from gateway.records import RequestRecord
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -52,92 +54,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 FIRST_TOKEN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 6, 10)
-BREAKER_STATES = ("closed", "open", "half_open")
 NONE = "none"  # label value when a request matched no route or reached no provider
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db$")
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderStatus:
-    """One provider as the scrape sees it (built by whoever owns the runtime, at scrape time)."""
-
-    name: str
-    available: bool  # configured usable (its secret is set, ...)
-    healthy: bool  # active health checks say so (unknown counts as healthy)
-    breaker: str  # closed | open | half_open
-    connections_in_use: int = 0
-    connections_idle: int = 0
-    waiting: int = 0  # requests waiting for a connection or a concurrency slot
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadCounts:
-    """Config reloads of this process so far, by result (read from the reload manager at scrape time)."""
-
-    applied: int
-    rejected: int
-
-
-ProviderSource = Callable[[], Iterable[ProviderStatus]]
-ReloadSource = Callable[[], ReloadCounts]
-
-
-class _WorkerStateCollector(Collector):
-    """Gauges and counters of this worker's own state, computed at scrape time."""
-
-    def __init__(self, pid: str | None) -> None:
-        self.pid = pid
-        self.providers: ProviderSource | None = None
-        self.reloads: ReloadSource | None = None
-
-    def collect(self) -> Iterator[Metric]:
-        extra = ["pid"] if self.pid else []
-        tail = [self.pid] if self.pid else []
-        if self.providers is not None:
-            yield from self._provider_families(extra, tail)
-        if self.reloads is not None:
-            counts = self.reloads()
-            reloads = CounterMetricFamily(
-                "gateway_config_reloads",
-                "Config reloads by result: ok (applied) or failed (rejected, the last good config kept)",
-                labels=["result", *extra],
-            )
-            reloads.add_metric(["ok", *tail], counts.applied)
-            reloads.add_metric(["failed", *tail], counts.rejected)
-            yield reloads
-
-    def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
-        assert self.providers is not None
-        available = GaugeMetricFamily(
-            "gateway_provider_available",
-            "1 if the provider is configured usable (its secret is set)",
-            labels=["provider", *extra],
-        )
-        healthy = GaugeMetricFamily(
-            "gateway_provider_healthy",
-            "1 unless active health checks mark the provider unhealthy (none ran yet counts as healthy)",
-            labels=["provider", *extra],
-        )
-        breaker = GaugeMetricFamily(
-            "gateway_provider_breaker_state",
-            "1 for the circuit breaker's current state (closed, open, half_open), 0 for the others",
-            labels=["provider", "state", *extra],
-        )
-        connections = GaugeMetricFamily(
-            "gateway_provider_connections",
-            "Upstream connections by state (in_use, idle), and requests waiting for one (waiting): a "
-            "waiting count above 0 means the provider's pool limit is reached",
-            labels=["provider", "state", *extra],
-        )
-        for status in self.providers():
-            connections.add_metric([status.name, "in_use", *tail], float(status.connections_in_use))
-            connections.add_metric([status.name, "idle", *tail], float(status.connections_idle))
-            connections.add_metric([status.name, "waiting", *tail], float(status.waiting))
-            available.add_metric([status.name, *tail], 1.0 if status.available else 0.0)
-            healthy.add_metric([status.name, *tail], 1.0 if status.healthy else 0.0)
-            for state in BREAKER_STATES:
-                breaker.add_metric([status.name, state, *tail], 1.0 if status.breaker == state else 0.0)
-        yield from (available, healthy, breaker, connections)
 
 
 class GatewayMetrics:
@@ -151,7 +69,7 @@ class GatewayMetrics:
         )
         self.registry = CollectorRegistry(auto_describe=True)
         own: CollectorRegistry | None = None if self.multiprocess_dir else self.registry
-        self._worker_state = _WorkerStateCollector(str(os.getpid()) if self.multiprocess_dir else None)
+        self._worker_state = WorkerStateCollector(str(os.getpid()) if self.multiprocess_dir else None)
         self.registry.register(self._worker_state)
         self.requests = Counter(
             "gateway_requests",

@@ -15,7 +15,7 @@ from functools import partial
 from gateway.config.models import ApiName, ProviderConfig, ProviderType
 from gateway.providers.h1 import ACCEPT_ENCODING, H1Transport
 from gateway.providers.h1.connect import Connector, Proxy, ProxyChoice
-from gateway.providers.httpx_transport import httpx_transport_for
+from gateway.providers.httpx_adapter import httpx_transport_for
 from gateway.providers.mock import MockTransport
 from gateway.providers.tls import ssl_context_for
 from gateway.providers.transport import UpstreamTransport

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from gateway.api.state import app_state
-from gateway.providers.httpx_transport import HttpxTransport
+from gateway.providers.httpx_adapter import HttpxTransport
 from tests.support.harness import CLIENT_TIMEOUT, running_gateway
 from tests.support.resilience_support import chat, dead_url, provider, route, write_gateway_config
 from tests.support.simulator import ProviderSimulator

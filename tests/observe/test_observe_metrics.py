@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observe.metrics import GatewayMetrics, ProviderStatus, ReloadCounts
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.worker_state import ProviderStatus, ReloadCounts
 from gateway.records import RequestRecord
 
 REPO = Path(__file__).resolve().parents[2]

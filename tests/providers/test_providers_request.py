@@ -8,7 +8,7 @@ import pytest
 from gateway.config.models import ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable
 from gateway.providers.base import Provider
-from gateway.providers.httpx_transport import HttpxTransport
+from gateway.providers.httpx_adapter import HttpxTransport
 from gateway.providers.transport import WireRequest, WireTimeouts
 from gateway.translate.openai_errors import read_openai_error
 

@@ -12,7 +12,7 @@ import pytest
 from gateway.config.models import CircuitBreaker, HealthCheck, ProviderConfig
 from gateway.errors import UpstreamConnectError, UpstreamStatusError
 from gateway.providers.base import Provider
-from gateway.providers.httpx_transport import HttpxTransport
+from gateway.providers.httpx_adapter import HttpxTransport
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.checker import HealthChecker, probe_once
 from gateway.resilience.health import HealthRegistry, ProviderHealth

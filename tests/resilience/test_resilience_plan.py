@@ -20,7 +20,7 @@ from gateway.config.models import (
 )
 from gateway.errors import ProviderUnavailable
 from gateway.providers.base import Provider
-from gateway.providers.httpx_transport import HttpxTransport
+from gateway.providers.httpx_adapter import HttpxTransport
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.resilience.health import HealthRegistry

@@ -1,0 +1,95 @@
+"""The metrics of one worker's own state, computed when `/metrics` is scraped: provider availability,
+health, breaker state and connections, and config reload counts. Nothing here costs a request anything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    """One provider as the scrape sees it (built by whoever owns the runtime, at scrape time)."""
+
+    name: str
+    available: bool  # configured usable (its secret is set, ...)
+    healthy: bool  # active health checks say so (unknown counts as healthy)
+    breaker: str  # closed | open | half_open
+    connections_in_use: int = 0
+    connections_idle: int = 0
+    waiting: int = 0  # requests waiting for a connection or a concurrency slot
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadCounts:
+    """Config reloads of this process so far, by result (read from the reload manager at scrape time)."""
+
+    applied: int
+    rejected: int
+
+
+ProviderSource = Callable[[], Iterable[ProviderStatus]]
+ReloadSource = Callable[[], ReloadCounts]
+
+
+class WorkerStateCollector(Collector):
+    """Gauges and counters of this worker's own state, computed at scrape time."""
+
+    def __init__(self, pid: str | None) -> None:
+        self.pid = pid
+        self.providers: ProviderSource | None = None
+        self.reloads: ReloadSource | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        extra = ["pid"] if self.pid else []
+        tail = [self.pid] if self.pid else []
+        if self.providers is not None:
+            yield from self._provider_families(extra, tail)
+        if self.reloads is not None:
+            counts = self.reloads()
+            reloads = CounterMetricFamily(
+                "gateway_config_reloads",
+                "Config reloads by result: ok (applied) or failed (rejected, the last good config kept)",
+                labels=["result", *extra],
+            )
+            reloads.add_metric(["ok", *tail], counts.applied)
+            reloads.add_metric(["failed", *tail], counts.rejected)
+            yield reloads
+
+    def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
+        assert self.providers is not None
+        available = GaugeMetricFamily(
+            "gateway_provider_available",
+            "1 if the provider is configured usable (its secret is set)",
+            labels=["provider", *extra],
+        )
+        healthy = GaugeMetricFamily(
+            "gateway_provider_healthy",
+            "1 unless active health checks mark the provider unhealthy (none ran yet counts as healthy)",
+            labels=["provider", *extra],
+        )
+        breaker = GaugeMetricFamily(
+            "gateway_provider_breaker_state",
+            "1 for the circuit breaker's current state (closed, open, half_open), 0 for the others",
+            labels=["provider", "state", *extra],
+        )
+        connections = GaugeMetricFamily(
+            "gateway_provider_connections",
+            "Upstream connections by state (in_use, idle), and requests waiting for one (waiting): a "
+            "waiting count above 0 means the provider's pool limit is reached",
+            labels=["provider", "state", *extra],
+        )
+        for status in self.providers():
+            connections.add_metric([status.name, "in_use", *tail], float(status.connections_in_use))
+            connections.add_metric([status.name, "idle", *tail], float(status.connections_idle))
+            connections.add_metric([status.name, "waiting", *tail], float(status.waiting))
+            available.add_metric([status.name, *tail], 1.0 if status.available else 0.0)
+            healthy.add_metric([status.name, *tail], 1.0 if status.healthy else 0.0)
+            for state in BREAKER_STATES:
+                breaker.add_metric([status.name, state, *tail], 1.0 if status.breaker == state else 0.0)
+        yield from (available, healthy, breaker, connections)
