@@ -18,6 +18,7 @@ from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
 from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
 from gateway.observe.metrics import multiprocess_directory
+from gateway.runtime.limits import raise_open_files_limit
 from gateway.validate_command import run_validate
 
 DEFAULT_CONFIG = "routes"
@@ -111,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     if warning is not None:
         print(f"gateway: warning: {warning}", file=sys.stderr)
     if args.workers > 1:
+        raise_open_files_limit()  # inherited by the workers
         os.environ[CONFIG_ENV] = args.config
         os.environ["GATEWAY_NO_RELOAD"] = "1" if args.no_reload else ""
         for name, value in ((LEVEL_ENV, args.log_level), (FORMAT_ENV, args.log_format)):
@@ -118,6 +120,13 @@ def _serve(args: argparse.Namespace) -> int:
                 os.environ[name] = value  # workers set up their logging from the environment
         uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
         return 0
+    _, after = raise_open_files_limit()
+    if after < 4096:
+        print(
+            f"gateway: warning: at most {after} open files (ulimit -n): each stream holds two; "
+            "raise the limit to serve more than a few hundred streams at once",
+            file=sys.stderr,
+        )
     print(f"gateway listening on http://{args.host}:{args.port} (config: {args.config})", file=sys.stderr)
     uvicorn.run(app, **common)
     return 0
