@@ -166,10 +166,12 @@ class UpstreamStatusError(UpstreamError):
         code: str | None = None,
         param: str | None = None,
         client_body: bytes | None = None,
+        client_format: str = "openai",
     ) -> None:
         self.status_code = status_code
         self.raw_body = body
         self.client_body = client_body
+        self.client_format = client_format  # the API shape `client_body` is in: "openai" or "anthropic"
         self.retryable_kind = str(status_code)
         client_fault = 400 <= status_code < 500
         self.error_type = error_type or ("invalid_request_error" if client_fault else "server_error")
@@ -181,7 +183,9 @@ class UpstreamStatusError(UpstreamError):
         super().__init__(message, code=code, param=param, headers=headers)
 
     def body(self) -> bytes:
-        return self.client_body if self.client_body is not None else super().body()
+        if self.client_body is not None and self.client_format == "openai":
+            return self.client_body
+        return super().body()
 
 
 class ConfigError(Exception):

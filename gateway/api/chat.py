@@ -20,7 +20,7 @@ from gateway.api.state import GatewayState, gateway_state
 from gateway.errors import ClientClosedRequest, GatewayError, InvalidRequest
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
-from gateway.streaming.relay import StreamRelay
+from gateway.streaming.relay import Relay
 from gateway.streaming.starlette_streamer import StarletteStreamer
 
 ASGI_OVERRIDE_FIELD = "x_use_asgi_streaming"
@@ -153,7 +153,7 @@ async def respond_stream(
     return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
 
 
-async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: DisconnectWatch) -> StreamRelay:
+async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: DisconnectWatch) -> Relay:
     """`dispatcher.open_stream` under `watch`; a client that leaves before the first event ends the
     attempt loop (the upstream request is closed by its cancellation) as `ClientClosedRequest`."""
     try:

@@ -16,10 +16,12 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
-ProviderType = Literal["openai", "ollama", "mock"]
+ProviderType = Literal["openai", "ollama", "anthropic", "mock"]
 TransportKind = Literal["h1", "httpx"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
-ApiName = Literal["openai.chat"]
+# API families on either side of the gateway. A new one adds a name here, an endpoint in `api/`, translators
+# in `translate/` and (for an upstream) its URL in `providers/kinds.py`.
+ApiName = Literal["openai.chat", "anthropic.messages"]
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
 
@@ -169,6 +171,8 @@ class RouteConfig:
     retry: RetryPolicy | None = None  # None = the first target's provider defaults
     timeouts: Timeouts | None = None  # None = each target's provider timeouts
     streaming: StreamingMode = "asgi"
+    # `max_tokens` for an upstream API that requires it (Anthropic Messages) when the client's API does not.
+    default_max_tokens: int = 4096
     position: Position | None = field(default=None, compare=False)
 
     @property

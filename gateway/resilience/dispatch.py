@@ -1,7 +1,7 @@
 """The attempt loop: walk a route's targets by its strategy, retry per policy, fail over on retryable errors.
 
 Each attempt starts from the client's original body and gets its own translation. A stream is committed to
-the client only after its first event has arrived (`StreamRelay.prime`), so everything before that byte can
+the client only after its first event has arrived (`Relay.prime`), so everything before that byte can
 still be retried or failed over; nothing after it ever is.
 
 Per request: targets whose provider is unhealthy (active checks) or whose circuit is open are skipped while
@@ -33,7 +33,7 @@ from gateway.resilience.deadline import DeadlineByteStream
 from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
 from gateway.routing.table import RouteMatch
-from gateway.streaming.relay import ByteStream, StreamCallback, StreamRelay, StreamStats
+from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
 from gateway.translate import Translator, translator_for
 
 logger = logging.getLogger("gateway.resilience")
@@ -107,7 +107,7 @@ class Dispatcher:
     async def complete(self, ctx: RequestContext) -> Completion:
         return await self._run(ctx, self._complete_once)
 
-    async def open_stream(self, ctx: RequestContext) -> StreamRelay:
+    async def open_stream(self, ctx: RequestContext) -> Relay:
         return await self._run(ctx, self._stream_once)
 
     # The loop.
@@ -225,7 +225,7 @@ class Dispatcher:
 
     async def _stream_once(
         self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
-    ) -> StreamRelay:
+    ) -> Relay:
         provider = entry.provider
         request, translator = self._prepare(ctx, entry, provider, stream=True)
         read_error = translator.upstream_error
@@ -236,7 +236,7 @@ class Dispatcher:
             first_byte_at = asyncio.get_running_loop().time() + timeouts.first_byte
             if first_at is None or first_byte_at < first_at:
                 first_at, why = first_byte_at, f"first_byte timeout of {timeouts.first_byte:g}s"
-        relay: StreamRelay | None = None
+        relay: Relay | None = None
         try:
             if first_at is None:
                 upstream = await provider.open_stream(request, read_error)
@@ -268,7 +268,7 @@ class Dispatcher:
                 f"provider {provider.name!r} speaks {provider.kind.api}, which the gateway cannot translate "
                 f"{ctx.api} to"
             )
-        translator = factory(ctx.body, provider.config, stream=stream)
+        translator = factory(ctx.body, provider.config, stream=stream, route=ctx.route)
         content = translator.request_body(ctx.body, model)
         return provider.build_request(content, ctx.request_id, entry.request_timeouts), translator
 
@@ -280,18 +280,13 @@ class Dispatcher:
         upstream: ByteStream,
         limit_at: float | None,
         why: str,
-    ) -> StreamRelay:
+    ) -> Relay:
         if limit_at is not None:
             # total/deadline keep running after the first event: the relay reads under them.
             message = f"provider {provider.name!r} timed out mid-stream ({why})"
             upstream = DeadlineByteStream(upstream, limit_at, message)
         stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model or "", started=ctx.started)
-        return StreamRelay(
-            upstream,
-            stats,
-            events=translator,
-            on_finish=ctx.on_stream_finish,
-        )
+        return translator.open_relay(upstream, stats, ctx.on_stream_finish)
 
 
 def _attempt_limit(total: float | None, deadline_at: float | None) -> tuple[float | None, str]:
@@ -312,7 +307,7 @@ def _check_deadline(deadline_at: float | None, last_error: UpstreamError | None)
         raise UpstreamTimeout("the request deadline passed before any provider answered")
 
 
-async def _discard(relay: StreamRelay | None) -> None:
+async def _discard(relay: Relay | None) -> None:
     """Close a stream attempt that will not reach the client (it is not a finished stream)."""
     if relay is not None:
         relay.on_finish = []

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.streaming.relay import StreamRelay
+from gateway.streaming.relay import Relay
 
 
 class AsgiStreamer:
@@ -21,7 +21,7 @@ class AsgiStreamer:
 
     def __init__(
         self,
-        relay: StreamRelay,
+        relay: Relay,
         headers: Sequence[tuple[bytes, bytes]],
         status_code: int = 200,
         watch: DisconnectWatch | None = None,

@@ -25,7 +25,7 @@ from gateway.streaming.event_scan import carries_usage, last_event, usage_at
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import StreamStats
 
-__all__ = ["ByteStream", "StreamCallback", "StreamRelay", "StreamStats"]
+__all__ = ["ByteStream", "Relay", "StreamCallback", "StreamRelay", "StreamStats"]
 
 logger = logging.getLogger("gateway.stream")
 
@@ -51,6 +51,24 @@ class ByteStream(Protocol):
 
 
 StreamCallback = Callable[[StreamStats], Awaitable[None] | None]
+
+
+class Relay(Protocol):
+    """What the streamers and the dispatcher hold: `StreamRelay` here, or `event_relay.EventRelay`."""
+
+    stats: StreamStats
+    on_finish: list[StreamCallback]
+
+    @property
+    def done(self) -> bool: ...
+
+    async def prime(self) -> None: ...
+
+    def frames(self) -> AsyncGenerator[bytes, None]: ...
+
+    async def aclose(self) -> None: ...
+
+    def mark_disconnected(self) -> None: ...
 
 
 class EventTranslator(Protocol):

@@ -8,6 +8,8 @@ event needs, and bytes already scanned are never scanned again (a 1-byte-per-rea
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 _BOM = b"\xef\xbb\xbf"
@@ -20,14 +22,18 @@ def frame(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-class SSEParser:
-    """Feed raw bytes, get complete event payloads back (`data` lines joined by `\\n`).
+Event = TypeVar("Event")
 
-    Events without data (comments, keep-alives, `data:` with nothing after it) are not reported, as the
-    SSE specification says; `event:`, `id:` and `retry:` fields are ignored (OpenAI streams do not use them).
-    """
+
+class _BlockParser(Generic[Event]):
+    """The incremental part shared by both parsers: raw bytes in, each complete event's block decoded by
+    `_decode` (None: not an event to report)."""
 
     __slots__ = ("_buffer", "_scan", "_started")
+
+    @staticmethod
+    def _decode(block: bytes) -> Event | None:
+        raise NotImplementedError
 
     def __init__(self) -> None:
         # Unterminated bytes, line endings normalised to "\n" (a last "\r" held back). A bytearray, so
@@ -36,7 +42,7 @@ class SSEParser:
         self._scan = 0  # where to resume looking for "\n\n" in `_buffer`
         self._started = False  # a byte-order mark is only allowed before the first byte
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def feed(self, chunk: bytes) -> list[Event]:
         if not self._started:
             # Until the third byte, the buffer holds what may be the start of a byte-order mark.
             head = bytes(self._buffer) + chunk
@@ -62,10 +68,11 @@ class SSEParser:
             # The usual case: nothing held over, the read holds whole events. No copy at all.
             data = chunk
             end = data.find(b"\n\n")
-        events: list[bytes] = []
+        events: list[Event] = []
+        decode = self._decode
         start = 0
         while end >= 0:
-            payload = _event_data(data[start:end])
+            payload = decode(data[start:end])
             if payload is not None:
                 events.append(payload)
             start = end + 2
@@ -103,7 +110,7 @@ class SSEParser:
         """Bytes of an event that has not been terminated yet."""
         return bytes(self._buffer).rstrip(b"\r")
 
-    def flush(self) -> list[bytes]:
+    def flush(self) -> list[Event]:
         """At end of stream: an unterminated final event still counts if it carries data.
 
         The SSE specification drops such an event, but some OpenAI-compatible servers end with
@@ -114,8 +121,13 @@ class SSEParser:
         self._scan = 0
         if not rest:
             return []
-        payload = _event_data(rest.replace(b"\r", b"\n"))
+        payload = self._decode(rest.replace(b"\r", b"\n"))
         return [] if payload is None else [payload]
+
+
+def named_frame(event: str, payload: bytes) -> bytes:
+    """One named SSE event, as Anthropic writes them: `event: NAME`, then the data line(s)."""
+    return b"event: " + event.encode() + b"\n" + frame(payload)
 
 
 def _event_data(block: bytes) -> bytes | None:
@@ -136,3 +148,43 @@ def _event_data(block: bytes) -> bytes | None:
         return None
     payload = b"\n".join(data_lines)
     return payload or None
+
+
+def _named_event(block: bytes) -> tuple[str, bytes] | None:
+    name = b""
+    data_lines: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data_lines.append(value)
+        elif field == b"event":
+            name = value
+    if not data_lines:
+        return None
+    payload = b"\n".join(data_lines)
+    return (name.decode("utf-8", "replace"), payload) if payload else None
+
+
+class SSEParser(_BlockParser[bytes]):
+    """Feed raw bytes, get complete event payloads back (`data` lines joined by `\\n`).
+
+    Events without data (comments, keep-alives, `data:` with nothing after it) are not reported, as the
+    SSE specification says; `event:`, `id:` and `retry:` fields are ignored (OpenAI streams do not use them).
+    """
+
+    __slots__ = ()
+
+    _decode = staticmethod(_event_data)
+
+
+class EventParser(_BlockParser[tuple[str, bytes]]):
+    """Like `SSEParser`, but each event comes with its `event:` name ("" when it has none): Anthropic's
+    streams name every event, and its SDKs dispatch on the name."""
+
+    __slots__ = ()
+
+    _decode = staticmethod(_named_event)

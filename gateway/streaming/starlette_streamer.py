@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.streaming.relay import StreamRelay
+from gateway.streaming.relay import Relay
 
 
 class StarletteStreamer:
     __slots__ = ("headers", "relay", "status_code")
 
-    def __init__(self, relay: StreamRelay, headers: Sequence[tuple[bytes, bytes]], status_code: int = 200):
+    def __init__(self, relay: Relay, headers: Sequence[tuple[bytes, bytes]], status_code: int = 200):
         self.relay = relay
         self.headers = list(headers)
         self.status_code = status_code

@@ -9,14 +9,11 @@ afresh). envoyproxy/ai-gateway's `internal/translator/` is the model: an interfa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from gateway.config.models import ProviderConfig
+from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import UpstreamStatusError
-
-# API families on either side. A new one adds a name here, an endpoint in `api/`, translators here, and
-# (for an upstream) a provider kind in `providers/kinds.py`.
-ApiName = Literal["openai.chat"]
+from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
 
 
 class Translator(Protocol):
@@ -34,19 +31,9 @@ class Translator(Protocol):
         """The usage block of a non-streaming answer (asked only when someone records requests)."""
         ...
 
-    # The stream side (`streaming.relay.EventTranslator`).
-
-    @property
-    def passthrough(self) -> bool:
-        """Events reach the client as they came, except those carrying usage (see `keep_usage_event`)."""
-        ...
-
-    def keep_usage_event(self, event: dict[str, Any]) -> bool:
-        """Whether an event carrying a usage block goes on to the client."""
-        ...
-
-    def event(self, payload: bytes) -> bytes:
-        """The client's frames for one upstream event's data (b"": none); used when not `passthrough`."""
+    def open_relay(self, upstream: ByteStream, stats: StreamStats, on_finish: list[StreamCallback]) -> Relay:
+        """The relay of a streamed answer: `StreamRelay` (chat to chat, whole reads forwarded) or an
+        `EventRelay` over this attempt's `StreamEvents` (`streaming/event_relay.py`)."""
         ...
 
     def upstream_error(
@@ -57,4 +44,9 @@ class Translator(Protocol):
 
 
 class TranslatorFactory(Protocol):
-    def __call__(self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool) -> Translator: ...
+    """A translator for one attempt: the client's parsed `body`, the target's provider and the route (its
+    `default_max_tokens`, for APIs that require the field)."""
+
+    def __call__(
+        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
+    ) -> Translator: ...

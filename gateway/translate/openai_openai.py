@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from gateway.config.models import ProviderConfig
+from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import UpstreamStatusError
+from gateway.streaming.relay import ByteStream, StreamCallback, StreamRelay, StreamStats
 from gateway.streaming.sse import frame
 from gateway.translate.openai_errors import read_openai_error
 
@@ -27,7 +28,14 @@ class OpenAIChatToOpenAIChat:
 
     passthrough = True
 
-    def __init__(self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool) -> None:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        provider: ProviderConfig,
+        *,
+        stream: bool,
+        route: RouteConfig | None = None,
+    ) -> None:
         self._request_usage = stream and provider.stream_usage
         self._drop_usage_chunk = self._request_usage and not client_wants_usage(body)
 
@@ -62,6 +70,11 @@ class OpenAIChatToOpenAIChat:
 
     def event(self, payload: bytes) -> bytes:
         return frame(payload)
+
+    def open_relay(
+        self, upstream: ByteStream, stats: StreamStats, on_finish: list[StreamCallback]
+    ) -> StreamRelay:
+        return StreamRelay(upstream, stats, events=self, on_finish=on_finish)
 
     def upstream_error(
         self, status_code: int, content: bytes, headers: Mapping[str, str], provider: str
