@@ -32,6 +32,7 @@ class RequestRecord:
     failovers: int = 0  # moves to the next target after a provider failed
     chunk_interval: float | None = None  # mean gap between a stream's events, seconds (2+ events)
     max_chunk_interval: float | None = None  # longest gap between two events of a stream, seconds
+    api: str = "chat"  # the API the client spoke, by its short name (chat, messages)
 
     @property
     def prompt_tokens(self) -> int:

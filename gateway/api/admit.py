@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from gateway.api.recording import Exchange
 from gateway.api.state import GatewayState
+from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
 from gateway.errors import ModelNotFound
 from gateway.observe.request_id import accept_request_id, bind_request_id
@@ -40,16 +41,20 @@ async def admit(
     exchange: Exchange,
     api: ApiName,
     parse: BodyParser,
+    forwarded: tuple[tuple[str, str], ...] = (),
 ) -> Runtime:
     """Authenticate (401, before the body is read), parse (400), route (404), admit the key (403, 429).
 
     Fills in `exchange.model`, `exchange.ctx` and `exchange.limit_headers`; returns the runtime snapshot
-    the request is served from to its end.
+    the request is served from to its end. `forwarded` are the client's headers that go on unchanged to
+    an upstream of the same API.
     """
     started = state.running()
+    exchange.api = LONG_TO_SHORT[api]
     access = started.access  # None: no keys enforced
     key = access.authenticate(request.headers) if access is not None else None
-    body = parse(await request.body())
+    raw = await request.body()
+    body = parse(raw)
     model: str = body["model"]
     exchange.model = model
     runtime = started.holder.current
@@ -58,6 +63,12 @@ async def admit(
         raise ModelNotFound(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
+    if api not in match.route.apis:
+        raise ModelNotFound(
+            f"The model `{model}` is not served on the {LONG_TO_SHORT[api]} API (route "
+            f"{match.route.name!r} serves {', '.join(LONG_TO_SHORT[a] for a in match.route.apis)}).",
+            param="model",
+        )
     ctx = RequestContext(
         request_id=exchange.request_id,
         match=match,
@@ -65,6 +76,8 @@ async def admit(
         stream=body.get("stream") is True,
         api=api,
         started=exchange.started,
+        forwarded=forwarded,
+        raw=raw,
     )
     exchange.ctx = ctx
     if access is not None and key is not None:

@@ -27,6 +27,7 @@ from gateway.api.compare import streaming_compare
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
 from gateway.api.info import health, list_models
+from gateway.api.messages import count_tokens, messages
 from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.state import GatewayState, Started
 from gateway.api.stats import stats
@@ -126,6 +127,8 @@ def create_app(
     app.state.gateway = state  # the one state object: read it with gateway_state() (api/state.py)
     app.router.add_route("/v1/chat/completions", asgi_endpoint(chat_completions), methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", asgi_endpoint(chat_completions_asgi), methods=["POST"])
+    app.router.add_route("/v1/messages", asgi_endpoint(messages), methods=["POST"])
+    app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])

@@ -1,30 +1,23 @@
 """`POST /v1/chat/completions` (and `/asgi`): admit, then respond complete or as a stream. Thin by design.
 
 Admitting (auth, parse, route, limits) is `api/admit.py` and the record of every exit `api/recording.py`,
-shared with the other inbound APIs; what is OpenAI chat's own is here: its body checks and its two answers.
+shared with the other inbound APIs, and so are the two answers (`api/respond.py`); what is OpenAI chat's
+own is here: its body checks.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.api.admit import admit, open_exchange
-from gateway.api.recording import Exchange, gateway_headers, notify
-from gateway.api.state import GatewayState, gateway_state
-from gateway.errors import ClientClosedRequest, GatewayError, InvalidRequest
-from gateway.resilience.dispatch import Dispatcher, RequestContext
-from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
-from gateway.streaming.relay import Relay
-from gateway.streaming.starlette_streamer import StarletteStreamer
-
-ASGI_OVERRIDE_FIELD = "x_use_asgi_streaming"
-ASGI_OVERRIDE_HEADER = "x-use-asgi-streaming"
+from gateway.api.respond import respond_complete, respond_stream
+from gateway.api.state import gateway_state
+from gateway.api.streamer_choice import ASGI_OVERRIDE_FIELD
+from gateway.errors import GatewayError, InvalidRequest
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
@@ -62,25 +55,6 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def use_asgi_streamer(body: dict[str, Any], header: str | None, route_mode: str) -> bool:
-    """Body field beats header beats the route's `streaming:` setting."""
-    override = body.get(ASGI_OVERRIDE_FIELD)
-    if override is not None:
-        return bool(override)
-    if header is not None:
-        value = header.strip().lower()
-        if value in ("true", "1", "yes"):
-            return True
-        if value in ("false", "0", "no"):
-            return False
-        raise InvalidRequest(
-            f"header {ASGI_OVERRIDE_HEADER} must be true or false",
-            param=ASGI_OVERRIDE_HEADER,
-            code="invalid_value",
-        )
-    return route_mode == "asgi"
-
-
 async def chat_completions(request: Request) -> ASGIApp:
     return await _handle(request, force_asgi=False)
 
@@ -104,66 +78,3 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
         raise
     except Exception as exc:  # a bug: recorded and answered 500 like any error, its traceback only logged
         raise await exchange.crashed(exc) from None
-
-
-async def respond_complete(dispatcher: Dispatcher, exchange: Exchange, ctx: RequestContext) -> Response:
-    """The whole answer at once, with the gateway's and the key's limit headers."""
-    reply = await dispatcher.complete(ctx)
-    headers = gateway_headers(ctx)
-    headers.update(reply.headers)
-    if exchange.limit_headers:
-        headers.update(exchange.limit_headers)
-    if exchange.observers:
-        await notify(exchange.observers, exchange.record(reply.status_code, usage=reply.usage()))
-    return Response(reply.content, reply.status_code, headers, media_type="application/json")
-
-
-async def respond_stream(
-    request: Request,
-    state: GatewayState,
-    dispatcher: Dispatcher,
-    exchange: Exchange,
-    ctx: RequestContext,
-    *,
-    force_asgi: bool,
-) -> ASGIApp:
-    """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
-    header = request.headers.get(ASGI_OVERRIDE_HEADER)
-    asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
-    if exchange.observers:
-        ctx.on_stream_finish.append(exchange.stream_finished)
-    # Watch for the client leaving from now on: waiting for the first event can take long (a
-    # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream
-    # request at once rather than when the first event finds nobody to send it to.
-    watch = DisconnectWatch(request.receive)
-    relay = await _open_stream(dispatcher, ctx, watch)
-    if not asgi:  # Starlette's response watches `receive` itself
-        await watch.close()
-    for stream_observer in state.stream_observers:
-        stream_observer.stream_opened()
-    headers = [
-        (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-        (b"x-gateway-streamer", b"asgi" if asgi else b"starlette"),
-    ]
-    headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
-    if exchange.limit_headers:
-        headers.extend((name.encode(), value.encode()) for name, value in exchange.limit_headers.items())
-    return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
-
-
-async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: DisconnectWatch) -> Relay:
-    """`dispatcher.open_stream` under `watch`; a client that leaves before the first event ends the
-    attempt loop (the upstream request is closed by its cancellation) as `ClientClosedRequest`."""
-    try:
-        return await dispatcher.open_stream(ctx)
-    except asyncio.CancelledError:
-        ours = watch.fired and watch.task.uncancel() == 0
-        await watch.close()
-        if ours:
-            raise ClientClosedRequest("the client closed the connection before the first event") from None
-        raise
-    except BaseException:
-        await watch.close()
-        raise

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from gateway.api.chat import ASGI_OVERRIDE_HEADER
 from gateway.api.state import gateway_state
+from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.observe.request_id import accept_request_id
 from gateway.providers.error_mapping import map_upstream_errors

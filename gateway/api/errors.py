@@ -11,22 +11,33 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.translate.anthropic_errors import error_body_for_messages
 
 logger = logging.getLogger("gateway.api")
 
 JSON = "application/json"
 
 
-def error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+# Paths whose clients speak Anthropic's API get its error shape; every other path OpenAI's.
+ANTHROPIC_PATHS = "/v1/messages"
+
+
+def error_response(exc: GatewayError, request_id: str | None = None, *, path: str = "") -> Response:
     headers = dict(exc.headers)
     if request_id:
         headers["x-request-id"] = request_id
-    return Response(exc.body(), status_code=exc.status_code, media_type=JSON, headers=headers)
+    if path.startswith(ANTHROPIC_PATHS):
+        if request_id:
+            headers["request-id"] = request_id  # the Anthropic SDKs quote it in their errors
+        body = error_body_for_messages(exc)
+    else:
+        body = exc.body()
+    return Response(body, status_code=exc.status_code, media_type=JSON, headers=headers)
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc, getattr(request.state, "request_id", None))
+    return error_response(exc, getattr(request.state, "request_id", None), path=request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -38,19 +49,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = InvalidRequest(str(exc.detail), code="http_error")
         error.status_code = exc.status_code
     error.headers.update(exc.headers or {})
-    return error_response(error)
+    return error_response(error, path=request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     param = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
-    return error_response(InvalidRequest(str(first.get("msg", "invalid request")), param=param))
+    error = InvalidRequest(str(first.get("msg", "invalid request")), param=param)
+    return error_response(error, path=request.url.path)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(GatewayError("internal gateway error"), getattr(request.state, "request_id", None))
+    request_id = getattr(request.state, "request_id", None)
+    return error_response(GatewayError("internal gateway error"), request_id, path=request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -35,6 +35,7 @@ class Exchange:
     model: str = ""  # as the client asked for it, once the body is parsed
     ctx: RequestContext | None = None  # once routed
     limit_headers: dict[str, str] | None = None  # x-ratelimit-* of an admitted key
+    api: str = "chat"  # the inbound API's short name, for the record
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
         ctx = self.ctx
@@ -50,6 +51,7 @@ class Exchange:
                 attempts=0,
                 duration=time.perf_counter() - self.started,
                 usage=usage,
+                api=self.api,
             )
         return RequestRecord(
             request_id=ctx.request_id,
@@ -65,6 +67,7 @@ class Exchange:
             failovers=ctx.failovers,
             key_name=ctx.key_name,
             usage=usage,
+            api=self.api,
         )
 
     async def failed(self, error: GatewayError) -> None:

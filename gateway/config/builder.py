@@ -15,15 +15,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from .apis import ALL_APIS, DEFAULT_APIS, SHORT_NAMES
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
     DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_TOKENS,
     DEFAULT_PREFIX,
     DEFAULT_STORE,
     SIMPLE_MODE_KEY_NAME,
     SIMPLE_MODE_VARIABLE,
     AccessConfig,
+    ApiName,
     CircuitBreaker,
     HealthCheck,
     KeyConfig,
@@ -32,6 +35,7 @@ from .models import (
     PoolLimits,
     Position,
     ProviderConfig,
+    ProviderType,
     RetryPolicy,
     RouteConfig,
     StoreSettings,
@@ -44,7 +48,11 @@ from .policy import first_target_provider
 from .sections import SectionPlaces
 from .yaml_source import DocumentPath, SourceFile
 
-DEFAULT_BASE_URLS = {"ollama": "http://localhost:11434", "mock": "http://mock.gateway.invalid/v1"}
+DEFAULT_BASE_URLS = {
+    "ollama": "http://localhost:11434",
+    "anthropic": "https://api.anthropic.com",
+    "mock": "http://mock.gateway.invalid/v1",
+}
 
 Model = TypeVar("Model")
 
@@ -135,10 +143,22 @@ class _ProviderBuilder:
             health_check=overlay(HealthCheck(), raw.get("health_check", {})),
             circuit_breaker=overlay(CircuitBreaker(), raw.get("circuit_breaker", {})),
             stream_usage=raw.get("stream_usage", True),
+            apis=MappingProxyType(self._apis(kind, base_url, raw.get("apis"))),
             mock=overlay(MockOptions(), raw.get("mock", {})),
             unavailable_reason=reason,
             position=_position(self.source, self.path),
         )
+
+    def _apis(self, kind: ProviderType, base_url: str, raw: dict[str, Any] | None) -> dict[ApiName, str]:
+        """Each native API with its base URL: `true` means the provider's `base_url`."""
+        if raw is None:
+            return dict.fromkeys(DEFAULT_APIS[kind], base_url)
+        return {
+            SHORT_NAMES[short]: base_url
+            if value is True
+            else self._base_url(value, (*self.path, "apis", short))
+            for short, value in raw.items()
+        }
 
     def _tls(self, raw: dict[str, Any]) -> TlsOptions:
         """Certificate paths made absolute, relative to the route file that names them."""
@@ -192,9 +212,9 @@ class _ProviderBuilder:
             self._error(path, exc.message, exc.hint)
             return None
 
-    def _base_url(self, text: str) -> str:
+    def _base_url(self, text: str, path: DocumentPath | None = None) -> str:
         """The URL without a trailing slash, so API paths are appended as `base_url + "/chat/..."`."""
-        path = (*self.path, "base_url")
+        path = path or (*self.path, "base_url")
         resolved = self._interpolate(path, text)
         if resolved is None or text == "":
             return ""
@@ -275,6 +295,8 @@ def _build_route(
         retry=retry,
         timeouts=timeouts,
         streaming=raw.get("streaming", "asgi"),
+        default_max_tokens=raw.get("default_max_tokens", DEFAULT_MAX_TOKENS),
+        apis=tuple(SHORT_NAMES[short] for short in raw["apis"]) if "apis" in raw else ALL_APIS,
         position=_position(source, path),
     )
 

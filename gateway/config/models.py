@@ -22,6 +22,7 @@ TransportKind = Literal["h1", "httpx"]
 # API families on either side of the gateway. A new one adds a name here, an endpoint in `api/`, translators
 # in `translate/` and (for an upstream) its URL in `providers/kinds.py`.
 ApiName = Literal["openai.chat", "anthropic.messages"]
+DEFAULT_MAX_TOKENS = 4096
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
 
@@ -146,6 +147,8 @@ class ProviderConfig:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stream_usage: bool = True  # ask upstream for stream_options.include_usage
+    # The APIs it speaks natively, each with its base URL (`apis:`, default: its type's, at base_url).
+    apis: Mapping[ApiName, str] = field(default_factory=lambda: MappingProxyType({}))
     mock: MockOptions = field(default_factory=MockOptions)
     # Set when the provider cannot be used (e.g. "environment variable DEEPSEEK_API_KEY is not set").
     unavailable_reason: str | None = None
@@ -172,7 +175,8 @@ class RouteConfig:
     timeouts: Timeouts | None = None  # None = each target's provider timeouts
     streaming: StreamingMode = "asgi"
     # `max_tokens` for an upstream API that requires it (Anthropic Messages) when the client's API does not.
-    default_max_tokens: int = 4096
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    apis: tuple[ApiName, ...] = ("openai.chat", "anthropic.messages")  # the inbound APIs it serves
     position: Position | None = field(default=None, compare=False)
 
     @property

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .apis import DEFAULT_APIS, LONG_TO_SHORT, SHORT_NAMES, upstream_api
 from .diagnostics import Diagnostic, Severity
 from .models import (
     DEFAULT_PREFIX,
@@ -20,6 +21,7 @@ from .models import (
     SIMPLE_MODE_KEY_NAME,
     SIMPLE_MODE_VARIABLE,
     STORE_SCHEMES,
+    ApiName,
     is_store_url,
     secret_digest,
 )
@@ -56,6 +58,7 @@ def check_semantics(sources: Sequence[SourceFile]) -> list[Diagnostic]:
         diagnostics.extend(_check_provider(name, place))
     for name, place in routes.items():
         diagnostics.extend(_check_targets(name, place, providers))
+        diagnostics.extend(_check_route_apis(name, place, providers))
     diagnostics.extend(_check_model_names(routes))
     return diagnostics
 
@@ -140,6 +143,34 @@ def _check_targets(name: str, place: _Place, providers: dict[str, _Place]) -> It
             f"route {name!r} uses strategy weighted but every target has weight 0",
             "give at least one target a weight above 0",
         )
+
+
+def _native_apis(provider: dict[str, Any]) -> tuple[ApiName, ...]:
+    written = provider.get("apis")
+    if written is None:
+        return DEFAULT_APIS[provider["type"]]
+    return tuple(SHORT_NAMES[short] for short in written)
+
+
+def _check_route_apis(name: str, place: _Place, providers: dict[str, _Place]) -> Iterator[Diagnostic]:
+    """Every API a route serves must reach each of its targets: natively, or through a translator."""
+    route = _entry(place)
+    asked = route.get("apis", list(SHORT_NAMES))
+    where = _Place(place.source, (*place.path, "apis"), key=True) if "apis" in route else place
+    for index, target in enumerate(route["targets"]):
+        provider_place = providers.get(target["provider"])
+        if provider_place is None:
+            continue  # reported by _check_targets
+        native = _native_apis(_entry(provider_place))
+        for short in asked:
+            if upstream_api(SHORT_NAMES[short], native) is None:
+                spoken = ", ".join(LONG_TO_SHORT[api] for api in native)
+                yield _diagnostic(
+                    where,
+                    f"route {name!r} serves {short}, but its target {index} (provider "
+                    f"{target['provider']!r}, which speaks {spoken}) cannot be reached from {short}",
+                    f"remove {short} from the route's apis, or give the provider an API {short} can reach",
+                )
 
 
 def _unknown_provider_hint(provider: str, known: list[str]) -> str:

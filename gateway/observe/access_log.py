@@ -27,6 +27,7 @@ def access_fields(record: RequestRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "request_id": record.request_id,
         "kind": "stream" if record.stream else "complete",
+        "api": record.api,
         "model": record.model,
         "route": record.route,
         "provider": record.provider,
@@ -71,6 +72,8 @@ class AccessLog:
             tail.append(
                 f" stream={record.stream_status or '-'} chunks={record.chunks} first_token_ms={first}"
             )
+        if record.api != "chat":
+            tail.append(f" api={record.api}")
         if record.key_name:
             tail.append(f" key={record.key_name}")
         if record.error_code:

@@ -73,8 +73,9 @@ class GatewayMetrics:
         self.registry.register(self._worker_state)
         self.requests = Counter(
             "gateway_requests",
-            "Chat requests by route, provider (the last one tried), HTTP status and whether streamed",
-            ["route", "provider", "status", "stream"],
+            "Requests by route, provider (the last one tried), HTTP status, whether streamed, and the "
+            "API the client spoke (chat, messages)",
+            ["route", "provider", "status", "stream", "api"],
             registry=own,
         )
         self.duration = Histogram(
@@ -146,7 +147,7 @@ class GatewayMetrics:
         self._config_version: str | None = None
         # Label children, cached per label combination: `.labels()` costs more than the increment it
         # serves, and one lookup per request finds every series the request touches.
-        self._request_series: dict[tuple[str | None, str | None, int, bool], _RequestSeries] = {}
+        self._request_series: dict[tuple[str | None, str | None, int, bool, str], _RequestSeries] = {}
         self._stream_series: dict[tuple[str, str, str], _StreamSeries] = {}
         # In one process the hot path counts in plain Python and `flush()` hands the sums to
         # prometheus-client before each scrape: its per-sample lock and Python-level bucket search cost
@@ -197,7 +198,7 @@ class GatewayMetrics:
 
     async def request_finished(self, record: RequestRecord) -> None:
         """The request observer: one call per finished chat request (streams: after the last byte)."""
-        key = (record.route, record.provider, record.status_code, record.stream)
+        key = (record.route, record.provider, record.status_code, record.stream, record.api)
         series = self._request_series.get(key)
         if series is None:
             series = self._request_series[key] = _RequestSeries(self, *key)
@@ -290,11 +291,17 @@ class _RequestSeries:
     )
 
     def __init__(
-        self, metrics: GatewayMetrics, route: str | None, provider: str | None, status: int, stream: bool
+        self,
+        metrics: GatewayMetrics,
+        route: str | None,
+        provider: str | None,
+        status: int,
+        stream: bool,
+        api: str,
     ) -> None:
         route, provider, streamed = route or NONE, provider or NONE, "true" if stream else "false"
         tallied = metrics._tallied
-        self.requests = tallied(metrics.requests.labels(route, provider, str(status), streamed))
+        self.requests = tallied(metrics.requests.labels(route, provider, str(status), streamed, api))
         self.duration = tallied(metrics.duration.labels(route, streamed))
         self.attempts = tallied(metrics.attempts.labels(route))
         self.retries = tallied(metrics.retries.labels(route))

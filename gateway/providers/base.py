@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from gateway import __version__
-from gateway.config.models import ProviderConfig, Timeouts
+from gateway.config.models import ApiName, ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamReadError, UpstreamTimeout
 from gateway.providers.capacity import ConcurrencyLimit
 from gateway.providers.error_mapping import map_upstream_errors
@@ -22,6 +22,7 @@ from gateway.providers.transport import PoolState, UpstreamTransport, WireReques
 _FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
 
 USER_AGENT = f"gateway/{__version__}"
+ANTHROPIC_VERSION = "2023-06-01"  # sent to Messages upstreams unless the client sends its own
 
 # Reads an upstream HTTP error answer (status, body, headers, provider name) into the error to raise:
 # the attempt's translator knows the upstream's error shape and the client's (`Translator.upstream_error`).
@@ -43,13 +44,15 @@ class Provider:
     __slots__ = (
         "_base_headers",
         "_closed",
+        "_headers",
         "_limit",
         "_timeouts",
-        "chat_url",
+        "apis",
         "config",
         "kind",
         "name",
         "transport",
+        "urls",
     )
 
     def __init__(self, config: ProviderConfig, transport: UpstreamTransport | None) -> None:
@@ -59,18 +62,32 @@ class Provider:
         self.kind: ProviderKind = KINDS[config.type]
         self.transport = transport
         self._closed = False
-        base = config.base_url.rstrip("/")
-        self.chat_url = self.kind.chat_url(base)
-        # Every header but Host and Content-Length, worked out once; a configured one replaces ours
-        # whatever its case (a configured User-Agent, for example).
+        # The APIs it speaks natively, in its config's order (the first is what others translate to).
+        self.apis: tuple[ApiName, ...] = tuple(config.apis) or ("openai.chat",)
+        endpoints = self.kind.endpoints
+        self.urls: dict[ApiName, str] = {
+            api: endpoints[api](base.rstrip("/"))
+            for api, base in (config.apis or {"openai.chat": config.base_url}).items()
+        }
+        # Every header but Host and Content-Length, worked out once per API; a configured one replaces
+        # ours whatever its case (a configured User-Agent, for example).
         headers = {"user-agent": USER_AGENT, "accept": "application/json, text/event-stream"}
         if self.kind.accept_encoding:
             headers["accept-encoding"] = self.kind.accept_encoding
         headers["content-type"] = "application/json"
-        headers.update((name.lower(), value) for name, value in config.headers.items())
-        if config.api_key:
-            headers["authorization"] = f"Bearer {config.api_key}"
-        self._base_headers = tuple(headers.items())
+        configured = {name.lower(): value for name, value in config.headers.items()}
+        self._headers: dict[ApiName, tuple[tuple[str, str], ...]] = {}
+        for api in self.urls:
+            own = dict(headers)
+            if api == "anthropic.messages":
+                own["anthropic-version"] = ANTHROPIC_VERSION  # a client's own version replaces it
+                if config.api_key:
+                    own["x-api-key"] = config.api_key
+            elif config.api_key:
+                own["authorization"] = f"Bearer {config.api_key}"
+            own.update(configured)
+            self._headers[api] = tuple(own.items())
+        self._base_headers = self._headers[self.apis[0]]
         # Wire timeouts by route override (None: the provider's own), made once per distinct value.
         self._timeouts: dict[Timeouts | None, WireTimeouts] = {
             None: WireTimeouts.from_config(config.timeouts, config.pool.acquire_timeout)
@@ -94,17 +111,36 @@ class Provider:
     def closed(self) -> bool:
         return self._closed
 
-    def build_request(self, content: bytes, request_id: str, timeouts: Timeouts | None = None) -> WireRequest:
-        """The chat request for `content`; `timeouts` is a route's override (None: the provider's)."""
+    @property
+    def chat_url(self) -> str | None:
+        return self.urls.get("openai.chat")
+
+    def build_request(
+        self,
+        content: bytes,
+        request_id: str,
+        timeouts: Timeouts | None = None,
+        *,
+        api: ApiName = "openai.chat",
+        forwarded: tuple[tuple[str, str], ...] = (),
+        path_suffix: str = "",
+    ) -> WireRequest:
+        """The request to `api`'s endpoint (plus `path_suffix`, e.g. `/count_tokens`) for `content`;
+        `timeouts` is a route's override (None: the provider's). `forwarded` are client headers passed on
+        as they came (`anthropic-version`, `anthropic-beta`); each replaces the provider's own."""
         if self.transport is None:
             raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
-        headers = [*self._base_headers, ("x-request-id", request_id)] if request_id else self._base_headers
+        own = self._headers[api]
+        if forwarded:
+            names = {name for name, _ in forwarded}
+            own = (*(pair for pair in own if pair[0] not in names), *forwarded)
+        headers = [*own, ("x-request-id", request_id)] if request_id else own
         wire_timeouts = self._timeouts.get(timeouts)
         if wire_timeouts is None:  # bounded: the routes of a config have few distinct values
             assert timeouts is not None
             acquire = self.config.pool.acquire_timeout
             wire_timeouts = self._timeouts[timeouts] = WireTimeouts.from_config(timeouts, acquire)
-        return WireRequest("POST", self.chat_url, headers, content, wire_timeouts)
+        return WireRequest("POST", self.urls[api] + path_suffix, headers, content, wire_timeouts)
 
     async def complete(
         self, request: WireRequest, read_error: ErrorReader, first_byte: float | None = None

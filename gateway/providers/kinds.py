@@ -1,4 +1,4 @@
-"""The provider kinds: per `type:` of a provider, the API it speaks, its URLs and its transport.
+"""The provider kinds: per `type:` of a provider, the URL of each API under a base URL, and its transport.
 
 A new upstream family is a new entry here (and translators for its API in `translate/`), not branches
 elsewhere. The default `base_url` of each kind stays in the config (`config/builder.py`, documented by the
@@ -23,15 +23,25 @@ from gateway.providers.transport import UpstreamTransport
 
 @dataclass(frozen=True, slots=True)
 class ProviderKind:
-    api: ApiName  # what its chat endpoint speaks; the dispatcher picks the translator by it
-    chat_url: Callable[[str], str]  # base URL -> the chat endpoint
+    # API -> (base URL -> its endpoint). Which APIs a provider speaks is its config's `apis`.
+    endpoints: Mapping[ApiName, Callable[[str], str]]
     health_url: Callable[[str, str], str]  # base URL, `health_check.path` -> the probe's URL
     transport: Callable[[ProviderConfig], UpstreamTransport]
     accept_encoding: str | None = ACCEPT_ENCODING  # what the transport decodes; None: send no such header
+    count_tokens: bool = False  # its Messages API has /v1/messages/count_tokens (Anthropic's own)
 
 
 def _chat_url(base: str) -> str:
     return base + "/chat/completions"
+
+
+def _messages_url(base: str) -> str:
+    # Anthropic's base URLs stop before the version: https://api.anthropic.com, .../anthropic at DeepSeek.
+    return base + "/v1/messages"
+
+
+def _ollama_messages_url(base: str) -> str:
+    return base.removesuffix("/v1") + "/v1/messages"
 
 
 def _health_url(base: str, path: str) -> str:
@@ -65,8 +75,18 @@ def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
     return MockTransport(config.mock)
 
 
+_OPENAI: Mapping[ApiName, Callable[[str], str]] = {
+    "openai.chat": _chat_url,
+    "anthropic.messages": _messages_url,
+}
+_OLLAMA: Mapping[ApiName, Callable[[str], str]] = {
+    "openai.chat": _ollama_chat_url,
+    "anthropic.messages": _ollama_messages_url,
+}
+
 KINDS: Mapping[ProviderType, ProviderKind] = {
-    "openai": ProviderKind("openai.chat", _chat_url, _health_url, network_transport_for),
-    "ollama": ProviderKind("openai.chat", _ollama_chat_url, _ollama_health_url, network_transport_for),
-    "mock": ProviderKind("openai.chat", _chat_url, _health_url, in_process_mock_for, accept_encoding=None),
+    "openai": ProviderKind(_OPENAI, _health_url, network_transport_for),
+    "ollama": ProviderKind(_OLLAMA, _ollama_health_url, network_transport_for),
+    "anthropic": ProviderKind(_OPENAI, _health_url, network_transport_for, count_tokens=True),
+    "mock": ProviderKind(_OPENAI, _health_url, in_process_mock_for, accept_encoding=None),
 }

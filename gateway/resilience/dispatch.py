@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from gateway.config.apis import upstream_api
 from gateway.config.models import ApiName, RouteConfig
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
 from gateway.providers.base import Provider
@@ -58,6 +59,8 @@ class RequestContext:
     provider: str | None = None
     upstream_model: str | None = None
     key_name: str | None = None  # set by access control: the gateway key's name, never its secret
+    forwarded: tuple[tuple[str, str], ...] = ()  # client headers for an upstream of the same API
+    raw: bytes = b""  # the body as the client sent it (a pass-through may send it unchanged)
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
 
     @property
@@ -262,15 +265,21 @@ class Dispatcher:
         from the client's original body."""
         ctx.provider = provider.name
         model = ctx.upstream_model = entry.target.model or ctx.match.model
-        factory = translator_for(ctx.api, provider.kind.api)
-        if factory is None:
+        api = upstream_api(ctx.api, provider.apis)
+        factory = translator_for(ctx.api, api) if api is not None else None
+        if factory is None or api is None:
             raise ProviderUnavailable(
-                f"provider {provider.name!r} speaks {provider.kind.api}, which the gateway cannot translate "
-                f"{ctx.api} to"
+                f"provider {provider.name!r} speaks {', '.join(provider.apis)}, which the gateway cannot "
+                f"translate {ctx.api} to"
             )
         translator = factory(ctx.body, provider.config, stream=stream, route=ctx.route)
-        content = translator.request_body(ctx.body, model)
-        return provider.build_request(content, ctx.request_id, entry.request_timeouts), translator
+        content = translator.request_body(ctx.body, model, ctx.raw)
+        # Client headers (anthropic-version, anthropic-beta) go on only to an upstream of the client's API.
+        forwarded = ctx.forwarded if api == ctx.api else ()
+        request = provider.build_request(
+            content, ctx.request_id, entry.request_timeouts, api=api, forwarded=forwarded
+        )
+        return request, translator
 
     def _relay(
         self,

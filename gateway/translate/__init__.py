@@ -9,12 +9,14 @@ from collections.abc import Mapping
 
 from gateway.config.models import ApiName
 from gateway.translate.base import Translator, TranslatorFactory
+from gateway.translate.messages_messages import MessagesToMessages
 from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
 
 __all__ = ["TRANSLATORS", "Translator", "TranslatorFactory", "translator_for"]
 
 TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
     ("openai.chat", "openai.chat"): OpenAIChatToOpenAIChat,
+    ("anthropic.messages", "anthropic.messages"): MessagesToMessages,
 }
 
 

@@ -19,8 +19,9 @@ from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamSta
 class Translator(Protocol):
     """One attempt's translation. `stream` also satisfies the relay's `EventTranslator`."""
 
-    def request_body(self, body: dict[str, Any], upstream_model: str) -> bytes:
-        """The bytes to send upstream for the client's parsed `body` (never mutated)."""
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
+        """The bytes to send upstream for the client's parsed `body` (never mutated); `raw` is the body as
+        the client sent it, for a pass-through that need not re-serialise it."""
         ...
 
     def response_body(self, content: bytes) -> bytes:

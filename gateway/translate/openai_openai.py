@@ -39,7 +39,7 @@ class OpenAIChatToOpenAIChat:
         self._request_usage = stream and provider.stream_usage
         self._drop_usage_chunk = self._request_usage and not client_wants_usage(body)
 
-    def request_body(self, body: dict[str, Any], upstream_model: str) -> bytes:
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
         out = dict(body)
         out["model"] = upstream_model
         for name in GATEWAY_FIELDS:

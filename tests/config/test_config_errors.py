@@ -45,7 +45,7 @@ FIXTURE_CASES = [
         "unknown_type.yaml",
         [
             (
-                "3:11: error: providers.local.type must be one of: openai, ollama, mock (got 'olama'); "
+                "3:11: error: providers.local.type must be one of: openai, ollama, anthropic, mock (got 'olama'); "
                 "did you mean 'ollama'?",
                 "API family",
             )

@@ -1,0 +1,82 @@
+"""The two answers every inbound API gives once admitted: the whole answer at once, or an SSE stream
+(once its first event is in: errors before it are HTTP errors, after it events of the client's API)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from gateway.api.recording import Exchange, gateway_headers, notify
+from gateway.api.state import GatewayState
+from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER, use_asgi_streamer
+from gateway.errors import ClientClosedRequest
+from gateway.resilience.dispatch import Dispatcher, RequestContext
+from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
+from gateway.streaming.relay import Relay
+from gateway.streaming.starlette_streamer import StarletteStreamer
+
+
+async def respond_complete(dispatcher: Dispatcher, exchange: Exchange, ctx: RequestContext) -> Response:
+    """The whole answer at once, with the gateway's and the key's limit headers."""
+    reply = await dispatcher.complete(ctx)
+    headers = gateway_headers(ctx)
+    headers.update(reply.headers)
+    if exchange.limit_headers:
+        headers.update(exchange.limit_headers)
+    if exchange.observers:
+        await notify(exchange.observers, exchange.record(reply.status_code, usage=reply.usage()))
+    return Response(reply.content, reply.status_code, headers, media_type="application/json")
+
+
+async def respond_stream(
+    request: Request,
+    state: GatewayState,
+    dispatcher: Dispatcher,
+    exchange: Exchange,
+    ctx: RequestContext,
+    *,
+    force_asgi: bool,
+) -> ASGIApp:
+    """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
+    header = request.headers.get(ASGI_OVERRIDE_HEADER)
+    asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
+    if exchange.observers:
+        ctx.on_stream_finish.append(exchange.stream_finished)
+    # Watch for the client leaving from now on: waiting for the first event can take long (a
+    # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream
+    # request at once rather than when the first event finds nobody to send it to.
+    watch = DisconnectWatch(request.receive)
+    relay = await _open_stream(dispatcher, ctx, watch)
+    if not asgi:  # Starlette's response watches `receive` itself
+        await watch.close()
+    for stream_observer in state.stream_observers:
+        stream_observer.stream_opened()
+    headers = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+        (b"x-gateway-streamer", b"asgi" if asgi else b"starlette"),
+    ]
+    headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
+    if exchange.limit_headers:
+        headers.extend((name.encode(), value.encode()) for name, value in exchange.limit_headers.items())
+    return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
+
+
+async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: DisconnectWatch) -> Relay:
+    """`dispatcher.open_stream` under `watch`; a client that leaves before the first event ends the
+    attempt loop (the upstream request is closed by its cancellation) as `ClientClosedRequest`."""
+    try:
+        return await dispatcher.open_stream(ctx)
+    except asyncio.CancelledError:
+        ours = watch.fired and watch.task.uncancel() == 0
+        await watch.close()
+        if ours:
+            raise ClientClosedRequest("the client closed the connection before the first event") from None
+        raise
+    except BaseException:
+        await watch.close()
+        raise

@@ -1,0 +1,29 @@
+"""Which streamer writes a stream: the body field beats the header beats the route's `streaming:`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import InvalidRequest
+
+ASGI_OVERRIDE_FIELD = "x_use_asgi_streaming"
+ASGI_OVERRIDE_HEADER = "x-use-asgi-streaming"
+
+
+def use_asgi_streamer(body: dict[str, Any], header: str | None, route_mode: str) -> bool:
+    """Body field beats header beats the route's `streaming:` setting."""
+    override = body.get(ASGI_OVERRIDE_FIELD)
+    if override is not None:
+        return bool(override)
+    if header is not None:
+        value = header.strip().lower()
+        if value in ("true", "1", "yes"):
+            return True
+        if value in ("false", "0", "no"):
+            return False
+        raise InvalidRequest(
+            f"header {ASGI_OVERRIDE_HEADER} must be true or false",
+            param=ASGI_OVERRIDE_HEADER,
+            code="invalid_value",
+        )
+    return route_mode == "asgi"

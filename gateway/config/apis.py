@@ -1,0 +1,44 @@
+"""The APIs the gateway speaks, by the short names route files use, and which can reach which.
+
+`ApiName` is the full name (`openai.chat`, `anthropic.messages`); route files and `gateway explain --api`
+use the short one (`chat`, `messages`). A provider speaks some APIs natively (`apis:`, by default its
+type's); a route serves every API for which each of its targets either speaks it or can be translated to
+one it speaks. The pairs are declared here, below the translators, so the config can check them without
+importing `gateway.translate`; a test pins that the translator table has exactly these pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .models import ApiName, ProviderType
+
+SHORT_NAMES: Mapping[str, ApiName] = {"chat": "openai.chat", "messages": "anthropic.messages"}
+LONG_TO_SHORT: Mapping[ApiName, str] = {full: short for short, full in SHORT_NAMES.items()}
+ALL_APIS: tuple[ApiName, ...] = tuple(SHORT_NAMES.values())
+
+# (what the client speaks, what the upstream speaks): the translator pairs that exist.
+TRANSLATABLE: frozenset[tuple[ApiName, ApiName]] = frozenset(
+    {
+        ("openai.chat", "openai.chat"),
+        ("openai.chat", "anthropic.messages"),
+        ("anthropic.messages", "openai.chat"),
+        ("anthropic.messages", "anthropic.messages"),
+    }
+)
+
+# What each provider type speaks natively when its `apis:` is not written (at its base_url).
+DEFAULT_APIS: Mapping[ProviderType, tuple[ApiName, ...]] = {
+    "openai": ("openai.chat",),
+    "ollama": ("openai.chat", "anthropic.messages"),  # /v1/chat/completions and /v1/messages on one root
+    "anthropic": ("anthropic.messages",),
+    "mock": ("openai.chat",),
+}
+
+
+def upstream_api(client: ApiName, native: tuple[ApiName, ...]) -> ApiName | None:
+    """The API an upstream speaking `native` is sent a `client` request in: the same one when it speaks
+    it (pass-through), else the first of its APIs a translator reaches; None when none does."""
+    if client in native:
+        return client
+    return next((api for api in native if (client, api) in TRANSLATABLE), None)
