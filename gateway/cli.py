@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG), help="route files dir or file"
     )
     explain.add_argument("--format", choices=["text", "json"], default="text")
+    explain.add_argument(
+        "--api",
+        choices=["chat", "messages"],
+        default="chat",
+        help="the inbound API the request comes in: chat (/v1/chat/completions) or messages (/v1/messages)",
+    )
 
     commands.add_parser("schema", help="print the JSON Schema of route files")
     commands.add_parser(
@@ -64,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate-config":
         return run_validate(args.paths, args.format)
     if args.command == "explain":
-        return run_explain(args.model, [args.config], args.format)
+        return run_explain(args.model, [args.config], args.format, api=args.api)
     if args.command == "schema":
         sys.stdout.write(schema_text())
         return 0

@@ -1,8 +1,10 @@
-"""`gateway explain MODEL [--config DIR] [--format text|json]`: what the gateway would do with a model name.
+"""`gateway explain MODEL [--config DIR] [--api chat|messages] [--format text|json]`: what the gateway would
+do with a model name, asked in one inbound API (default chat).
 
 Loads the route files exactly as `serve` does and asks the same `RoutingTable.resolve` a request uses, then
 prints which route answers and why (exact name, alias, or which glob), and the policy that would apply:
-the order targets are tried in, retries, timeouts, streaming mode, breaker and health checks. The policy
+the order targets are tried in, each one native (the request goes unchanged) or translated (to which API),
+retries, timeouts, streaming mode, breaker and health checks. The policy
 follows the resilience rules (`gateway/resilience/plan.py`, pinned by a test): the route's `retry`, else
 its first target's provider's, for every target and the deadline; the route's `timeouts`, else each
 target's own provider's. Secrets are never printed.
@@ -28,6 +30,8 @@ from gateway.config import (
     Timeouts,
     load_config,
 )
+from gateway.config.apis import LONG_TO_SHORT, SHORT_NAMES, upstream_api
+from gateway.config.models import ApiName
 from gateway.config.policy import effective_policy, route_retry
 from gateway.routing.table import RouteMatch, RoutingTable
 
@@ -54,6 +58,7 @@ def run_explain(
     fmt: str = "text",
     out: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    api: str = "chat",
 ) -> int:
     out = sys.stdout if out is None else out
     result = load_config(list(paths), environ)
@@ -67,7 +72,7 @@ def run_explain(
         return EXIT_CONFIG
     config = result.config
     match = RoutingTable(config).resolve(model)
-    report = explain(model, config, match)
+    report = explain(model, config, match, SHORT_NAMES[api])
     if fmt == "json":
         out.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -75,14 +80,28 @@ def run_explain(
     return EXIT_MATCH if match is not None else EXIT_NO_ROUTE
 
 
-def explain(model: str, config: GatewayConfig, match: RouteMatch | None) -> dict[str, Any]:
-    """A plain-data report of how `model` is routed (what both formats print)."""
+def explain(
+    model: str, config: GatewayConfig, match: RouteMatch | None, api: ApiName = "openai.chat"
+) -> dict[str, Any]:
+    """A plain-data report of how `model` is routed when asked in `api` (what both formats print)."""
+    short = LONG_TO_SHORT[api]
     if match is None:
-        return {"model": model, "matched": False, **_no_match(model, config)}
+        return {"model": model, "api": short, "matched": False, **_no_match(model, config)}
     route = match.route
+    if api not in route.apis:
+        served = ", ".join(LONG_TO_SHORT[name] for name in route.apis)
+        return {
+            "model": model,
+            "api": short,
+            "matched": False,
+            "why": f"route {route.name!r} matches, but serves only {served}: the gateway answers 404",
+            "did_you_mean": [],
+            "patterns": [],
+        }
     policy, source = route_retry(route, config.providers)
     return {
         "model": model,
+        "api": short,
         "matched": True,
         "route": route.name,
         "defined_at": str(route.position) if route.position else None,
@@ -95,7 +114,7 @@ def explain(model: str, config: GatewayConfig, match: RouteMatch | None) -> dict
         "retry": _retry(policy),
         "retry_from": source,
         "deadline": policy.deadline,
-        "targets": [_target(route, target, match, config) for target in _ordered_targets(route)],
+        "targets": [_target(route, target, match, config, api) for target in _ordered_targets(route)],
     }
 
 
@@ -141,7 +160,9 @@ def _ordered_targets(route: RouteConfig) -> list[Target]:
     return sorted(route.targets, key=lambda target: target.priority)
 
 
-def _target(route: RouteConfig, target: Target, match: RouteMatch, config: GatewayConfig) -> dict[str, Any]:
+def _target(
+    route: RouteConfig, target: Target, match: RouteMatch, config: GatewayConfig, api: ApiName
+) -> dict[str, Any]:
     provider = config.providers.get(target.provider)
     entry: dict[str, Any] = {
         "provider": target.provider,
@@ -158,10 +179,14 @@ def _target(route: RouteConfig, target: Target, match: RouteMatch, config: Gatew
         return entry
     policy = effective_policy(route, target, config.providers)
     assert policy is not None  # the provider is configured
+    upstream = upstream_api(api, tuple(provider.apis))
     entry.update(
         {
             "type": provider.type,
             "base_url": provider.base_url,
+            "upstream_api": None if upstream is None else LONG_TO_SHORT[upstream],
+            "upstream_base_url": None if upstream is None else provider.apis[upstream],
+            "translation": "native" if upstream == api else "translated" if upstream else "impossible",
             "available": provider.unavailable_reason is None,
             "reason": provider.unavailable_reason,
             "timeouts": _timeouts(policy.timeouts),
@@ -216,7 +241,7 @@ def render_text(report: dict[str, Any]) -> list[str]:
         return lines
     where = f"  ({report['defined_at']})" if report["defined_at"] else ""
     lines = [
-        f"model {model!r} -> route {report['route']!r}{where}",
+        f"model {model!r} ({report['api']} API) -> route {report['route']!r}{where}",
         f"  why:       {report['why']}",
     ]
     for other in report["also_matching_patterns"]:
@@ -247,6 +272,12 @@ def _target_lines(number: int, target: dict[str, Any]) -> list[str]:
     if target["priority"]:
         head += f", priority {target['priority']}"
     lines = [head]
+    if target.get("translation") == "native":
+        lines.append(f"       native: sent unchanged to its {target['upstream_api']} API")
+    elif target.get("translation") == "translated":
+        lines.append(
+            f"       translated: to its {target['upstream_api']} API ({target['upstream_base_url']})"
+        )
     if not target["available"]:
         lines.append(f"       UNAVAILABLE: {target['reason']} (skipped)")
     if "timeouts" not in target:

@@ -40,7 +40,7 @@ def test_explain_reads_the_config_dir_from_the_environment(
 ) -> None:
     monkeypatch.setenv("GATEWAY_CONFIG", str(FIXTURES))
     assert main(["explain", "deepseek-chat"]) == 0
-    assert capsys.readouterr().out.startswith("model 'deepseek-chat' -> route 'deepseek-any'")
+    assert capsys.readouterr().out.startswith("model 'deepseek-chat' (chat API) -> route 'deepseek-any'")
 
 
 def test_explain_rejects_an_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:

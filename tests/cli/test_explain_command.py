@@ -97,7 +97,7 @@ def test_text_output() -> None:
     status, text = explain("deepseek-r1")
     assert status == 0
     assert text.splitlines() == [
-        f"model 'deepseek-r1' -> route 'deepseek-reasoning'  ({ROUTES}:19:3)",
+        f"model 'deepseek-r1' (chat API) -> route 'deepseek-reasoning'  ({ROUTES}:19:3)",
         "  why:       glob 'deepseek-r*': no exact name or alias is 'deepseek-r1', and this is the most "
         "specific matching glob (longest literal text, then fewest wildcards, then earliest)",
         f"             also matches, but loses: glob 'deepseek-*' of 'deepseek-any' at {ROUTES}:22:3",
@@ -113,6 +113,7 @@ def test_text_output() -> None:
         "  deadline:  none for the whole request, across every attempt",
         "  targets, in the order tried:",
         "    1. local (ollama, http://localhost:11434) as model 'deepseek-r1:7b'",
+        "       native: sent unchanged to its chat API",
         "       timeouts: connect 60s, read 60s, write 60s, first byte none, total none [provider local]",
         "       breaker:  opens after 5 consecutive failures, half-opens after 30s",
         "       health:   no active check",
@@ -180,3 +181,18 @@ async def test_explain_agrees_with_the_plan_the_dispatcher_uses() -> None:
                 assert shown["timeouts"] == dataclasses.asdict(planned.timeouts)
     finally:
         await registry.aclose()
+
+
+def test_messages_api_shows_native_or_translated_per_target() -> None:
+    """Ollama speaks Messages natively; an OpenAI-compatible provider is reached by translation."""
+    out = io.StringIO()
+    assert run_explain("deepseek-r1", [str(FIXTURES)], out=out, environ={}, api="messages") == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("model 'deepseek-r1' (messages API) -> route 'deepseek-reasoning'")
+    assert "       native: sent unchanged to its messages API" in lines
+    out = io.StringIO()
+    assert run_explain("split", [str(FIXTURES)], "json", out=out, environ={}, api="messages") == 0
+    targets = json.loads(out.getvalue())["targets"]
+    assert [(target["translation"], target["upstream_api"]) for target in targets] == [
+        ("translated", "chat")
+    ] * len(targets)

@@ -101,11 +101,11 @@ def test_counters_move_by_exactly_what_real_requests_did(
 
     d = Deltas(before, scrape(client))
     requests = "gateway_requests_total"
-    assert d(requests, route="sim-model", provider="a", status="200", stream="false") == 1
-    assert d(requests, route="sim-model", provider="b", status="200", stream="false") == 1
-    assert d(requests, route="single", provider="a", status="500", stream="false") == 1
-    assert d(requests, route="retrying", provider="a", status="200", stream="false") == 1
-    assert d(requests, route="none", provider="none", status="404", stream="false") == 1
+    assert d(requests, route="sim-model", provider="a", status="200", stream="false", api="chat") == 1
+    assert d(requests, route="sim-model", provider="b", status="200", stream="false", api="chat") == 1
+    assert d(requests, route="single", provider="a", status="500", stream="false", api="chat") == 1
+    assert d(requests, route="retrying", provider="a", status="200", stream="false", api="chat") == 1
+    assert d(requests, route="none", provider="none", status="404", stream="false", api="chat") == 1
     assert d("gateway_failovers_total", route="sim-model") == 1
     assert d("gateway_retries_total", route="retrying") == 1
     assert d("gateway_retries_total", route="sim-model") == 0
@@ -146,7 +146,7 @@ def test_a_stream_is_counted_when_it_ends_with_first_token_gaps_and_tokens(
 
     wait_until(counted, 5, "the stream was not counted")
     d = Deltas(before, scrape(client))
-    assert d("gateway_requests_total", status="200", stream="true", **labels) == 1
+    assert d("gateway_requests_total", status="200", stream="true", api="chat", **labels) == 1
     assert d("gateway_time_to_first_token_seconds_count", **labels) == 1
     assert d("gateway_stream_chunk_interval_seconds_count", **labels) == 1
     assert d("gateway_stream_max_chunk_interval_seconds_count", **labels) == 1
@@ -183,7 +183,7 @@ def test_a_stream_that_fails_before_its_first_event_opens_no_stream(
     simulator.enqueue(Behaviour(status=500))
     assert chat(client, model="single", stream=True).status_code == 500
     d = Deltas(before, scrape(client))
-    assert d("gateway_requests_total", route="single", provider="a", status="500", stream="true") == 1
+    assert d("gateway_requests_total", route="single", provider="a", status="500", stream="true", api="chat") == 1
     assert d("gateway_streams_total", route="single", provider="a", outcome="ok") == 0
     assert value(scrape(client), "gateway_open_streams") == 0
 
@@ -295,7 +295,7 @@ def test_metrics_need_an_admin_key_when_keys_are_enforced(
         assert forbidden.status_code == 403
         assert forbidden.json()["error"]["type"]
         got = scrape(client, bearer(ADMIN_KEY))
-        labels = {"route": "mock", "provider": "mock", "status": "200", "stream": "false"}
+        labels = {"route": "mock", "provider": "mock", "status": "200", "stream": "false", "api": "chat"}
         assert value(got, "gateway_requests_total", **labels) == 1
         # The 401 and 403 above were not chat requests; only the chat call counts.
         assert sum(v for (name, _), v in got.items() if name == "gateway_requests_total") == 1

@@ -54,15 +54,15 @@ def test_every_scrape_sums_all_workers(write_routes: Callable[..., Path]) -> Non
             assert streamed.text.rstrip().endswith("data: [DONE]")
         labels = {"route": "mock", "provider": "mock", "status": "200"}
         wait_until(
-            lambda: value(scrape(url), "gateway_requests_total", stream="true", **labels) == STREAMS,
+            lambda: value(scrape(url), "gateway_requests_total", stream="true", api="chat", **labels) == STREAMS,
             5,
             "the streams were not all counted",
         )
         answered_by: set[str] = set()
         for _ in range(60):
             got = scrape(url)
-            assert value(got, "gateway_requests_total", stream="false", **labels) == REQUESTS
-            assert value(got, "gateway_requests_total", stream="true", **labels) == STREAMS
+            assert value(got, "gateway_requests_total", stream="false", api="chat", **labels) == REQUESTS
+            assert value(got, "gateway_requests_total", stream="true", api="chat", **labels) == STREAMS
             assert (
                 value(got, "gateway_request_duration_seconds_count", route="mock", stream="false") == REQUESTS
             )

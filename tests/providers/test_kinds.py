@@ -33,8 +33,7 @@ from tests.support.simulator_behaviour import Behaviour
 )  # fmt: skip
 def test_each_kind_knows_its_urls(kind: str, base: str, chat: str, health: str) -> None:
     entry = KINDS[kind]  # type: ignore[index]
-    assert entry.api == "openai.chat"
-    assert (entry.chat_url(base), entry.health_url(base, "/models")) == (chat, health)
+    assert (entry.endpoints["openai.chat"](base), entry.health_url(base, "/models")) == (chat, health)
     assert entry.health_url(base.removesuffix("/v1"), "/healthz").endswith("/healthz")
 
 
@@ -110,3 +109,16 @@ async def test_an_upstream_error_answer_is_read_by_the_translator(simulator: Pro
 
     error = await scenario()
     assert (error.status_code, error.message, error.headers) == (429, "slow down", {"retry-after": "2"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "base", "messages"),
+    [
+        ("anthropic", "https://api.anthropic.com", "https://api.anthropic.com/v1/messages"),
+        ("openai", "https://api.deepseek.com/anthropic", "https://api.deepseek.com/anthropic/v1/messages"),
+        ("ollama", "http://localhost:11434", "http://localhost:11434/v1/messages"),
+        ("ollama", "http://gpu:11434/v1", "http://gpu:11434/v1/messages"),
+    ],
+)
+def test_each_kind_knows_its_messages_url(kind: str, base: str, messages: str) -> None:
+    assert KINDS[kind].endpoints["anthropic.messages"](base) == messages  # type: ignore[index]
