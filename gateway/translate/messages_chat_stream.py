@@ -2,11 +2,12 @@
 
 The first chunk opens the message (`message_start`, then one `ping`, as Anthropic does). Each kind of delta
 goes into a content block of its own: `reasoning_content` into a `thinking` block (`thinking_delta`; a
-chat upstream has no signature, so no `signature_delta` is sent), `content` into a `text` block, each
-`tool_calls[i]` (by its `index`) into a `tool_use` block whose arguments arrive as `input_json_delta`s.
-One block is open at a time; a new kind of delta, or another tool call, closes it. Chat streams a tool
-call's fragments one call after the other; a fragment for a call whose block is already closed cannot be
-expressed in Anthropic's stream and is refused as a protocol error.
+chat upstream has no signature, so no `signature_delta` is sent), `content` into a `text` block (OpenAI's
+`refusal` text too, and the stop reason is then `refusal`), each `tool_calls[i]` (by its `index`) into a
+`tool_use` block whose arguments arrive as `input_json_delta`s. One block is open at a time; a new kind
+of delta, or another tool call, closes it. Chat streams a tool call's fragments one call after the
+other; a fragment for a call whose block is already closed cannot be expressed in Anthropic's stream and
+is refused as a protocol error, and so is a tool call whose first fragment has no name.
 
 The usage chunk comes after the finish_reason chunk, so the closing `message_delta` (stop reason and
 usage) waits for `[DONE]` or the end of the body. A stream that ends without a finish_reason was cut off.
@@ -43,6 +44,7 @@ class ChatStreamToMessages:
         "_next_index",
         "_open",
         "_open_tool",
+        "_refused",
         "_started",
         "_tool_blocks",
         "_usage",
@@ -60,6 +62,7 @@ class ChatStreamToMessages:
         self._next_index = 0  # the index of the next content block
         self._tool_blocks: dict[int, int] = {}  # chat tool-call index -> content block index
         self._called_tools = False
+        self._refused = False
 
     @property
     def ended(self) -> bool:
@@ -117,7 +120,9 @@ class ChatStreamToMessages:
         usage: dict[str, int] = (
             message_usage(self._usage) if self._usage is not None else {"output_tokens": 0}
         )
-        reason = stop_reason(self._finish_reason, called_tools=self._called_tools)
+        reason = (
+            "refusal" if self._refused else stop_reason(self._finish_reason, called_tools=self._called_tools)
+        )
         out.append(
             _event(
                 "message_delta",
@@ -153,10 +158,12 @@ class ChatStreamToMessages:
         if reasoning:
             self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
             out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
-        text = delta.get("content")
-        if isinstance(text, str) and text:
-            self._open_block("text", {"type": "text", "text": ""}, out)
-            out.append(self._block_delta({"type": "text_delta", "text": text}))
+        for name in ("content", "refusal"):  # OpenAI's refusal text is text, and ends as a refusal
+            text = delta.get(name)
+            if isinstance(text, str) and text:
+                self._refused = self._refused or name == "refusal"
+                self._open_block("text", {"type": "text", "text": ""}, out)
+                out.append(self._block_delta({"type": "text_delta", "text": text}))
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:

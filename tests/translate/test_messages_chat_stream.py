@@ -228,3 +228,14 @@ async def test_through_the_event_relay(name: str) -> None:
         orjson.loads(d).get("usage") for _, d in EventParser().feed(upstream_bytes) if d != b"[DONE]"
     ]
     assert stats.usage == next((u for u in reversed(upstream_usage) if u), None)
+
+
+def test_an_openai_refusal_is_text_that_stops_as_a_refusal() -> None:
+    upstream = (
+        b'data: {"id":"r","choices":[{"index":0,"delta":{"role":"assistant","refusal":"I can"}}]}\n\n'
+        b'data: {"id":"r","choices":[{"index":0,"delta":{"refusal":"\'t help."},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    message = final_message(relay([upstream]))
+    assert message["content"] == [{"type": "text", "text": "I can't help."}]
+    assert message["stop_reason"] == "refusal"
