@@ -228,12 +228,28 @@ START = (
 @pytest.mark.parametrize(
     ("event", "data", "named"),
     [
-        ("content_block_start", b'{"index":0,"content_block":{"type":"server_tool_use","id":"s","name":"web_search"}}', "server_tool_use"),
-        ("content_block_start", b'{"index":0,"content_block":{"type":"web_search_tool_result","tool_use_id":"s"}}', "web_search_tool_result"),
-        ("content_block_delta", b'{"index":0,"delta":{"type":"citations_delta","citation":{}}}', "citations_delta"),
-        ("message_delta", b'{"delta":{"stop_reason":"pause_turn"},"usage":{"output_tokens":1}}', "pause_turn"),
+        (
+            "content_block_start",
+            b'{"index":0,"content_block":{"type":"server_tool_use","id":"s","name":"web_search"}}',
+            "server_tool_use",
+        ),
+        (
+            "content_block_start",
+            b'{"index":0,"content_block":{"type":"web_search_tool_result","tool_use_id":"s"}}',
+            "web_search_tool_result",
+        ),
+        (
+            "content_block_delta",
+            b'{"index":0,"delta":{"type":"citations_delta","citation":{}}}',
+            "citations_delta",
+        ),
+        (
+            "message_delta",
+            b'{"delta":{"stop_reason":"pause_turn"},"usage":{"output_tokens":1}}',
+            "pause_turn",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_chat_cannot_show_is_a_protocol_error(event: str, data: bytes, named: str) -> None:
     stream = events(False)
     stream.feed("message_start", START)
@@ -279,3 +295,28 @@ async def test_the_event_relay_sends_the_golden() -> None:
     assert out == client_stream("stream_two_tools")
     assert source.closed
     assert stats.usage is not None and stats.usage["completion_tokens"] == 70
+
+
+def test_a_streamed_thinking_turn_goes_back_to_anthropic_as_it_came() -> None:
+    message = accumulate(client_stream("stream_thinking")).choices[0].message
+    extra = message.model_extra or {}
+    assistant = {
+        "role": "assistant",
+        "content": message.content,
+        "reasoning_content": extra["reasoning_content"],
+        "thinking_blocks": extra["thinking_blocks"],
+    }
+    body = {"model": "claude", "messages": [{"role": "user", "content": "2+2?"}, assistant]}
+    sent = orjson.loads(translator(body).request_body(body, "claude-sonnet-4-5"))
+    assert sent["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {
+                "type": "thinking",
+                "thinking": "Let me think about 2+2.",
+                "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+            },
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
+            {"type": "text", "text": "It is 4."},
+        ],
+    }
