@@ -3,6 +3,15 @@
 The halves live beside it: `chat_messages_request` (+ `chat_messages_content`: the turns) builds the
 Messages request and refuses what has no exact place in it; `chat_messages_response` turns a Message into a
 chat.completion; `chat_messages_stream` turns Messages stream events into chat chunks.
+
+Decisions a client can see:
+- system/developer messages before the first turn become `system`: one string message stays a string,
+  several messages or content parts become text blocks one for one; one after a turn is refused.
+- thinking goes out as `reasoning_content` + LiteLLM's `thinking_blocks` (with signatures), and comes back
+  only with them: Anthropic refuses unsigned thinking. `reasoning_effort` asks for a thinking budget
+  (`chat_messages_request.THINKING_BUDGETS`) that must stay below max_tokens.
+- `parallel_tool_calls: false` sets `disable_parallel_tool_use` on the tool choice (auto when none given).
+- `pause_turn` and server-tool blocks have no chat form: an upstream protocol error, never a quiet `stop`.
 """
 
 from __future__ import annotations
@@ -26,8 +35,6 @@ from gateway.translate.openai_openai import client_wants_usage
 
 class ChatToMessages:
     __slots__ = ("_created", "_default_max_tokens", "_include_usage", "_provider")
-
-    passthrough = False
 
     def __init__(
         self,

@@ -249,7 +249,7 @@ def _thinking_blocks(message: dict[str, Any], path: str) -> list[dict[str, Any]]
     raw_blocks = message.get("thinking_blocks")
     reasoning = message.get("reasoning_content")
     if raw_blocks is None:
-        if reasoning is not None:
+        if reasoning:  # an echoed empty string carries nothing
             raise refuse("'reasoning_content' without signed 'thinking_blocks'", f"{path}.reasoning_content")
         return []
     if not isinstance(raw_blocks, list):

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+from pydantic import TypeAdapter
 
 from gateway.errors import InvalidRequest
 from tests.translate.chat_golden_support import GOLDEN, expected_json, read_json, translator
@@ -22,6 +24,15 @@ def test_request_goldens(name: str) -> None:
     sent = translator(body, stream=bool(body.get("stream"))).request_body(body, "claude-sonnet-4-5")
     assert sent == expected_json(f"{name}.out.json", sent)
     assert body == original  # each attempt starts again from the client's body
+
+
+def test_request_goldens_fit_the_anthropic_sdk_types() -> None:
+    # A shape check (required keys, value types, literals); pydantic lets TypedDicts carry extra keys.
+    adapter = TypeAdapter(MessageCreateParamsNonStreaming)
+    for name in REQUESTS:
+        sent = read_json(f"{name}.out.json")
+        sent.pop("stream", None)
+        adapter.validate_python(sent)
 
 
 def test_every_feature_has_a_golden() -> None:

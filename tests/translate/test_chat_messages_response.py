@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
 from gateway.errors import UpstreamProtocolError
@@ -24,7 +25,9 @@ RESPONSES = sorted(path.name.removesuffix(".in.json") for path in GOLDEN.glob("r
 
 @pytest.mark.parametrize("name", RESPONSES)
 def test_response_goldens(name: str) -> None:
-    answer = translator({}).response_body((GOLDEN / f"{name}.in.json").read_bytes())
+    content = (GOLDEN / f"{name}.in.json").read_bytes()
+    Message.model_validate_json(content)  # the input is a Message as the anthropic SDK knows it
+    answer = translator({}).response_body(content)
     assert answer == expected_json(f"{name}.out.json", answer)
     parsed = orjson.loads(answer)
     validate_chat_completion(parsed)

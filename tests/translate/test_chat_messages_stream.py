@@ -10,10 +10,13 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from anthropic.types import RawMessageStreamEvent
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
+from pydantic import TypeAdapter
 
 from gateway.errors import UpstreamProtocolError, UpstreamStatusError
+from gateway.streaming.sse import EventParser
 from gateway.streaming.stats import StreamStats
 from gateway.translate.chat_messages_stream import MessagesStreamToChat
 from tests.support.openai_schemas import validate_chat_chunk
@@ -60,6 +63,14 @@ def test_stream_goldens_at_every_split(source: str, name: str, include_usage: bo
     expected = expected_bytes(f"{name}.client.sse", whole)
     for how, reads in splits(data):
         assert relay(events(include_usage), reads) == expected, how
+
+
+def test_upstream_goldens_are_anthropic_events() -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
+    for source in {source for source, _, _ in STREAMS}:
+        for name, data in EventParser().feed(upstream(source)):
+            if name not in ("ping", "error"):  # not in the SDK's union
+                adapter.validate_json(data)
 
 
 def accumulate(client: bytes) -> Any:
