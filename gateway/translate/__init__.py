@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 from gateway.config.models import ApiName
 from gateway.translate.base import Translator, TranslatorFactory
+from gateway.translate.chat_messages import ChatToMessages
+from gateway.translate.messages_chat import MessagesToChat
 from gateway.translate.messages_messages import MessagesToMessages
 from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
 
@@ -16,6 +18,8 @@ __all__ = ["TRANSLATORS", "Translator", "TranslatorFactory", "translator_for"]
 
 TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
     ("openai.chat", "openai.chat"): OpenAIChatToOpenAIChat,
+    ("openai.chat", "anthropic.messages"): ChatToMessages,
+    ("anthropic.messages", "openai.chat"): MessagesToChat,
     ("anthropic.messages", "anthropic.messages"): MessagesToMessages,
 }
 

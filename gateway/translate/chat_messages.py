@@ -51,7 +51,7 @@ class ChatToMessages:
         self._include_usage = stream and client_wants_usage(body)
         self._provider = provider.name
 
-    def request_body(self, body: dict[str, Any], upstream_model: str) -> bytes:
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
         return orjson.dumps(messages_request(body, upstream_model, self._default_max_tokens))
 
     def response_body(self, content: bytes) -> bytes:

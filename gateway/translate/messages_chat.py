@@ -39,7 +39,7 @@ class MessagesToChat:
         self._model = str(body.get("model") or "")  # answers name the model the client asked for
         self._stream_usage = stream and provider.stream_usage
 
-    def request_body(self, body: dict[str, Any], upstream_model: str) -> bytes:
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
         return orjson.dumps(chat_request(body, upstream_model, stream_usage=self._stream_usage))
 
     def response_body(self, content: bytes) -> bytes:

@@ -45,8 +45,8 @@ FIXTURE_CASES = [
         "unknown_type.yaml",
         [
             (
-                "3:11: error: providers.local.type must be one of: openai, ollama, anthropic, mock (got 'olama'); "
-                "did you mean 'ollama'?",
+                "3:11: error: providers.local.type must be one of: openai, ollama, anthropic, mock "
+                "(got 'olama'); did you mean 'ollama'?",
                 "API family",
             )
         ],

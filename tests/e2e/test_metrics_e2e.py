@@ -183,7 +183,10 @@ def test_a_stream_that_fails_before_its_first_event_opens_no_stream(
     simulator.enqueue(Behaviour(status=500))
     assert chat(client, model="single", stream=True).status_code == 500
     d = Deltas(before, scrape(client))
-    assert d("gateway_requests_total", route="single", provider="a", status="500", stream="true", api="chat") == 1
+    assert (
+        d("gateway_requests_total", route="single", provider="a", status="500", stream="true", api="chat")
+        == 1
+    )
     assert d("gateway_streams_total", route="single", provider="a", outcome="ok") == 0
     assert value(scrape(client), "gateway_open_streams") == 0
 

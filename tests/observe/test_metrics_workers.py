@@ -54,7 +54,9 @@ def test_every_scrape_sums_all_workers(write_routes: Callable[..., Path]) -> Non
             assert streamed.text.rstrip().endswith("data: [DONE]")
         labels = {"route": "mock", "provider": "mock", "status": "200"}
         wait_until(
-            lambda: value(scrape(url), "gateway_requests_total", stream="true", api="chat", **labels) == STREAMS,
+            lambda: (
+                value(scrape(url), "gateway_requests_total", stream="true", api="chat", **labels) == STREAMS
+            ),
             5,
             "the streams were not all counted",
         )

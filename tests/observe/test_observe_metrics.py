@@ -56,9 +56,21 @@ async def test_finished_requests_count_by_route_provider_status_and_tokens(metri
     await metrics.request_finished(record(duration=3.0, attempts=3))
     await metrics.request_finished(record(route=None, provider=None, status_code=404, usage=None, attempts=0))
     got = samples(metrics)
-    ok = (("api", "chat"), ("provider", "deepseek"), ("route", "chat"), ("status", "200"), ("stream", "false"))
+    ok = (
+        ("api", "chat"),
+        ("provider", "deepseek"),
+        ("route", "chat"),
+        ("status", "200"),
+        ("stream", "false"),
+    )
     assert got["gateway_requests_total", ok] == 2
-    missing = (("api", "chat"), ("provider", "none"), ("route", "none"), ("status", "404"), ("stream", "false"))
+    missing = (
+        ("api", "chat"),
+        ("provider", "none"),
+        ("route", "none"),
+        ("status", "404"),
+        ("stream", "false"),
+    )
     assert got["gateway_requests_total", missing] == 1
     assert (
         got["gateway_tokens_total", (("kind", "prompt"), ("provider", "deepseek"), ("route", "chat"))] == 24
@@ -177,7 +189,13 @@ def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
         for family in text_string_to_metric_families(scrape)
         for sample in family.samples
     }
-    labels = (("api", "chat"), ("provider", "deepseek"), ("route", "chat"), ("status", "200"), ("stream", "false"))
+    labels = (
+        ("api", "chat"),
+        ("provider", "deepseek"),
+        ("route", "chat"),
+        ("status", "200"),
+        ("stream", "false"),
+    )
     assert got["gateway_requests_total", labels] == 7
     # livesum: the two exited workers' open streams are forgotten at the scrape, the live one's counts.
     assert got["gateway_open_streams", ()] == 1
