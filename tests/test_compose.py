@@ -90,10 +90,14 @@ def test_every_secret_the_routes_reference_is_passed_through(gateway_service: di
             re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", route_file.read_text(encoding="utf-8"))
         )
     assert referenced, "the example routes reference no environment variable"
-    assert referenced | {"DEEPSEEK_API_KEY", "LINGYIWANWU_API_KEY", "API_KEY", "LOG_LEVEL"} <= set(
-        environment
-    )
-    for name in referenced | {"DEEPSEEK_API_KEY", "LINGYIWANWU_API_KEY", "API_KEY"}:
+    assert referenced | {
+        "DEEPSEEK_API_KEY",
+        "LINGYIWANWU_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "API_KEY",
+        "LOG_LEVEL",
+    } <= set(environment)
+    for name in referenced | {"DEEPSEEK_API_KEY", "LINGYIWANWU_API_KEY", "ANTHROPIC_API_KEY", "API_KEY"}:
         assert environment[name] is None, f"{name} must be passed through from the host, not set here"
 
 

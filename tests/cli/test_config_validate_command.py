@@ -28,7 +28,11 @@ def test_default_routes_are_valid_with_warnings_only() -> None:
     status, lines = validate([routes])
     assert status == 0
     assert lines == [
-        f"{routes}/deepseek.yaml:10:14: warning: provider 'deepseek' is unavailable: environment variable "
+        f"{routes}/anthropic.yaml:11:14: warning: provider 'anthropic' is unavailable: environment variable "
+        "ANTHROPIC_API_KEY is not set",
+        "  hint: set ANTHROPIC_API_KEY in the gateway's environment; until then its routes fail over to "
+        "other targets or answer 503",
+        f"{routes}/deepseek.yaml:11:14: warning: provider 'deepseek' is unavailable: environment variable "
         "DEEPSEEK_API_KEY is not set",
         "  hint: set DEEPSEEK_API_KEY in the gateway's environment; until then its routes fail over to other "
         "targets or answer 503",
@@ -36,15 +40,16 @@ def test_default_routes_are_valid_with_warnings_only() -> None:
         "environment variable LINGYIWANWU_API_KEY is not set",
         "  hint: set LINGYIWANWU_API_KEY in the gateway's environment; until then its routes fail over to "
         "other targets or answer 503",
-        "valid: 4 files, 4 providers, 7 routes (2 warnings)",
+        "valid: 5 files, 5 providers, 8 routes (3 warnings)",
     ]
 
 
 def test_default_routes_with_keys_print_only_the_summary() -> None:
     status, lines = validate(
-        [str(ROOT / "routes")], environ={"DEEPSEEK_API_KEY": "k", "LINGYIWANWU_API_KEY": "k"}
+        [str(ROOT / "routes")],
+        environ={"DEEPSEEK_API_KEY": "k", "LINGYIWANWU_API_KEY": "k", "ANTHROPIC_API_KEY": "k"},
     )
-    assert (status, lines) == (0, ["valid: 4 files, 4 providers, 7 routes"])
+    assert (status, lines) == (0, ["valid: 5 files, 5 providers, 8 routes"])
 
 
 @pytest.mark.parametrize(
@@ -126,8 +131,8 @@ def test_json_format() -> None:
 
     status, lines = validate([str(ROOT / "routes")], "json")
     report = json.loads("\n".join(lines))
-    assert status == 0 and report["valid"] is True and report["warnings"] == 2
-    assert report["providers"] == ["deepseek", "lingyiwanwu", "mock", "ollama"]
+    assert status == 0 and report["valid"] is True and report["warnings"] == 3
+    assert report["providers"] == ["anthropic", "deepseek", "lingyiwanwu", "mock", "ollama"]
     assert len(report["version"]) == 12 and "yi" in report["routes"]
 
 
@@ -152,8 +157,9 @@ def test_cli_wires_validate_config(
 ) -> None:
     monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
     monkeypatch.setenv("LINGYIWANWU_API_KEY", "k")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     monkeypatch.chdir(ROOT)
     assert main(["validate-config"]) == 0  # default path: routes
-    assert capsys.readouterr().out.splitlines() == ["valid: 4 files, 4 providers, 7 routes"]
+    assert capsys.readouterr().out.splitlines() == ["valid: 5 files, 5 providers, 8 routes"]
     assert main(["validate-config", str(FIXTURES / "duplicate_route"), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["errors"] == 1

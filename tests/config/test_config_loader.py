@@ -28,16 +28,21 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 # Key secrets are hashes (or ${VAR}): a route file never holds a key itself.
 SECRET_A = "sha256:" + "a" * 64
 SECRET_B = "sha256:" + "b" * 64
-KEYS = {"DEEPSEEK_API_KEY": "sk-deepseek", "LINGYIWANWU_API_KEY": "sk-yi"}
+KEYS = {"DEEPSEEK_API_KEY": "sk-deepseek", "LINGYIWANWU_API_KEY": "sk-yi", "ANTHROPIC_API_KEY": "sk-ant"}
 
 
-def test_default_routes_load_without_any_environment_with_two_warnings() -> None:
+def test_default_routes_load_without_any_environment_with_three_warnings() -> None:
     result = load_config([DEFAULT_ROUTES], environ={})
     assert result.ok and result.errors == []
     assert [(Path(d.path).name, d.line, d.message) for d in result.warnings] == [
         (
+            "anthropic.yaml",
+            11,
+            "provider 'anthropic' is unavailable: environment variable ANTHROPIC_API_KEY is not set",
+        ),
+        (
             "deepseek.yaml",
-            10,
+            11,
             "provider 'deepseek' is unavailable: environment variable DEEPSEEK_API_KEY is not set",
         ),
         (
@@ -49,6 +54,7 @@ def test_default_routes_load_without_any_environment_with_two_warnings() -> None
     config = result.config
     assert config is not None
     assert {name: p.unavailable_reason for name, p in config.providers.items()} == {
+        "anthropic": "environment variable ANTHROPIC_API_KEY is not set",
         "deepseek": "environment variable DEEPSEEK_API_KEY is not set",
         "lingyiwanwu": "environment variable LINGYIWANWU_API_KEY is not set",
         "mock": None,
@@ -57,6 +63,7 @@ def test_default_routes_load_without_any_environment_with_two_warnings() -> None
     assert config.providers["deepseek"].api_key is None
     assert config.providers["ollama"].base_url == "http://localhost:11434"
     assert [(r.name, r.model, r.aliases) for r in config.routes] == [
+        ("claude", "claude-*", ()),
         ("deepseek-chat", "deepseek-chat", ()),
         ("deepseek-reasoner", "deepseek-reasoner", ()),
         ("yi", "yi-*", ()),
@@ -65,7 +72,7 @@ def test_default_routes_load_without_any_environment_with_two_warnings() -> None
         ("qwen2.5", "qwen2.5", ()),
         ("mistral", "mistral", ()),
     ]
-    assert [r.name for r in config.routes if r.is_pattern] == ["yi"]
+    assert [r.name for r in config.routes if r.is_pattern] == ["claude", "yi"]
 
 
 def test_default_routes_with_keys_set_have_no_warnings() -> None:

@@ -137,6 +137,7 @@ def test_every_default_route_file_declares_and_passes_the_schema(path: Path) -> 
 
 def test_default_routes_cover_the_documented_providers() -> None:
     assert [path.name for path in ROUTE_FILES] == [
+        "anthropic.yaml",
         "deepseek.yaml",
         "lingyiwanwu.yaml",
         "mock.yaml",
@@ -159,7 +160,8 @@ def test_commented_failover_example_is_valid_when_uncommented(tmp_path: Path) ->
         (config_dir / name).write_text(text, encoding="utf-8")
     # Uncommented in place, the example continues the `routes:` mapping of deepseek.yaml.
     (config_dir / "deepseek.yaml").write_text(deepseek + _uncommented_example(deepseek), encoding="utf-8")
-    result = load_config([config_dir], environ={"DEEPSEEK_API_KEY": "k", "LINGYIWANWU_API_KEY": "k"})
+    keys = {"DEEPSEEK_API_KEY": "k", "LINGYIWANWU_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    result = load_config([config_dir], environ=keys)
     assert result.ok and result.diagnostics == [], [str(d) for d in result.diagnostics]
     assert result.config is not None
     chat = next(route for route in result.config.routes if route.name == "chat")

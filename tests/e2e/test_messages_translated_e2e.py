@@ -1,0 +1,169 @@
+"""The official `anthropic` SDK against the running gateway, whose target speaks only OpenAI chat (the
+provider simulator on loopback): every request is translated Messages -> chat and every answer back.
+
+What the simulator receives is checked too: a chat request, never a Messages one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+from gateway.access.keys import hash_secret
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, write_config
+from tests.support.simulator import Behaviour, ProviderSimulator
+
+TEAM_KEY = "sk-gw-messages-team"
+KEYS = f"""\
+keys:
+  team: {{secret: {hash_secret(TEAM_KEY)}, models: [sim-model], limits: {{requests_per_minute: 3}}}}
+"""
+
+
+def routes_yaml(base_url: str, keys: str = "") -> str:
+    return f"""\
+providers:
+  sim:
+    type: openai
+    base_url: {base_url}
+    api_key: ${{SIM_API_KEY:-sim-key}}
+    health_check: {{enabled: false}}
+routes:
+  sim-model:
+    targets: [{{provider: sim}}]
+  other-model:
+    targets: [{{provider: sim}}]
+  chat-only:
+    apis: [chat]
+    targets: [{{provider: sim}}]
+{keys}"""
+
+
+@pytest.fixture
+def gateway(simulator: ProviderSimulator, tmp_path: Path) -> Iterator[str]:
+    with running_gateway(write_config(tmp_path, routes_yaml(simulator.base_url))) as gw:
+        yield gw.base_url
+
+
+@pytest.fixture
+def client(gateway: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0, timeout=10.0)
+
+
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+def test_create_translates_both_ways(client: anthropic.Anthropic, simulator: ProviderSimulator) -> None:
+    simulator.default = Behaviour(text="Hi there friend", stamp=False)
+    message = client.messages.create(
+        model="sim-model",
+        max_tokens=64,
+        system="Be brief.",
+        messages=HELLO,
+        stop_sequences=["END"],  # type: ignore[arg-type]
+    )
+    assert message.type == "message" and message.role == "assistant"
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == "Hi there friend"  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens > 0 and message.usage.input_tokens > 0
+    sent = simulator.chat_requests[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.json["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert (sent.json["max_tokens"], sent.json["stop"]) == (64, ["END"])
+
+
+def test_stream_text_builds_the_final_message(
+    client: anthropic.Anthropic, simulator: ProviderSimulator
+) -> None:
+    simulator.default = Behaviour(text="one two three four", stamp=False)
+    with client.messages.stream(model="sim-model", max_tokens=64, messages=HELLO) as stream:  # type: ignore[arg-type]
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(texts) == "one two three four"
+    assert final.content[0].text == "one two three four"  # type: ignore[union-attr]
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens > 0
+    assert simulator.chat_requests[-1].json["stream"] is True
+
+
+def test_count_tokens_is_an_estimate_for_a_chat_target(gateway: str) -> None:
+    response = httpx.post(
+        f"{gateway}/v1/messages/count_tokens",
+        json={"model": "sim-model", "messages": [{"role": "user", "content": "x" * 400}]},
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-gateway-token-count"] == "estimate"
+    assert response.json() == {"input_tokens": 100}
+    sdk = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+    assert sdk.messages.count_tokens(model="sim-model", messages=HELLO).input_tokens >= 1  # type: ignore[arg-type]
+
+
+def test_typed_errors(client: anthropic.Anthropic, simulator: ProviderSimulator) -> None:
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.messages.create(model="no-such-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.NotFoundError, match="messages API"):
+        client.messages.create(model="chat-only", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+    # The SDK itself insists on max_tokens; a raw client gets Anthropic's own 400 for it.
+    raw = httpx.post(
+        f"{str(client.base_url).rstrip('/')}/v1/messages",
+        json={"model": "sim-model", "messages": HELLO},
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert raw.status_code == 400
+    assert raw.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"},
+    }
+    with pytest.raises(anthropic.BadRequestError, match="document"):
+        client.messages.create(
+            model="sim-model",
+            max_tokens=8,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "source": {"type": "text", "media_type": "text/plain", "data": "x"},
+                        }
+                    ],
+                }
+            ],
+        )
+    simulator.enqueue(Behaviour(status=500))
+    with pytest.raises(anthropic.InternalServerError) as upstream:
+        client.messages.create(model="sim-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+    assert isinstance(upstream.value, anthropic.APIStatusError)
+    assert upstream.value.status_code == 500
+    assert upstream.value.body["type"] == "error"  # type: ignore[index]
+    simulator.enqueue(Behaviour(status=429, headers={"Retry-After": "7"}))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.create(model="sim-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+    assert limited.value.response.headers["retry-after"] == "7"
+
+
+def test_key_errors_are_anthropic_typed(simulator: ProviderSimulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, routes_yaml(simulator.base_url, KEYS))
+    with running_gateway(config) as gw:
+        wrong = anthropic.Anthropic(base_url=gw.base_url, api_key="sk-wrong", max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError):
+            wrong.messages.create(model="sim-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+        team = anthropic.Anthropic(base_url=gw.base_url, api_key=TEAM_KEY, max_retries=0)  # as x-api-key
+        assert team.messages.create(model="sim-model", max_tokens=8, messages=HELLO).content  # type: ignore[arg-type]
+        with pytest.raises(anthropic.PermissionDeniedError):
+            team.messages.create(model="other-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+        bearer = anthropic.Anthropic(base_url=gw.base_url, auth_token=TEAM_KEY, max_retries=0)
+        assert bearer.messages.create(model="sim-model", max_tokens=8, messages=HELLO).content  # type: ignore[arg-type]
+        with pytest.raises(anthropic.RateLimitError):
+            for _ in range(3):
+                team.messages.create(model="sim-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
