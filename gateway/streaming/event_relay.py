@@ -17,7 +17,13 @@ from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT, ByteStream, StreamCallback
+from gateway.streaming.relay import (
+    DRAIN_BYTES,
+    DRAIN_TIMEOUT,
+    ByteStream,
+    StreamCallback,
+    run_finish_callbacks,
+)
 from gateway.streaming.sse import EventParser
 from gateway.streaming.stats import StreamStats
 
@@ -222,15 +228,7 @@ class EventRelay:
         finally:
             if logger.isEnabledFor(logging.INFO):
                 logger.info(stats.summary())
-            callbacks = list(self.on_finish)
-            self.on_finish.clear()  # emptied, not replaced: see StreamRelay._run_callbacks
-            for callback in callbacks:
-                try:
-                    result = callback(stats)
-                    if result is not None:
-                        await result
-                except Exception:
-                    logger.exception("stream %s: finish callback %r failed", stats.stream_id, callback)
+            await run_finish_callbacks(self.on_finish, stats)
 
     def mark_disconnected(self) -> None:
         if self.stats.status == "ok" and not self._done:

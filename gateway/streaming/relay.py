@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 import orjson
 
 from gateway.errors import GatewayError, UpstreamProtocolError
+from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.event_scan import carries_usage, last_event, usage_at
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import StreamStats
@@ -48,9 +49,6 @@ class ByteStream(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-StreamCallback = Callable[[StreamStats], Awaitable[None] | None]
 
 
 class Relay(Protocol):
@@ -382,17 +380,7 @@ class StreamRelay:
             await self._run_callbacks()
 
     async def _run_callbacks(self) -> None:
-        callbacks = list(self.on_finish)
-        # Emptied, not replaced: the list is usually the request context's, and its callbacks hold that
-        # context, a cycle that would leave each request to the cyclic garbage collector.
-        self.on_finish.clear()
-        for callback in callbacks:
-            try:
-                result = callback(self.stats)
-                if result is not None:
-                    await result
-            except Exception:  # usage accounting or metrics must not break the close path
-                logger.exception("stream %s: finish callback %r failed", self.stats.stream_id, callback)
+        await run_finish_callbacks(self.on_finish, self.stats)
 
     def mark_disconnected(self) -> None:
         """The client went away before the stream ended."""
