@@ -17,13 +17,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.streaming.relay import (
-    DRAIN_BYTES,
-    DRAIN_TIMEOUT,
-    ByteStream,
-    StreamCallback,
-    run_finish_callbacks,
-)
+from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
+from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT, ByteStream
 from gateway.streaming.sse import EventParser
 from gateway.streaming.stats import StreamStats
 
