@@ -36,6 +36,8 @@ ERROR_TYPES: dict[int, str] = {
 }
 
 # Chat finish reasons (Behaviour.finish_reason) in Messages words; others pass through unchanged.
+SIGNATURE = "c2ltdWxhdG9yLXNpZ25hdHVyZQ=="  # of every thinking block (base64 "simulator-signature")
+
 _STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -98,7 +100,6 @@ class _Plan:
             self.stop_reason = "tool_use"
         else:
             self.stop_reason = _STOP_REASONS.get(behaviour.finish_reason, behaviour.finish_reason)
-        self.signature = f"c2ltLXNpZ25hdHVyZS0{number}"
         self.fragments = [json_fragments(call.get("input", {})) for call in self.tools]
         self.output_tokens = len(self.thinking) + len(self.text) + sum(map(len, self.fragments))
 
@@ -131,7 +132,7 @@ def message(number: int, behaviour: Behaviour, request: Mapping[str, Any]) -> di
     plan = _Plan(number, behaviour, request)
     content: list[dict[str, Any]] = []
     if plan.thinking:
-        content.append({"type": "thinking", "thinking": "".join(plan.thinking), "signature": plan.signature})
+        content.append({"type": "thinking", "thinking": "".join(plan.thinking), "signature": SIGNATURE})
     if plan.text:
         content.append({"type": "text", "text": "".join(plan.text)})
     for index, call in enumerate(plan.tools):
@@ -159,7 +160,7 @@ def stream_events(number: int, behaviour: Behaviour, request: Mapping[str, Any])
 
     if plan.thinking:
         deltas = [{"type": "thinking_delta", "thinking": piece} for piece in plan.thinking]
-        deltas.append({"type": "signature_delta", "signature": plan.signature})
+        deltas.append({"type": "signature_delta", "signature": SIGNATURE})
         block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
     if plan.text:
         block({"type": "text", "text": ""}, [{"type": "text_delta", "text": piece} for piece in plan.text])
