@@ -35,9 +35,11 @@ Anthropic's shape `{"type": "error", "error": {"type", "message"}}` with the typ
 Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
 unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
 `extra_body={"x_sim": {...}}`); an unknown field answers 400.
-`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body, head_delay,
-tokens/text, token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
-chunked, drop_before_head, drop_after(+reset), malformed_after, hang, hang_after.
+`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body/error_type,
+head_delay, tokens/text, thinking, tool_use (chat tool_calls or Anthropic tool_use blocks), token_delay,
+pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data, chunked,
+drop_before_head, drop_after(+reset), malformed_after, error_after (an error event, then the stream
+ends), hang, hang_after.
 
 `RecordedRequest.outcome` tells how each answer ended: "pending" (still answering), "completed",
 "dropped" (by the simulator, as scripted), "client_closed" (the client went away first; for stream
