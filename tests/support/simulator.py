@@ -1,4 +1,5 @@
-"""An OpenAI-compatible provider simulator: a real HTTP/1.1 server on loopback, with fault injection.
+"""A provider simulator speaking OpenAI chat and Anthropic Messages: a real HTTP/1.1 server on loopback,
+with fault injection.
 
 It runs on raw asyncio streams (every byte write is ours: see `tests.support.simulator_http`) in a background
 thread with its own event loop, so synchronous tests, a gateway running under uvicorn in another thread,
@@ -9,10 +10,12 @@ Usage::
     with ProviderSimulator() as sim:            # thread + server started; stopped (and checked) on exit
         sim.base_url                            # "http://127.0.0.1:PORT/v1"  (sim.root_url: without /v1)
         sim.enqueue(Behaviour(status=503, headers={"Retry-After": "1"}), Behaviour(token_delay=0.05))
-        ...                                     # each chat request takes the next queued behaviour,
-                                                # then `sim.default` (settable)
+        ...                                     # each chat, messages or count_tokens request takes the
+                                                # next queued behaviour (one shared queue, in arrival
+                                                # order), then `sim.default` (settable)
         sim.enqueue_models(...), sim.models_default   # the same for GET /models (health checks)
-        sim.requests                            # list[RecordedRequest] (snapshot; see sim.chat_requests)
+        sim.requests                            # list[RecordedRequest] (snapshot; see sim.chat_requests,
+                                                # sim.messages_requests)
         sim.open_connections, sim.total_connections, sim.aborted_streams
         sim.wait_for(lambda: sim.open_connections == 0, timeout=5)   # raises TimeoutError
 
@@ -23,17 +26,26 @@ chunked transfer-encoding; `GET /models` answers the model list (scripted apart 
 gateway's background health checks never eat the chat queue). Every chunk carries `"x_sent_at"`, the
 `time.time()` at which the simulator wrote it; `RecordedRequest.sent_at` keeps the same stamps.
 
+`POST /messages` (query allowed, e.g. `?beta=true`) answers Anthropic Messages: a `Message`, or with
+`"stream": true` Anthropic's named events (message_start, ping, content blocks, message_delta,
+message_stop; see `tests.support.simulator_anthropic_payloads`), with the same words, faults and
+splits; `POST /messages/count_tokens` answers `{"input_tokens": N}`. Every error on these paths has
+Anthropic's shape `{"type": "error", "error": {"type", "message"}}` with the type of its status.
+
 Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
 unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
 `extra_body={"x_sim": {...}}`); an unknown field answers 400.
-`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body, head_delay,
-tokens/text, token_delay, pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data,
-chunked, drop_before_head, drop_after(+reset), malformed_after, hang, hang_after.
+`Behaviour` (tests.support.simulator_behaviour) lists every knob: status/headers/body/error_type,
+head_delay, tokens/text, thinking, tool_use (chat tool_calls or Anthropic tool_use blocks), token_delay,
+pause_after+pause, split(+split_delay), coalesce, crlf, ping_every, multiline_data, chunked,
+drop_before_head, drop_after(+reset), malformed_after, error_after (an error event, then the stream
+ends), hang, hang_after.
 
 `RecordedRequest.outcome` tells how each answer ended: "pending" (still answering), "completed",
 "dropped" (by the simulator, as scripted), "client_closed" (the client went away first; for stream
 requests this also counts in `aborted_streams`) or "cancelled" (the simulator stopped).
-With `api_key=...`, requests without `Authorization: Bearer <key>` get a 401.
+With `api_key=...`, chat and model requests without `Authorization: Bearer <key>` get a 401; messages
+requests need `x-api-key: <key>` (or that Bearer header: anthropic-sdk-python 2.x sends its `api_key` so).
 """
 
 from __future__ import annotations
@@ -45,9 +57,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from tests.support import simulator_anthropic_payloads as anthropic
 from tests.support.simulator_answers import Dropped, RecordedRequest, answer, send_error
 from tests.support.simulator_behaviour import Behaviour, InvalidBehaviour
 from tests.support.simulator_http import BadRequest, Connection, PeerClosed, Request
+from tests.support.simulator_payloads import CHAT, Dialect, model_list
+
+# (method, path without /v1) -> the dialect of its answers and errors
+_ROUTES: dict[tuple[str, str], Dialect] = {
+    ("POST", "/chat/completions"): CHAT,
+    ("GET", "/models"): CHAT,
+    ("POST", "/messages"): anthropic.MESSAGES,
+    ("POST", "/messages/count_tokens"): anthropic.MESSAGES,
+}
 
 __all__ = ["Behaviour", "ProviderSimulator", "RecordedRequest", "SimulatorError"]
 
@@ -166,7 +188,8 @@ class ProviderSimulator:
             self._models_default = behaviour
 
     def enqueue(self, *behaviours: Behaviour) -> None:
-        """Script the next chat requests: one behaviour each, in order, then `default` again."""
+        """Script the next chat, messages and count_tokens requests (one queue for all three, taken in
+        order of arrival): one behaviour each, in order, then `default` again."""
         with self._lock:
             self._chat_queue.extend(behaviours)
 
@@ -177,7 +200,7 @@ class ProviderSimulator:
 
     @property
     def queued(self) -> int:
-        """Chat behaviours not consumed yet."""
+        """Behaviours of `enqueue` not consumed yet."""
         with self._lock:
             return len(self._chat_queue)
 
@@ -189,6 +212,11 @@ class ProviderSimulator:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
+
+    @property
+    def messages_requests(self) -> list[RecordedRequest]:
+        """`POST /v1/messages` requests (not count_tokens); `.body` and `.headers` are as received."""
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/messages")]
 
     @property
     def open_connections(self) -> int:
@@ -299,28 +327,43 @@ class ProviderSimulator:
         finally:
             await connection.stop_watching()
 
+    def _authorized(self, request: Request, dialect: Dialect) -> bool:
+        bearer = request.header("authorization") == f"Bearer {self.api_key}"
+        if dialect is CHAT:
+            return bearer
+        # Anthropic's header is x-api-key; anthropic-sdk-python 2.x sends its api_key as a Bearer token.
+        return request.header("x-api-key") == self.api_key or bearer
+
     async def _dispatch(
         self, connection: Connection, request: Request, record: RecordedRequest, bad_json: str | None
     ) -> bool:
         path = request.path.removeprefix("/v1")
-        if path not in ("/chat/completions", "/models"):
-            return await send_error(connection, 404, f"no route for {request.path}")
-        if (request.method, path) not in (("POST", "/chat/completions"), ("GET", "/models")):
-            return await send_error(connection, 405, f"method {request.method} not allowed on {path}")
+        dialect = anthropic.MESSAGES if path.startswith("/messages") else CHAT
+        if path not in {route_path for _, route_path in _ROUTES}:
+            return await send_error(connection, 404, f"no route for {request.path}", dialect)
+        if (request.method, path) not in _ROUTES:
+            message = f"method {request.method} not allowed on {path}"
+            return await send_error(connection, 405, message, dialect)
         if bad_json is not None:
-            return await send_error(connection, 400, bad_json)
-        if self.api_key is not None and request.header("authorization") != f"Bearer {self.api_key}":
-            return await send_error(connection, 401, "Incorrect API key provided.")
+            return await send_error(connection, 400, bad_json, dialect)
+        if self.api_key is not None and not self._authorized(request, dialect):
+            message = "Incorrect API key provided." if dialect is CHAT else "invalid x-api-key"
+            return await send_error(connection, 401, message, dialect)
         with self._lock:
-            if path == "/chat/completions":
-                behaviour = self._chat_queue.popleft() if self._chat_queue else self._default
-            else:
+            if path == "/models":
                 behaviour = self._models_queue.popleft() if self._models_queue else self._models_default
+            else:
+                behaviour = self._chat_queue.popleft() if self._chat_queue else self._default
         overrides = record.json.get("x_sim") if isinstance(record.json, dict) else None
         if overrides is not None:
             try:
                 behaviour = behaviour.with_overrides(overrides)
             except InvalidBehaviour as exc:
-                return await send_error(connection, 400, str(exc))
+                return await send_error(connection, 400, str(exc), dialect)
         record.behaviour = behaviour
-        return await answer(connection, behaviour, record, models=self.models if path == "/models" else None)
+        fixed = None
+        if path == "/models":
+            fixed = model_list(self.models)
+        elif path == "/messages/count_tokens":
+            fixed = anthropic.count_tokens(record.json if isinstance(record.json, dict) else {})
+        return await answer(connection, behaviour, record, dialect, fixed=fixed)

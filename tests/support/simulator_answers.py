@@ -1,8 +1,9 @@
 """How the provider simulator writes one answer, fault by fault, and the record tests read afterwards.
 
 `answer()` plays a `Behaviour` on a `Connection`: hang, drop, delay the head, then an error body, a JSON
-body or an SSE stream, with the scripted splits, pauses and faults. `tests.support.simulator` owns the
-server and decides which behaviour applies; this module only writes.
+body or an SSE stream, with the scripted splits, pauses and faults, in the words of a `Dialect` (chat or
+Anthropic messages). `tests.support.simulator` owns the server and decides which behaviour and dialect
+apply; this module only writes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from typing import Any
 from tests.support import simulator_payloads as payloads
 from tests.support.simulator_behaviour import Behaviour
 from tests.support.simulator_http import Connection, PeerClosed
+from tests.support.simulator_payloads import CHAT, Dialect, Event
 
 
 class Dropped(Exception):
     """The simulator dropped the connection on purpose."""
+
+
+class _Ended(Exception):
+    """The stream ends early, as scripted (after an error event)."""
 
 
 @dataclass
@@ -43,9 +49,15 @@ class RecordedRequest:
 
 
 async def answer(
-    connection: Connection, behaviour: Behaviour, record: RecordedRequest, *, models: tuple[str, ...] | None
+    connection: Connection,
+    behaviour: Behaviour,
+    record: RecordedRequest,
+    dialect: Dialect = CHAT,
+    *,
+    fixed: dict | None = None,
 ) -> bool:
-    """Answer a chat request, or with `models` a model list; return whether the connection stays open."""
+    """Answer a generation request in `dialect`, or with `fixed` that JSON body (a model list, a token
+    count); return whether the connection stays open."""
     if behaviour.hang:
         await connection.wait_for_peer_close()
         raise PeerClosed
@@ -55,24 +67,23 @@ async def answer(
     await connection.sleep(behaviour.head_delay)
     if behaviour.status != 200:
         message = behaviour.error_message or f"simulated {behaviour.status} from the provider simulator"
-        return await _send_json(connection, behaviour, payloads.error_body(behaviour.status, message))
-    if models is not None:
-        return await _send_json(connection, behaviour, payloads.model_list(models))
+        body = dialect.error_body(behaviour.status, message, behaviour.error_type)
+        return await _send_json(connection, behaviour, body)
+    if fixed is not None:
+        return await _send_json(connection, behaviour, fixed)
     request_json = record.json if isinstance(record.json, dict) else {}
-    completion_id = f"chatcmpl-sim-{record.number}"
-    model = str(request_json.get("model", "sim-model"))
     if record.stream:
-        events = payloads.stream_chunks(completion_id, model, behaviour, request_json)
-        return await _send_stream(connection, behaviour, record, events)
-    body = payloads.completion(completion_id, model, behaviour, request_json)
-    return await _send_json(connection, behaviour, body)
+        events = dialect.stream(record.number, behaviour, request_json)
+        return await _send_stream(connection, behaviour, record, dialect, events)
+    return await _send_json(connection, behaviour, dialect.completion(record.number, behaviour, request_json))
 
 
-async def send_error(connection: Connection, status: int, message: str, *, keep_alive: bool = True) -> bool:
-    """An OpenAI error answer the simulator itself decided on (bad request, unknown path, bad key)."""
-    await connection.send_raw(
-        json_response(status, payloads.error_body(status, message), keep_alive=keep_alive)
-    )
+async def send_error(
+    connection: Connection, status: int, message: str, dialect: Dialect = CHAT, *, keep_alive: bool = True
+) -> bool:
+    """An error answer the simulator itself decided on (bad request, unknown path, bad key)."""
+    body = dialect.error_body(status, message, None)
+    await connection.send_raw(json_response(status, body, keep_alive=keep_alive))
     return keep_alive
 
 
@@ -91,7 +102,11 @@ async def _send_json(connection: Connection, behaviour: Behaviour, body: dict) -
 
 
 async def _send_stream(
-    connection: Connection, behaviour: Behaviour, record: RecordedRequest, events: list[dict | str]
+    connection: Connection,
+    behaviour: Behaviour,
+    record: RecordedRequest,
+    dialect: Dialect,
+    events: list[Event],
 ) -> bool:
     headers = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
     headers.append(("transfer-encoding", "chunked") if behaviour.chunked else ("connection", "close"))
@@ -105,7 +120,10 @@ async def _send_stream(
     async def after(count: int) -> None:
         """The scripted faults that happen once `count` events are written."""
         if behaviour.malformed_after == count:
-            await write(payloads.encode_malformed(behaviour))
+            await write(dialect.encode_malformed(behaviour))
+        if behaviour.error_after == count:
+            await write(dialect.encode_error(behaviour))
+            raise _Ended
         if behaviour.drop_after == count:
             connection.abort(reset=behaviour.reset)
             raise Dropped
@@ -120,25 +138,29 @@ async def _send_stream(
         behaviour.drop_after,
         behaviour.hang_after,
         behaviour.malformed_after,
+        behaviour.error_after,
     }
-    await after(0)
-    pending = bytearray()
-    in_pending = 0
-    for count, event in enumerate(events, start=1):
-        if behaviour.ping_every and (count - 1) % behaviour.ping_every == 0:
-            pending += payloads.encode_ping(behaviour)
-        now = time.time()
-        pending += payloads.encode_event(event, behaviour, now)
-        record.sent_at.append(now)
-        in_pending += 1
-        flushed = in_pending >= behaviour.coalesce or count in must_flush or count == len(events)
-        if flushed:
-            await write(bytes(pending))
-            pending.clear()
-            in_pending = 0
-        await after(count)
-        if flushed and count < len(events):
-            await connection.sleep(behaviour.token_delay)
+    try:
+        await after(0)
+        pending = bytearray()
+        in_pending = 0
+        for count, event in enumerate(events, start=1):
+            if behaviour.ping_every and (count - 1) % behaviour.ping_every == 0:
+                pending += dialect.encode_ping(behaviour)
+            now = time.time()
+            pending += dialect.encode_event(event, behaviour, now)
+            record.sent_at.append(now)
+            in_pending += 1
+            flushed = in_pending >= behaviour.coalesce or count in must_flush or count == len(events)
+            if flushed:
+                await write(bytes(pending))
+                pending.clear()
+                in_pending = 0
+            await after(count)
+            if flushed and count < len(events):
+                await connection.sleep(behaviour.token_delay)
+    except _Ended:
+        pass
     if behaviour.chunked:
         await connection.send_raw(b"0\r\n\r\n")
         return True
