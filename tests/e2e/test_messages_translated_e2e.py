@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
+from tests.support.anthropic_shapes import StreamEndedWithError, validate_stream
 from tests.support.harness import CLIENT_TIMEOUT, running_gateway, write_config
 from tests.support.simulator import Behaviour, ProviderSimulator
 
@@ -167,3 +170,74 @@ def test_key_errors_are_anthropic_typed(simulator: ProviderSimulator, tmp_path: 
         with pytest.raises(anthropic.RateLimitError):
             for _ in range(3):
                 team.messages.create(model="sim-model", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
+
+
+WEATHER = {"name": "get_weather", "input": {"city": "Paris", "days": 2}}
+TOOLS: Any = [
+    {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {}}}
+]
+
+
+def test_stream_tool_use_and_thinking_translated(
+    client: anthropic.Anthropic, simulator: ProviderSimulator
+) -> None:
+    simulator.enqueue(Behaviour(tool_use=WEATHER, thinking="Check the weather.", stamp=False))
+    with client.messages.stream(model="sim-model", max_tokens=256, messages=HELLO, tools=TOOLS) as stream:
+        partials = [event.partial_json for event in stream if event.type == "input_json"]
+        final = stream.get_final_message()
+    assert len(partials) > 1  # the chat upstream's argument fragments, each an input_json_delta
+    assert [block.type for block in final.content] == ["thinking", "text", "tool_use"]  # as the upstream
+    assert final.content[0].thinking == "Check the weather."  # type: ignore[union-attr]
+    tool = final.content[2]
+    assert (tool.name, tool.input) == ("get_weather", WEATHER["input"])  # type: ignore[union-attr]
+    assert final.stop_reason == "tool_use"
+    sent = simulator.chat_requests[-1].json
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                                          "parameters": {"type": "object", "properties": {}}}}
+    ]  # fmt: skip
+
+
+def test_translated_streams_hold_to_anthropic_shapes(gateway: str, simulator: ProviderSimulator) -> None:
+    body = {"model": "sim-model", "max_tokens": 64, "stream": True, "messages": HELLO}
+    for behaviour in (
+        Behaviour(text="plain text answer", stamp=False),
+        Behaviour(tool_use=[WEATHER, {"name": "get_time", "input": {}}], stamp=False),
+        Behaviour(thinking="hmm", text="then text", stamp=False, split=7),
+    ):
+        simulator.enqueue(behaviour)
+        with httpx.stream("POST", f"{gateway}/v1/messages", json=body, timeout=CLIENT_TIMEOUT) as response:
+            raw = response.read()
+        message = validate_stream(raw)
+        assert message["stop_reason"] in ("end_turn", "tool_use")
+    simulator.enqueue(Behaviour(tokens=8, drop_after=4, stamp=False))
+    with httpx.stream("POST", f"{gateway}/v1/messages", json=body, timeout=CLIENT_TIMEOUT) as response:
+        raw = response.read()
+    with pytest.raises(StreamEndedWithError):
+        validate_stream(raw)
+    assert raw.count(b"event: error") == 1 and b"message_stop" not in raw
+
+
+def test_usage_and_metrics_count_messages_requests(gateway: str, simulator: ProviderSimulator) -> None:
+    body = {"model": "sim-model", "max_tokens": 64, "messages": HELLO}
+    assert httpx.post(f"{gateway}/v1/messages", json=body, timeout=CLIENT_TIMEOUT).status_code == 200
+    with httpx.stream(
+        "POST", f"{gateway}/v1/messages", json={**body, "stream": True}, timeout=CLIENT_TIMEOUT
+    ) as response:
+        response.read()
+    metrics = httpx.get(f"{gateway}/metrics", timeout=CLIENT_TIMEOUT).text
+    families = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+    }
+    labels = {"route": "sim-model", "provider": "sim", "status": "200", "api": "messages"}
+    for stream in ("false", "true"):
+        key = ("gateway_requests_total", tuple(sorted({**labels, "stream": stream}.items())))
+        assert families[key] == 1
+    tokens = [
+        value
+        for (name, found), value in families.items()
+        if name == "gateway_tokens_total" and dict(found).get("route") == "sim-model"
+    ]
+    assert tokens and sum(tokens) > 0  # usage from the translated answers reached the accounting
