@@ -327,21 +327,19 @@ def render(results: dict[str, Any]) -> str:
         f"{load['short_tokens']} for the fixed cost); median of {load['repeat']} repeats.",
         "",
         "| path | proxy CPU us/stream | us/event | marginal us/event | fixed us/stream | SSE events/stream "
-        "| us/event range | proxy core | chunk p99 ms | failed loads |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| us/event range | proxy core | failed loads |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in paths.values():
         if entry["failed_loads"]:
-            lines.append(
-                f"| {entry['label']} | FAILED: {entry['failures']} | | | | | | | | {entry['failed_loads']} |"
-            )
+            failed = f"| {entry['label']} | FAILED: {entry['failures']} |"
+            lines.append(failed + " |" * 6 + f" {entry['failed_loads']} |")
             continue
         low, high = entry["spread_us_per_event"]
         lines.append(
             f"| {entry['label']} | {entry['us_per_stream']:,.0f} | {entry['us_per_event']:.1f} | "
             f"{entry['us_marginal_per_event']:.1f} | {entry['us_per_short_stream']:,.0f} | "
-            f"{entry['events_per_stream']:.0f} | {low:.1f}-{high:.1f} | {entry['proxy_pct']:.0f}% | "
-            f"{entry['chunk_delay_p99_ms']:.2f} | 0 |"
+            f"{entry['events_per_stream']:.0f} | {low:.1f}-{high:.1f} | {entry['proxy_pct']:.0f}% | 0 |"
         )
     lines += [
         "",
