@@ -1,14 +1,18 @@
-"""A fast OpenAI-compatible mock upstream for benchmarks: raw asyncio on uvloop, httptools parsing.
+"""A fast OpenAI- and Anthropic-compatible mock upstream for benchmarks: raw asyncio on uvloop, httptools.
 
 `POST .../chat/completions` answers a fixed chat completion, or with `"stream": true` a stream of N
-token events D ms apart. Every token event carries the time it was written (`time.monotonic_ns()`, the
-system-wide CLOCK_MONOTONIC, so another process can compare) inside its `content` as `t<ns> `: content
-is the one field every proxy passes through unchanged, so the stream client can measure the delay each
-hop adds per chunk. N and D come from the last user message (`bench:tokens=20,delay_ms=20`) for the same
-reason: proxies forward messages verbatim, while unknown body fields may be dropped.
+token events D ms apart. `POST .../v1/messages` does the same in Anthropic's Messages API: a fixed
+message, or Anthropic's named SSE events (`message_start`, `content_block_start`, `ping`, N
+`content_block_delta` text deltas D ms apart, `content_block_stop`, `message_delta` with usage,
+`message_stop`). Every token event carries the time it was written (`time.monotonic_ns()`, the
+system-wide CLOCK_MONOTONIC, so another process can compare) inside its text (chat: `content`, Messages:
+the `text_delta`'s `text`) as `t<ns> `: the text is the one field every proxy and translator passes
+through unchanged, so the stream client can measure the delay each hop adds per chunk. N and D come from
+the last user message (`bench:tokens=20,delay_ms=20`) for the same reason: proxies forward messages
+verbatim, while unknown body fields may be dropped.
 
-Nothing is built per request beyond the stream events themselves: the non-streaming answer is a
-prebuilt byte string. Run: `python -m bench.mock_upstream --port 8001`.
+Nothing is built per request beyond the stream events themselves: the non-streaming answers are
+prebuilt byte strings. Run: `python -m bench.mock_upstream --port 8001`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -32,6 +37,11 @@ COMPLETION = (
     b'"choices":[{"index":0,"message":{"role":"assistant","content":"This is a benchmark answer from '
     b'the mock upstream."},"finish_reason":"stop"}],'
     b'"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+)
+MESSAGE = (
+    b'{"id":"msg_bench","type":"message","role":"assistant","model":"bench","content":[{"type":"text",'
+    b'"text":"This is a benchmark answer from the mock upstream."}],"stop_reason":"end_turn",'
+    b'"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":9}}'
 )
 MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":1700000000,"owned_by":"bench"}]}'
 
@@ -54,6 +64,7 @@ ANSWERS = {
     (kind, keep_alive): _answer(status, body, keep_alive)
     for kind, status, body in (
         ("completion", b"200 OK", COMPLETION),
+        ("message", b"200 OK", MESSAGE),
         ("models", b"200 OK", MODELS),
         ("not_found", b"404 Not Found", b'{"error":{"message":"not found","type":"invalid_request_error"}}'),
     )
@@ -88,9 +99,73 @@ def token_event(index: int, stamp_ns: int) -> bytes:
     )
 
 
+def _named_chunk(name: bytes, data: bytes) -> bytes:
+    """One named SSE event (Anthropic's `event:` + `data:` lines) as one HTTP/1.1 chunk."""
+    event = b"event: " + name + b"\ndata: " + data + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+# Anthropic's stream opens in the order of its docs: message_start, the text block, one ping. The closing
+# events go out as one write, like the chat stream's tail (finish chunk, usage, [DONE]).
+MESSAGES_HEAD = (
+    _named_chunk(
+        b"message_start",
+        b'{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant",'
+        b'"model":"bench","content":[],"stop_reason":null,"stop_sequence":null,'
+        b'"usage":{"input_tokens":12,"output_tokens":1}}}',
+    )
+    + _named_chunk(
+        b"content_block_start",
+        b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
+    )
+    + _named_chunk(b"ping", b'{"type":"ping"}')
+)
+
+
+def text_delta_event(index: int, stamp_ns: int) -> bytes:
+    """One Messages `content_block_delta` carrying the send stamp in its text (`index` is unused)."""
+    return _named_chunk(
+        b"content_block_delta",
+        b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"t%d "}}' % stamp_ns,
+    )
+
+
+def messages_tail(tokens: int) -> bytes:
+    return (
+        _named_chunk(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
+        + _named_chunk(
+            b"message_delta",
+            b'{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+            b'"usage":{"output_tokens":%d}}' % tokens,
+        )
+        + _named_chunk(b"message_stop", b'{"type":"message_stop"}')
+        + b"0\r\n\r\n"
+    )
+
+
 STREAM_TAIL = _chunk(FINAL_EVENT)
 USAGE_TAIL = _chunk(USAGE_EVENT)
 DONE_TAIL = _chunk(b"[DONE]") + b"0\r\n\r\n"
+
+
+TokenEvent = Callable[[int, int], bytes]  # (index, send stamp in ns) -> one chunked SSE event
+
+
+def chat_tail(tokens: int, usage: bool) -> bytes:
+    return STREAM_TAIL + (USAGE_TAIL if usage else b"") + DONE_TAIL
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """What a stream of one API looks like: its opening events, one token event, its closing events."""
+
+    head: bytes
+    token: TokenEvent
+    tail: Callable[[int, bool], bytes]  # (tokens, include_usage) -> the closing events and the last chunk
+
+
+CHAT_STREAM = StreamFormat(b"", token_event, chat_tail)
+MESSAGES_STREAM = StreamFormat(MESSAGES_HEAD, text_delta_event, lambda tokens, _usage: messages_tail(tokens))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +223,15 @@ class MockConnection(asyncio.Protocol):
         if method == b"POST" and path.endswith(b"/chat/completions"):
             body = b"".join(self.body)
             if STREAM_TRUE.search(body):
-                self.start_stream(body)
+                self.start_stream(body, CHAT_STREAM)
                 return
             transport.write(ANSWERS["completion", keep_alive])
+        elif method == b"POST" and path.endswith(b"/v1/messages"):
+            body = b"".join(self.body)
+            if STREAM_TRUE.search(body):
+                self.start_stream(body, MESSAGES_STREAM)
+                return
+            transport.write(ANSWERS["message", keep_alive])
         elif method == b"GET" and path.endswith(b"/models"):
             transport.write(ANSWERS["models", keep_alive])
         else:
@@ -158,38 +239,36 @@ class MockConnection(asyncio.Protocol):
         if not keep_alive:
             transport.close()
 
-    def start_stream(self, body: bytes) -> None:
+    def start_stream(self, body: bytes, wire: StreamFormat) -> None:
         tokens, delay_ms = self.options.tokens, self.options.delay_ms
         found = PARAMS.search(body)
         if found:
             tokens, delay_ms = int(found.group(1)), float(found.group(2))
-        usage = INCLUDE_USAGE.search(body) is not None
+        tail = wire.tail(tokens, INCLUDE_USAGE.search(body) is not None)
         assert self.transport is not None
-        self.transport.write(STREAM_HEAD)
+        self.transport.write(STREAM_HEAD + wire.head)
         if delay_ms <= 0:
             for index in range(tokens):
-                self.transport.write(token_event(index, time.monotonic_ns()))
-            self.finish_stream(usage)
+                self.transport.write(wire.token(index, time.monotonic_ns()))
+            self.transport.write(tail)
             return
         # Absolute schedule (start + i * delay), so timer lateness never accumulates into drift.
-        self.send_token(0, tokens, self.loop.time(), delay_ms / 1000.0, usage)
+        self.send_token(0, tokens, self.loop.time(), delay_ms / 1000.0, wire.token, tail)
 
-    def send_token(self, index: int, tokens: int, start: float, delay: float, usage: bool) -> None:
+    def send_token(
+        self, index: int, tokens: int, start: float, delay: float, token: TokenEvent, tail: bytes
+    ) -> None:
         self.timer = None
         transport = self.transport
         if transport is None:
             return
-        transport.write(token_event(index, time.monotonic_ns()))
+        transport.write(token(index, time.monotonic_ns()))
         if index + 1 < tokens:
             self.timer = self.loop.call_at(
-                start + (index + 1) * delay, self.send_token, index + 1, tokens, start, delay, usage
+                start + (index + 1) * delay, self.send_token, index + 1, tokens, start, delay, token, tail
             )
         else:
-            self.finish_stream(usage)
-
-    def finish_stream(self, usage: bool) -> None:
-        assert self.transport is not None
-        self.transport.write(STREAM_TAIL + (USAGE_TAIL if usage else b"") + DONE_TAIL)
+            transport.write(tail)
 
 
 async def serve(host: str, port: int, options: MockOptions, ready: asyncio.Event | None = None) -> None:
@@ -203,7 +282,7 @@ async def serve(host: str, port: int, options: MockOptions, ready: asyncio.Event
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="fast OpenAI-compatible mock upstream")
+    parser = argparse.ArgumentParser(description="fast OpenAI- and Anthropic-compatible mock upstream")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--tokens", type=int, default=20, help="stream tokens when a request names none")
