@@ -156,7 +156,6 @@ class EventRelay:
             if events.ended:
                 outs.append(self._close_frames())
                 break
-        self._note_usage()
         if count:
             self.stats.count_chunks(count)
         return self._count(b"".join(outs))
@@ -175,6 +174,7 @@ class EventRelay:
         return out
 
     def _note_usage(self) -> None:
+        """Usage is read at the end only (closing frames, or close): building it per read costs."""
         usage = self._events.usage
         if usage is not None:
             self.stats.usage = usage
@@ -216,6 +216,7 @@ class EventRelay:
         self._closed = True
         stats = self.stats
         stats.finished = time.perf_counter()
+        self._note_usage()  # what was seen, also of a stream that failed or was left: it was spent
         try:
             if not self._upstream_closed:
                 self._upstream_closed = True

@@ -151,6 +151,13 @@ def _event_data(block: bytes) -> bytes | None:
 
 
 def _named_event(block: bytes) -> tuple[str, bytes] | None:
+    # Fast path: `event: NAME` then one `data: ...` line, as Anthropic writes every event.
+    if block.startswith(b"event: "):
+        end = block.find(b"\n")
+        if end > 0 and block.startswith(b"data: ", end + 1) and block.find(b"\n", end + 1) < 0:
+            data = block[end + 7 :]
+            if data:
+                return block[7:end].decode("utf-8", "replace"), data
     name = b""
     data_lines: list[bytes] = []
     for line in block.split(b"\n"):
