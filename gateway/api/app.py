@@ -26,7 +26,7 @@ from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
-from gateway.api.info import health, list_models
+from gateway.api.info import health, list_models, retrieve_model
 from gateway.api.messages import count_tokens, messages
 from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.state import GatewayState, Started
@@ -131,6 +131,7 @@ def create_app(
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
+    app.router.add_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
     app.router.add_route("/stats", stats, methods=["GET"])
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])

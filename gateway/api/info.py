@@ -1,4 +1,5 @@
-"""`GET /v1/models` and `GET /health` (provider health as the resilience layer sees it)."""
+"""`GET /v1/models`, `GET /v1/models/{id}` and `GET /health` (provider health as the resilience layer
+sees it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from gateway.api.auth import auth_status
 from gateway.api.state import gateway_state
+from gateway.errors import ModelNotFound
 from gateway.runtime.snapshot import Runtime
 
 
@@ -26,6 +28,26 @@ async def list_models(request: Request) -> Response:
     created = int(runtime.loaded_at)
     data = [{"id": name, "object": "model", "created": created, "owned_by": "gateway"} for name in names]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def retrieve_model(request: Request) -> Response:
+    """OpenAI's Model object for a name the routes serve (an exact name, an alias or a name a glob route
+    matches), or 404 `model_not_found`; with keys enforced, only for a model the caller's key may use."""
+    started = gateway_state(request).running()
+    runtime = started.holder.current
+    name = request.path_params["model"]
+    match = runtime.table.resolve(name)
+    access = started.access
+    if access is not None:
+        key = access.authenticate(request.headers)
+        if match is not None and not key.allows(match):
+            match = None  # a key does not learn of models it may not use
+    if match is None:
+        raise ModelNotFound(
+            f"The model `{name}` does not exist or you do not have access to it.", param="model"
+        )
+    body = {"id": name, "object": "model", "created": int(runtime.loaded_at), "owned_by": "gateway"}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def provider_health(runtime: Runtime, now: float) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""`GET /v1/models` under keys: a key sees the models it may use, and nothing without a key."""
+"""`GET /v1/models` and `/v1/models/{id}` under keys: a key sees the models it may use, and nothing
+without a key."""
 
 from __future__ import annotations
 
@@ -42,3 +43,46 @@ def test_models_list_follows_the_key_allowlist(write_routes: Callable[..., Path]
             stranger.models.list()
         assert caught.value.code == "invalid_api_key"
         validate_error(caught.value.response.json())
+
+
+def test_models_retrieve_follows_the_key_allowlist(write_routes: Callable[..., Path]) -> None:
+    keys = f"""\
+    narrow:
+      secret: {hash_secret(NARROW_KEY)}
+      models: [mock]
+    """
+    with running_gateway(write_routes(keyed_routes_yaml(keys))) as gateway:
+        base_url = f"{gateway.base_url}/v1"
+        with openai.OpenAI(
+            base_url=base_url, api_key=NARROW_KEY, timeout=CLIENT_TIMEOUT, max_retries=0
+        ) as client:
+            model = client.models.retrieve("mock-alias")
+            assert (model.id, model.object, model.owned_by) == ("mock-alias", "model", "gateway")
+            for hidden in ("other", "no-such-model"):  # not allowed, and not there: the same 404
+                with pytest.raises(openai.NotFoundError) as caught:
+                    client.models.retrieve(hidden)
+                assert caught.value.code == "model_not_found"
+                validate_error(caught.value.response.json())
+        with (
+            openai.OpenAI(
+                base_url=base_url, api_key="sk-gw-nope", timeout=CLIENT_TIMEOUT, max_retries=0
+            ) as bad,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            bad.models.retrieve("mock")
+
+
+def test_models_retrieve_answers_names_a_glob_route_matches(write_routes: Callable[..., Path]) -> None:
+    routes = """\
+    providers:
+      mock: {type: mock}
+    routes:
+      yi:
+        model: "yi-*"
+        targets: [{provider: mock}]
+    """
+    with running_gateway(write_routes(routes)) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="x", timeout=CLIENT_TIMEOUT)
+        assert client.models.retrieve("yi-lightning").id == "yi-lightning"
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("gpt-4o")
