@@ -13,7 +13,11 @@ from collections.abc import Mapping
 
 from .models import ApiName, ProviderType
 
-SHORT_NAMES: Mapping[str, ApiName] = {"chat": "openai.chat", "messages": "anthropic.messages"}
+SHORT_NAMES: Mapping[str, ApiName] = {
+    "chat": "openai.chat",
+    "messages": "anthropic.messages",
+    "embeddings": "openai.embeddings",
+}
 LONG_TO_SHORT: Mapping[ApiName, str] = {full: short for short, full in SHORT_NAMES.items()}
 ALL_APIS: tuple[ApiName, ...] = tuple(SHORT_NAMES.values())
 
@@ -24,16 +28,25 @@ TRANSLATABLE: frozenset[tuple[ApiName, ApiName]] = frozenset(
         ("openai.chat", "anthropic.messages"),
         ("anthropic.messages", "openai.chat"),
         ("anthropic.messages", "anthropic.messages"),
+        ("openai.embeddings", "openai.embeddings"),  # passed through; nothing else reaches it
     }
 )
 
 # What each provider type speaks natively when its `apis:` is not written (at its base_url).
 DEFAULT_APIS: Mapping[ProviderType, tuple[ApiName, ...]] = {
     "openai": ("openai.chat",),
-    "ollama": ("openai.chat", "anthropic.messages"),  # /v1/chat/completions and /v1/messages on one root
+    # Ollama serves /v1/chat/completions, /v1/messages and /v1/embeddings on one root.
+    "ollama": ("openai.chat", "anthropic.messages", "openai.embeddings"),
     "anthropic": ("anthropic.messages",),
-    "mock": ("openai.chat",),
+    "mock": ("openai.chat", "openai.embeddings"),
 }
+
+
+def reachable_apis(targets_native: list[tuple[ApiName, ...]]) -> tuple[ApiName, ...]:
+    """The inbound APIs a route serves by default: those every one of its targets can be reached from."""
+    return tuple(
+        api for api in ALL_APIS if all(upstream_api(api, native) is not None for native in targets_native)
+    )
 
 
 def upstream_api(client: ApiName, native: tuple[ApiName, ...]) -> ApiName | None:

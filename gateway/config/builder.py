@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from .apis import ALL_APIS, DEFAULT_APIS, SHORT_NAMES
+from .apis import DEFAULT_APIS, SHORT_NAMES, reachable_apis
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
@@ -296,7 +296,13 @@ def _build_route(
         timeouts=timeouts,
         streaming=raw.get("streaming", "asgi"),
         default_max_tokens=raw.get("default_max_tokens", DEFAULT_MAX_TOKENS),
-        apis=tuple(SHORT_NAMES[short] for short in raw["apis"]) if "apis" in raw else ALL_APIS,
+        apis=(
+            tuple(SHORT_NAMES[short] for short in raw["apis"])
+            if "apis" in raw
+            else reachable_apis(
+                [tuple(providers[t.provider].apis) for t in targets if t.provider in providers]
+            )
+        ),
         position=_position(source, path),
     )
 

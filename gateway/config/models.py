@@ -21,7 +21,7 @@ TransportKind = Literal["h1", "httpx"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
 # API families on either side of the gateway. A new one adds a name here, an endpoint in `api/`, translators
 # in `translate/` and (for an upstream) its URL in `providers/kinds.py`.
-ApiName = Literal["openai.chat", "anthropic.messages"]
+ApiName = Literal["openai.chat", "anthropic.messages", "openai.embeddings"]
 DEFAULT_MAX_TOKENS = 4096
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
@@ -176,7 +176,8 @@ class RouteConfig:
     streaming: StreamingMode = "asgi"
     # `max_tokens` for an upstream API that requires it (Anthropic Messages) when the client's API does not.
     default_max_tokens: int = DEFAULT_MAX_TOKENS
-    apis: tuple[ApiName, ...] = ("openai.chat", "anthropic.messages")  # the inbound APIs it serves
+    # The inbound APIs it serves: by default every one each of its targets can reach (the builder's).
+    apis: tuple[ApiName, ...] = ("openai.chat", "anthropic.messages")
     position: Position | None = field(default=None, compare=False)
 
     @property

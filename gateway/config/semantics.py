@@ -155,8 +155,10 @@ def _native_apis(provider: dict[str, Any]) -> tuple[ApiName, ...]:
 def _check_route_apis(name: str, place: _Place, providers: dict[str, _Place]) -> Iterator[Diagnostic]:
     """Every API a route serves must reach each of its targets: natively, or through a translator."""
     route = _entry(place)
-    asked = route.get("apis", list(SHORT_NAMES))
-    where = _Place(place.source, (*place.path, "apis"), key=True) if "apis" in route else place
+    if "apis" not in route:
+        return  # by default a route serves what all its targets can be reached from
+    asked = route["apis"]
+    where = _Place(place.source, (*place.path, "apis"), key=True)
     for index, target in enumerate(route["targets"]):
         provider_place = providers.get(target["provider"])
         if provider_place is None:

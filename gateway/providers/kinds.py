@@ -44,6 +44,14 @@ def _ollama_messages_url(base: str) -> str:
     return base.removesuffix("/v1") + "/v1/messages"
 
 
+def _embeddings_url(base: str) -> str:
+    return base + "/embeddings"
+
+
+def _ollama_embeddings_url(base: str) -> str:
+    return (base if base.endswith("/v1") else base + "/v1") + "/embeddings"
+
+
 def _health_url(base: str, path: str) -> str:
     return base + path
 
@@ -78,10 +86,12 @@ def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
 _OPENAI: Mapping[ApiName, Callable[[str], str]] = {
     "openai.chat": _chat_url,
     "anthropic.messages": _messages_url,
+    "openai.embeddings": _embeddings_url,
 }
 _OLLAMA: Mapping[ApiName, Callable[[str], str]] = {
     "openai.chat": _ollama_chat_url,
     "anthropic.messages": _ollama_messages_url,
+    "openai.embeddings": _ollama_embeddings_url,
 }
 
 KINDS: Mapping[ProviderType, ProviderKind] = {

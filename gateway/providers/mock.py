@@ -8,7 +8,9 @@ requests to it go through exactly the same translation, streaming and resilience
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import struct
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -31,7 +33,8 @@ class MockTransport:
         path = urlsplit(request.url).path
         if request.method == "GET" and path.endswith("/models"):
             return _json(200, {"object": "list", "data": [_model_entry("mock")]})
-        if request.method != "POST" or not path.endswith("/chat/completions"):
+        chat = path.endswith("/chat/completions")
+        if request.method != "POST" or not (chat or path.endswith("/embeddings")):
             return _error(404, f"mock provider has no {request.method} {path}", "not_found")
         try:
             body = orjson.loads(request.content)
@@ -39,6 +42,8 @@ class MockTransport:
             return _error(400, "mock provider: body is not JSON", "invalid_json")
         if not isinstance(body, dict):
             return _error(400, "mock provider: body must be a JSON object", "invalid_json")
+        if not chat:
+            return _json(200, mock_embeddings(body))
         answer = _Answer(body, self._words, self.options)
         if body.get("stream"):
             options = body.get("stream_options")
@@ -52,6 +57,25 @@ class MockTransport:
 
     async def aclose(self) -> None:
         return None
+
+
+def mock_embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic 8-dimensional vectors, one per input, from a hash of the text (same text, same
+    vector); base64 when asked, as OpenAI encodes it (little-endian float32)."""
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs) if isinstance(inputs, list) else []
+    data = []
+    for index, text in enumerate(texts):
+        digest = hashlib.sha256(str(text).encode()).digest()
+        vector = [round(byte / 255 - 0.5, 6) for byte in digest[:8]]
+        embedding: Any = vector
+        if body.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack("<8f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(max(1, len(str(text)) // 4) for text in texts)
+    model = str(body.get("model", "mock"))
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": model, "usage": usage}
 
 
 class MockResponse:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from gateway.config.models import ApiName
 from gateway.translate.base import Translator, TranslatorFactory
 from gateway.translate.chat_messages import ChatToMessages
+from gateway.translate.embeddings import EmbeddingsToEmbeddings
 from gateway.translate.messages_chat import MessagesToChat
 from gateway.translate.messages_messages import MessagesToMessages
 from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
@@ -21,6 +22,7 @@ TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
     ("openai.chat", "anthropic.messages"): ChatToMessages,
     ("anthropic.messages", "openai.chat"): MessagesToChat,
     ("anthropic.messages", "anthropic.messages"): MessagesToMessages,
+    ("openai.embeddings", "openai.embeddings"): EmbeddingsToEmbeddings,
 }
 
 

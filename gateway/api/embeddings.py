@@ -1,0 +1,68 @@
+"""`POST /v1/embeddings`: routed like chat (keys, allowlists, limits, retry and failover), answered whole.
+
+A route serves embeddings when its targets do (`apis:` of the provider: Ollama and the mock by default,
+`embeddings: true` for an OpenAI-compatible one); the request goes through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.admit import admit, open_exchange
+from gateway.api.respond import respond_complete
+from gateway.api.state import gateway_state
+from gateway.errors import GatewayError, InvalidRequest
+
+
+def parse_embeddings_body(raw: bytes) -> dict[str, Any]:
+    """The body as a dict, with what OpenAI requires checked in its words."""
+    if not raw:
+        raise InvalidRequest("request body is empty: expected a JSON object", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string", param="model", code="invalid_type")
+    if "input" not in body:
+        raise InvalidRequest(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
+    text = body["input"]
+    if not (isinstance(text, str) or (isinstance(text, list) and text)):
+        raise InvalidRequest(
+            "'input' must be a string or a non-empty array of strings or token arrays",
+            param="input",
+            code="invalid_type",
+        )
+    if body.get("stream") is not None:
+        raise InvalidRequest(
+            "embeddings do not stream: remove 'stream'", param="stream", code="invalid_value"
+        )
+    return body
+
+
+async def embeddings(request: Request) -> Response:
+    state = gateway_state(request)
+    exchange = open_exchange(request, state)
+    try:
+        runtime = await admit(request, state, exchange, "openai.embeddings", parse_embeddings_body)
+        ctx = exchange.ctx
+        assert ctx is not None
+        return await respond_complete(runtime.dispatcher, exchange, ctx)
+    except GatewayError as exc:
+        await exchange.failed(exc)
+        raise
+    except Exception as exc:
+        raise await exchange.crashed(exc) from None

@@ -1,0 +1,53 @@
+"""OpenAI embeddings in, an upstream that serves them out (OpenAI, Ollama, vLLM, the mock): pass-through.
+
+The body goes as the client sent it (only `model` changes when the route renames it); the answer comes back
+as the upstream wrote it, `encoding_format` float or base64 alike. Embeddings never stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.config.models import ProviderConfig, RouteConfig
+from gateway.errors import UpstreamStatusError
+from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
+from gateway.translate.openai_errors import read_openai_error
+
+
+class EmbeddingsToEmbeddings:
+    __slots__ = ()
+
+    def __init__(
+        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
+    ) -> None:
+        pass
+
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
+        if raw and body.get("model") == upstream_model:
+            return raw
+        return orjson.dumps({**body, "model": upstream_model})
+
+    def response_body(self, content: bytes) -> bytes:
+        return content
+
+    def response_usage(self, content: bytes) -> dict[str, Any] | None:
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return None
+        usage = data.get("usage") if isinstance(data, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        prompt = int(usage.get("prompt_tokens") or 0)
+        return {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}
+
+    def upstream_error(
+        self, status_code: int, content: bytes, headers: Mapping[str, str], provider: str
+    ) -> UpstreamStatusError:
+        return read_openai_error(status_code, content, headers, provider)
+
+    def open_relay(self, upstream: ByteStream, stats: StreamStats, on_finish: list[StreamCallback]) -> Relay:
+        raise AssertionError("embeddings are answered whole: the endpoint never asks for a stream")
