@@ -14,6 +14,7 @@ from gateway.access.settings import multi_process_warning, open_mode_refusal
 from gateway.api.app import create_app
 from gateway.api.state import app_state
 from gateway.config import schema_text
+from gateway.config.apis import SHORT_NAMES
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
 from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
@@ -52,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.add_argument(
         "--api",
-        choices=["chat", "messages"],
+        choices=list(SHORT_NAMES),
         default="chat",
-        help="the inbound API the request comes in: chat (/v1/chat/completions) or messages (/v1/messages)",
+        help="the inbound API the request comes in: chat (/v1/chat/completions), messages (/v1/messages) "
+        "or embeddings (/v1/embeddings)",
     )
 
     commands.add_parser("schema", help="print the JSON Schema of route files")
