@@ -19,6 +19,9 @@ providers:
 routes:
   both:
     targets: [{provider: chatty}, {provider: claude}]
+  told:
+    apis: [chat, messages]
+    targets: [{provider: chatty}]
   messages-only:
     apis: [messages]
     default_max_tokens: 1000
@@ -37,6 +40,7 @@ def test_apis_of_providers_and_routes(tmp_path: Path) -> None:
         "anthropic.messages": "http://ds.test/anthropic",
     }
     routes = {route.name: route for route in result.config.routes}
+    # By default: every API all targets can be reached from (neither serves embeddings).
     assert routes["both"].apis == ("openai.chat", "anthropic.messages")
     assert (routes["messages-only"].apis, routes["messages-only"].default_max_tokens) == (
         ("anthropic.messages",),
@@ -53,14 +57,16 @@ def test_a_route_whose_target_cannot_be_reached_is_refused_at_its_place(
     result = load_config([_write(tmp_path, ROUTES)], environ={})
     assert result.config is None
     errors = [d for d in result.diagnostics if d.severity == "error"]
-    assert [(d.line, d.column) for d in errors] == [(9, 3)]  # the route `both`, which serves messages
+    assert [(d.line, d.column) for d in errors] == [(12, 5)]  # the `apis:` of route `told`
     assert (
         "target 0 (provider 'chatty', which speaks chat) cannot be reached from messages" in errors[0].message
     )
     # Saying which APIs it serves makes the same route valid.
-    fixed = ROUTES.replace("  both:\n", "  both:\n    apis: [chat]\n").replace("{provider: claude}", "")
-    fixed = fixed.replace("[{provider: chatty}, ]", "[{provider: chatty}]")
-    assert load_config([_write(tmp_path, fixed)], environ={}).config is not None
+    fixed = ROUTES.replace("apis: [chat, messages]", "apis: [chat]")
+    fixed_result = load_config([_write(tmp_path, fixed)], environ={})
+    assert fixed_result.config is not None
+    # A route left to its default serves what it can: chat only, here.
+    assert {route.name: route.apis for route in fixed_result.config.routes}["both"] == ("openai.chat",)
 
 
 def test_unknown_api_names_are_schema_errors(tmp_path: Path) -> None:
