@@ -200,7 +200,7 @@ def _function_call(call: Any, position: int) -> dict[str, Any]:
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise UpstreamProtocolError(f"the upstream's tool_calls[{position}] has no function name")
     arguments = function.get("arguments")
-    if arguments is None:
+    if not arguments:  # none or "": a call without arguments, as JSON a client can parse
         arguments = "{}"
     elif not isinstance(arguments, str):  # some servers send the object itself
         arguments = orjson.dumps(arguments).decode()

@@ -303,6 +303,9 @@ class ResponsesStreamFromChat:
             done = message_item(item["id"], self._parts, status)
             self._parts = []
         else:
+            if not self._text:  # a call without arguments: "{}", as the non-streamed answer says
+                self._text.append("{}")
+                self._event("response.function_call_arguments.delta", {**self._where(), "delta": "{}"}, out)
             arguments = "".join(self._text)
             done = function_call_item(item["call_id"], item["name"], arguments, status)
             self._event(

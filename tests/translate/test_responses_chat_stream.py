@@ -282,3 +282,14 @@ async def test_through_the_event_relay(name: str) -> None:
         orjson.loads(d).get("usage") for _, d in EventParser().feed(upstream_bytes) if d != b"[DONE]"
     ]
     assert stats.usage == next((u for u in reversed(upstream_usage) if u), None)
+
+
+def test_a_call_without_arguments_gets_an_empty_object() -> None:
+    upstream = (
+        b'data: {"id":"n","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a",'
+        b'"function":{"name":"now","arguments":""}}]}}]}\n\n'
+        b'data: {"id":"n","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    response = final_response(relay([upstream]))
+    assert [(item["call_id"], item["arguments"]) for item in response["output"]] == [("call_a", "{}")]
