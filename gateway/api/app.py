@@ -30,6 +30,7 @@ from gateway.api.inflight import InflightMiddleware
 from gateway.api.info import health, list_models, retrieve_model
 from gateway.api.messages import count_tokens, messages
 from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
+from gateway.api.responses import responses
 from gateway.api.state import GatewayState, Started
 from gateway.api.stats import stats
 from gateway.config import Diagnostic, load_config
@@ -129,6 +130,7 @@ def create_app(
     app.router.add_route("/v1/chat/completions", asgi_endpoint(chat_completions), methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", asgi_endpoint(chat_completions_asgi), methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings, methods=["POST"])
+    app.router.add_route("/v1/responses", asgi_endpoint(responses), methods=["POST"])
     app.router.add_route("/v1/messages", asgi_endpoint(messages), methods=["POST"])
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from gateway.api.admit import admit, open_exchange
+from gateway.api.body import json_object
 from gateway.api.respond import respond_complete, respond_stream
 from gateway.api.state import gateway_state
 from gateway.api.streamer_choice import ASGI_OVERRIDE_FIELD
@@ -22,14 +22,7 @@ from gateway.errors import GatewayError, InvalidRequest
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
     """The request body as a dict, with the fields the gateway relies on checked."""
-    if not raw:
-        raise InvalidRequest("request body is empty: expected a JSON object", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    body = json_object(raw)
     model = body.get("model")
     if model is None:
         raise InvalidRequest(

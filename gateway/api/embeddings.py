@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.admit import admit, open_exchange
+from gateway.api.body import json_object
 from gateway.api.respond import respond_complete
 from gateway.api.state import gateway_state
 from gateway.errors import GatewayError, InvalidRequest
@@ -20,14 +20,7 @@ from gateway.errors import GatewayError, InvalidRequest
 
 def parse_embeddings_body(raw: bytes) -> dict[str, Any]:
     """The body as a dict, with what OpenAI requires checked in its words."""
-    if not raw:
-        raise InvalidRequest("request body is empty: expected a JSON object", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    body = json_object(raw)
     model = body.get("model")
     if model is None:
         raise InvalidRequest(

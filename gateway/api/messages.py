@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.api.admit import admit, open_exchange
+from gateway.api.body import json_object
 from gateway.api.recording import gateway_headers, notify
 from gateway.api.respond import respond_complete, respond_stream
 from gateway.api.state import gateway_state
@@ -33,7 +34,7 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 def parse_messages_body(raw: bytes) -> dict[str, Any]:
     """The body as a dict, with what Anthropic itself requires checked, in its words."""
-    body = _json_object(raw)
+    body = json_object(raw)
     _check_common(body)
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
@@ -47,20 +48,8 @@ def parse_messages_body(raw: bytes) -> dict[str, Any]:
 
 
 def parse_count_tokens_body(raw: bytes) -> dict[str, Any]:
-    body = _json_object(raw)
+    body = json_object(raw)
     _check_common(body)
-    return body
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise InvalidRequest("request body is empty: expected a JSON object", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     return body
 
 

@@ -16,6 +16,7 @@ from .models import ApiName, ProviderType
 SHORT_NAMES: Mapping[str, ApiName] = {
     "chat": "openai.chat",
     "messages": "anthropic.messages",
+    "responses": "openai.responses",
     "embeddings": "openai.embeddings",
 }
 LONG_TO_SHORT: Mapping[ApiName, str] = {full: short for short, full in SHORT_NAMES.items()}
@@ -28,6 +29,8 @@ TRANSLATABLE: frozenset[tuple[ApiName, ApiName]] = frozenset(
         ("openai.chat", "anthropic.messages"),
         ("anthropic.messages", "openai.chat"),
         ("anthropic.messages", "anthropic.messages"),
+        ("openai.responses", "openai.chat"),
+        ("openai.responses", "openai.responses"),
         ("openai.embeddings", "openai.embeddings"),  # passed through; nothing else reaches it
     }
 )

@@ -44,6 +44,14 @@ def _ollama_messages_url(base: str) -> str:
     return base.removesuffix("/v1") + "/v1/messages"
 
 
+def _responses_url(base: str) -> str:
+    return base + "/responses"
+
+
+def _ollama_responses_url(base: str) -> str:
+    return (base if base.endswith("/v1") else base + "/v1") + "/responses"
+
+
 def _embeddings_url(base: str) -> str:
     return base + "/embeddings"
 
@@ -86,11 +94,13 @@ def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:
 _OPENAI: Mapping[ApiName, Callable[[str], str]] = {
     "openai.chat": _chat_url,
     "anthropic.messages": _messages_url,
+    "openai.responses": _responses_url,
     "openai.embeddings": _embeddings_url,
 }
 _OLLAMA: Mapping[ApiName, Callable[[str], str]] = {
     "openai.chat": _ollama_chat_url,
     "anthropic.messages": _ollama_messages_url,
+    "openai.responses": _ollama_responses_url,
     "openai.embeddings": _ollama_embeddings_url,
 }
 

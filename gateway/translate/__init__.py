@@ -14,6 +14,8 @@ from gateway.translate.embeddings import EmbeddingsToEmbeddings
 from gateway.translate.messages_chat import MessagesToChat
 from gateway.translate.messages_messages import MessagesToMessages
 from gateway.translate.openai_openai import OpenAIChatToOpenAIChat
+from gateway.translate.responses_chat import ResponsesToChat
+from gateway.translate.responses_responses import ResponsesToResponses
 
 __all__ = ["TRANSLATORS", "Translator", "TranslatorFactory", "translator_for"]
 
@@ -22,6 +24,8 @@ TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
     ("openai.chat", "anthropic.messages"): ChatToMessages,
     ("anthropic.messages", "openai.chat"): MessagesToChat,
     ("anthropic.messages", "anthropic.messages"): MessagesToMessages,
+    ("openai.responses", "openai.chat"): ResponsesToChat,
+    ("openai.responses", "openai.responses"): ResponsesToResponses,
     ("openai.embeddings", "openai.embeddings"): EmbeddingsToEmbeddings,
 }
 

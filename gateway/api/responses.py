@@ -1,0 +1,56 @@
+"""`POST /v1/responses`: OpenAI's Responses API, stateless. Passed through to a target that speaks it,
+translated to chat for the rest (`translate/responses_chat*.py`); `store: true` and `previous_response_id`
+are refused there, since the gateway keeps no responses. Errors in OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp
+
+from gateway.api.admit import admit, open_exchange
+from gateway.api.body import json_object
+from gateway.api.respond import respond_complete, respond_stream
+from gateway.api.state import gateway_state
+from gateway.errors import GatewayError, InvalidRequest
+
+# Client headers that select API behaviour, passed on to a native Responses target only.
+FORWARDED_HEADERS = ("openai-beta", "openai-organization", "openai-project")
+
+
+def parse_responses_body(raw: bytes) -> dict[str, Any]:
+    body = json_object(raw)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(
+            "'model' must be a non-empty string", param="model", code="missing_required_parameter"
+        )
+    if "input" not in body:
+        raise InvalidRequest(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
+    return body
+
+
+async def responses(request: Request) -> ASGIApp:
+    state = gateway_state(request)
+    exchange = open_exchange(request, state)
+    headers = request.headers
+    forwarded = tuple((name, value) for name in FORWARDED_HEADERS if (value := headers.get(name)) is not None)
+    try:
+        runtime = await admit(request, state, exchange, "openai.responses", parse_responses_body, forwarded)
+        ctx = exchange.ctx
+        assert ctx is not None
+        if not ctx.stream:
+            return await respond_complete(runtime.dispatcher, exchange, ctx)
+        return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=False)
+    except GatewayError as exc:
+        await exchange.failed(exc)
+        raise
+    except Exception as exc:
+        raise await exchange.crashed(exc) from None

@@ -1,0 +1,120 @@
+"""OpenAI Responses in, an upstream that speaks Responses out (OpenAI; Ollama's /v1/responses): the
+pass-through pair. The body goes as it came (only `model` changes when the route renames it); events go back
+re-framed exactly as OpenAI frames them, the usage read from the final `response.*` event alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.config.models import ProviderConfig, RouteConfig
+from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamStatusError
+from gateway.streaming.event_relay import EventRelay
+from gateway.streaming.relay import ByteStream, StreamCallback, StreamStats
+from gateway.streaming.sse import named_frame
+from gateway.translate.openai_errors import read_openai_error
+
+# The events that end a Responses stream; each carries the whole response, usage included.
+FINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+
+def chat_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Responses' usage block in the gateway's (chat's) shape."""
+    prompt = int(usage.get("input_tokens") or 0)
+    completion = int(usage.get("output_tokens") or 0)
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+    }
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    if cached:
+        out["prompt_tokens_details"] = {"cached_tokens": int(cached)}
+    return out
+
+
+class ResponsesToResponses:
+    __slots__ = ()
+
+    def __init__(
+        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
+    ) -> None:
+        pass
+
+    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
+        if raw and body.get("model") == upstream_model:
+            return raw
+        return orjson.dumps({**body, "model": upstream_model})
+
+    def response_body(self, content: bytes) -> bytes:
+        return content
+
+    def response_usage(self, content: bytes) -> dict[str, Any] | None:
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return None
+        usage = data.get("usage") if isinstance(data, dict) else None
+        return chat_usage(usage) if isinstance(usage, dict) else None
+
+    def upstream_error(
+        self, status_code: int, content: bytes, headers: Mapping[str, str], provider: str
+    ) -> UpstreamStatusError:
+        return read_openai_error(status_code, content, headers, provider)
+
+    def open_relay(
+        self, upstream: ByteStream, stats: StreamStats, on_finish: list[StreamCallback]
+    ) -> EventRelay:
+        return EventRelay(upstream, stats, ResponsesEvents(stats.provider), on_finish)
+
+
+class ResponsesEvents:
+    """A Responses stream passed through event by event."""
+
+    __slots__ = ("_ended", "_provider", "_usage")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._usage: dict[str, Any] | None = None
+        self._ended = False
+
+    def feed(self, event: str, data: bytes) -> bytes:
+        if not event or event in FINAL_EVENTS:
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamProtocolError(
+                    f"provider {self._provider!r} sent a malformed stream event: {data[:80]!r}"
+                ) from None
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+                raise UpstreamProtocolError(f"provider {self._provider!r} sent an event without a type")
+            event = event or parsed["type"]
+            if event in FINAL_EVENTS:
+                self._ended = True
+                response = parsed.get("response")
+                usage = response.get("usage") if isinstance(response, dict) else None
+                if isinstance(usage, dict):
+                    self._usage = chat_usage(usage)
+        return named_frame(event, data)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def end(self) -> bytes:
+        if not self._ended:
+            raise UpstreamProtocolError(
+                f"provider {self._provider!r} ended the stream before response.completed"
+            )
+        return b""
+
+    def error(self, exc: GatewayError) -> bytes:
+        body = {"type": "error", "code": exc.code, "message": exc.message, "param": exc.param}
+        return named_frame("error", orjson.dumps(body))
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._usage
