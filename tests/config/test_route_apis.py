@@ -70,7 +70,7 @@ def test_a_route_whose_target_cannot_be_reached_is_refused_at_its_place(
 
 
 def test_unknown_api_names_are_schema_errors(tmp_path: Path) -> None:
-    text = ROUTES.replace("apis: [messages]", "apis: [responses]")
+    text = ROUTES.replace("apis: [messages]", "apis: [completions]")
     result = load_config([_write(tmp_path, text)], environ={})
     assert result.config is None
     assert any("apis" in str(d) for d in result.diagnostics)
