@@ -24,6 +24,7 @@ from gateway.api.admin import admin_config
 from gateway.api.auth import access_settings, apply_access, reload_access, start_access
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
+from gateway.api.completions import completions
 from gateway.api.embeddings import embeddings
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
@@ -130,6 +131,7 @@ def create_app(
     app.router.add_route("/v1/chat/completions", asgi_endpoint(chat_completions), methods=["POST"])
     app.router.add_route("/v1/chat/completions/asgi", asgi_endpoint(chat_completions_asgi), methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings, methods=["POST"])
+    app.router.add_route("/v1/completions", asgi_endpoint(completions), methods=["POST"])
     app.router.add_route("/v1/responses", asgi_endpoint(responses), methods=["POST"])
     app.router.add_route("/v1/messages", asgi_endpoint(messages), methods=["POST"])
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])

@@ -18,6 +18,7 @@ SHORT_NAMES: Mapping[str, ApiName] = {
     "messages": "anthropic.messages",
     "responses": "openai.responses",
     "embeddings": "openai.embeddings",
+    "completions": "openai.completions",  # the legacy text completions API
 }
 LONG_TO_SHORT: Mapping[ApiName, str] = {full: short for short, full in SHORT_NAMES.items()}
 ALL_APIS: tuple[ApiName, ...] = tuple(SHORT_NAMES.values())
@@ -32,6 +33,7 @@ TRANSLATABLE: frozenset[tuple[ApiName, ApiName]] = frozenset(
         ("openai.responses", "openai.chat"),
         ("openai.responses", "openai.responses"),
         ("openai.embeddings", "openai.embeddings"),  # passed through; nothing else reaches it
+        ("openai.completions", "openai.completions"),  # likewise
     }
 )
 

@@ -21,7 +21,9 @@ TransportKind = Literal["h1", "httpx"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
 # API families on either side of the gateway. A new one adds a name here, an endpoint in `api/`, translators
 # in `translate/` and (for an upstream) its URL in `providers/kinds.py`.
-ApiName = Literal["openai.chat", "anthropic.messages", "openai.responses", "openai.embeddings"]
+ApiName = Literal[
+    "openai.chat", "anthropic.messages", "openai.responses", "openai.embeddings", "openai.completions"
+]
 DEFAULT_MAX_TOKENS = 4096
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]

@@ -52,6 +52,14 @@ def _ollama_responses_url(base: str) -> str:
     return (base if base.endswith("/v1") else base + "/v1") + "/responses"
 
 
+def _completions_url(base: str) -> str:
+    return base + "/completions"
+
+
+def _ollama_completions_url(base: str) -> str:
+    return (base if base.endswith("/v1") else base + "/v1") + "/completions"
+
+
 def _embeddings_url(base: str) -> str:
     return base + "/embeddings"
 
@@ -96,12 +104,14 @@ _OPENAI: Mapping[ApiName, Callable[[str], str]] = {
     "anthropic.messages": _messages_url,
     "openai.responses": _responses_url,
     "openai.embeddings": _embeddings_url,
+    "openai.completions": _completions_url,
 }
 _OLLAMA: Mapping[ApiName, Callable[[str], str]] = {
     "openai.chat": _ollama_chat_url,
     "anthropic.messages": _ollama_messages_url,
     "openai.responses": _ollama_responses_url,
     "openai.embeddings": _ollama_embeddings_url,
+    "openai.completions": _ollama_completions_url,
 }
 
 KINDS: Mapping[ProviderType, ProviderKind] = {

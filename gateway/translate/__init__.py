@@ -27,6 +27,8 @@ TRANSLATORS: Mapping[tuple[ApiName, ApiName], TranslatorFactory] = {
     ("openai.responses", "openai.chat"): ResponsesToChat,
     ("openai.responses", "openai.responses"): ResponsesToResponses,
     ("openai.embeddings", "openai.embeddings"): EmbeddingsToEmbeddings,
+    # Legacy completions stream like chat (`data:` chunks with choices, `[DONE]`): the same pass-through.
+    ("openai.completions", "openai.completions"): OpenAIChatToOpenAIChat,
 }
 
 

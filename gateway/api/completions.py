@@ -1,0 +1,49 @@
+"""`POST /v1/completions`, OpenAI's legacy text completions: passed through to targets that declare them
+(`apis: {completions: true}`), JSON or SSE; a route whose targets do not serve them answers 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp
+
+from gateway.api.admit import admit, open_exchange
+from gateway.api.body import json_object
+from gateway.api.respond import respond_complete, respond_stream
+from gateway.api.state import gateway_state
+from gateway.errors import GatewayError, InvalidRequest
+
+
+def parse_completions_body(raw: bytes) -> dict[str, Any]:
+    body = json_object(raw)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    if "prompt" not in body:
+        raise InvalidRequest(
+            "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+        )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
+    return body
+
+
+async def completions(request: Request) -> ASGIApp:
+    state = gateway_state(request)
+    exchange = open_exchange(request, state)
+    try:
+        runtime = await admit(request, state, exchange, "openai.completions", parse_completions_body)
+        ctx = exchange.ctx
+        assert ctx is not None
+        if not ctx.stream:
+            return await respond_complete(runtime.dispatcher, exchange, ctx)
+        return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=False)
+    except GatewayError as exc:
+        await exchange.failed(exc)
+        raise
+    except Exception as exc:
+        raise await exchange.crashed(exc) from None
