@@ -296,6 +296,7 @@ def _build_route(
         timeouts=timeouts,
         streaming=raw.get("streaming", "asgi"),
         default_max_tokens=raw.get("default_max_tokens", DEFAULT_MAX_TOKENS),
+        listed_models=tuple(raw.get("listed_models", ())),
         apis=(
             tuple(SHORT_NAMES[short] for short in raw["apis"])
             if "apis" in raw

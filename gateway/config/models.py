@@ -178,6 +178,7 @@ class RouteConfig:
     streaming: StreamingMode = "asgi"
     # `max_tokens` for an upstream API that requires it (Anthropic Messages) when the client's API does not.
     default_max_tokens: int = DEFAULT_MAX_TOKENS
+    listed_models: tuple[str, ...] = ()  # names a glob route serves, shown by GET /v1/models
     # The inbound APIs it serves: by default every one each of its targets can reach (the builder's).
     apis: tuple[ApiName, ...] = ("openai.chat", "anthropic.messages")
     position: Position | None = field(default=None, compare=False)

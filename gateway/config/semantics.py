@@ -9,6 +9,7 @@ uses to break ties between equally specific glob patterns.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ def check_semantics(sources: Sequence[SourceFile]) -> list[Diagnostic]:
     for name, place in routes.items():
         diagnostics.extend(_check_targets(name, place, providers))
         diagnostics.extend(_check_route_apis(name, place, providers))
+        diagnostics.extend(_check_listed_models(name, place))
     diagnostics.extend(_check_model_names(routes))
     return diagnostics
 
@@ -143,6 +145,19 @@ def _check_targets(name: str, place: _Place, providers: dict[str, _Place]) -> It
             f"route {name!r} uses strategy weighted but every target has weight 0",
             "give at least one target a weight above 0",
         )
+
+
+def _check_listed_models(name: str, place: _Place) -> Iterator[Diagnostic]:
+    """`listed_models` are names a glob route serves: each must match its glob."""
+    route = _entry(place)
+    pattern = route.get("model", name)
+    for index, listed in enumerate(route.get("listed_models", ())):
+        if not fnmatch.fnmatchcase(listed, pattern):
+            yield _diagnostic(
+                _Place(place.source, (*place.path, "listed_models", index)),
+                f"route {name!r} lists model {listed!r}, which its model pattern {pattern!r} does not match",
+                "list only names the route's glob matches, or widen the glob",
+            )
 
 
 def _native_apis(provider: dict[str, Any]) -> tuple[ApiName, ...]:

@@ -75,8 +75,17 @@ class RoutingTable:
         return found
 
     def model_names(self) -> list[str]:
-        """Concrete model names clients can ask for (exact names and aliases; globs cannot be listed)."""
-        return list(self._exact)
+        """Concrete model names clients can ask for: exact names and aliases, then the `listed_models` of
+        glob routes (each only if this route is the one that answers it: a listed name never lies)."""
+        names = list(self._exact)
+        seen = set(names)
+        for route in self.config.routes:
+            for name in route.listed_models:
+                match = self.resolve(name)
+                if name not in seen and match is not None and match.route is route:
+                    names.append(name)
+                    seen.add(name)
+        return names
 
     @property
     def routes(self) -> tuple[RouteConfig, ...]:

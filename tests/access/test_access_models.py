@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from gateway.access.keys import hash_secret
+from gateway.config import load_config
 from tests.support.access_support import keyed_routes_yaml
 from tests.support.harness import CLIENT_TIMEOUT, running_gateway
 from tests.support.openai_schemas import validate_error, validate_model_list
@@ -86,3 +87,33 @@ def test_models_retrieve_answers_names_a_glob_route_matches(write_routes: Callab
         assert client.models.retrieve("yi-lightning").id == "yi-lightning"
         with pytest.raises(openai.NotFoundError):
             client.models.retrieve("gpt-4o")
+
+
+def test_a_glob_route_shows_its_listed_models(write_routes: Callable[..., Path]) -> None:
+    routes = """\
+    providers:
+      mock: {type: mock}
+    routes:
+      yi:
+        model: "yi-*"
+        listed_models: [yi-lightning, yi-large]
+        targets: [{provider: mock}]
+      yi-large-pinned:
+        model: yi-large
+        targets: [{provider: mock}]
+    """
+    with running_gateway(write_routes(routes)) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="x", timeout=CLIENT_TIMEOUT)
+        # yi-large is an exact route of its own: listed once, for the route that answers it.
+        assert [model.id for model in client.models.list().data] == ["yi-large", "yi-lightning"]
+
+
+def test_a_listed_model_the_glob_does_not_match_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "routes.yaml").write_text(
+        'providers:\n  mock: {type: mock}\nroutes:\n  yi:\n    model: "yi-*"\n'
+        "    listed_models: [yi-lightning, gpt-4o]\n    targets: [{provider: mock}]\n"
+    )
+    result = load_config([tmp_path], environ={})
+    assert result.config is None
+    [error] = result.errors
+    assert (error.line, error.column) == (6, 35) and "'gpt-4o'" in error.message
