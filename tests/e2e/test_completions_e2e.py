@@ -64,17 +64,17 @@ routes:
     targets: [{{provider: mock}}]
 """
         with running_gateway(write_config(tmp_path, routes)) as gateway:
-            client = openai.AsyncOpenAI(
+            async with openai.AsyncOpenAI(
                 base_url=f"{gateway.base_url}/v1", api_key="x", max_retries=0, timeout=10
-            )
-            done = await client.completions.create(model="davinci-up", prompt="hello")
-            assert done.choices[0].text == " world"
-            assert received[-1].startswith(b"POST /v1/completions HTTP/1.1")
-            assert json.loads(received[-1].partition(b"\r\n\r\n")[2])["prompt"] == "hello"
-            pieces = [c.choices[0].text async for c in await client.completions.create(
-                model="davinci-up", prompt="hello", stream=True)]  # fmt: skip
-            assert "".join(pieces) == " world"
-            with pytest.raises(openai.NotFoundError, match="completions API"):
-                await client.completions.create(model="mock", prompt="hello")
-            with pytest.raises(openai.BadRequestError):
-                await client.post("/completions", body={"model": "davinci-up"}, cast_to=object)
+            ) as client:
+                done = await client.completions.create(model="davinci-up", prompt="hello")
+                assert done.choices[0].text == " world"
+                assert received[-1].startswith(b"POST /v1/completions HTTP/1.1")
+                assert json.loads(received[-1].partition(b"\r\n\r\n")[2])["prompt"] == "hello"
+                pieces = [c.choices[0].text async for c in await client.completions.create(
+                    model="davinci-up", prompt="hello", stream=True)]  # fmt: skip
+                assert "".join(pieces) == " world"
+                with pytest.raises(openai.NotFoundError, match="completions API"):
+                    await client.completions.create(model="mock", prompt="hello")
+                with pytest.raises(openai.BadRequestError):
+                    await client.post("/completions", body={"model": "davinci-up"}, cast_to=object)

@@ -107,13 +107,13 @@ routes:
             assert sent_body == raw  # byte for byte
             assert b"\r\nopenai-beta: x=1" in head.lower()
 
-            client = openai.AsyncOpenAI(
+            async with openai.AsyncOpenAI(
                 base_url=f"{gateway.base_url}/v1", api_key="x", max_retries=0, timeout=10
-            )
-            async with client.responses.stream(model="gpt-up", input="hi") as stream:
-                kinds = [event.type async for event in stream]
-                final = await stream.get_final_response()
-            assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
-            assert kinds.count("response.output_text.delta") == 1
-            assert final.output_text == "native hello"
-            assert final.usage is not None and final.usage.total_tokens == 6
+            ) as client:
+                async with client.responses.stream(model="gpt-up", input="hi") as stream:
+                    kinds = [event.type async for event in stream]
+                    final = await stream.get_final_response()
+                assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+                assert kinds.count("response.output_text.delta") == 1
+                assert final.output_text == "native hello"
+                assert final.usage is not None and final.usage.total_tokens == 6
