@@ -11,27 +11,14 @@ from typing import Any
 
 import orjson
 
-from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import UpstreamStatusError
 from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
 from gateway.translate.openai_errors import read_openai_error
+from gateway.translate.passthrough import PassThroughBody
 
 
-class EmbeddingsToEmbeddings:
+class EmbeddingsToEmbeddings(PassThroughBody):
     __slots__ = ()
-
-    def __init__(
-        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
-    ) -> None:
-        pass
-
-    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
-        if raw and body.get("model") == upstream_model:
-            return raw
-        return orjson.dumps({**body, "model": upstream_model})
-
-    def response_body(self, content: bytes) -> bytes:
-        return content
 
     def response_usage(self, content: bytes) -> dict[str, Any] | None:
         try:

@@ -13,30 +13,17 @@ from typing import Any
 
 import orjson
 
-from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamStatusError
 from gateway.streaming.event_relay import EventRelay
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamStats
 from gateway.streaming.sse import named_frame
 from gateway.translate.anthropic_errors import anthropic_error_event, read_anthropic_error
 from gateway.translate.anthropic_usage import chat_usage
+from gateway.translate.passthrough import PassThroughBody
 
 
-class MessagesToMessages:
+class MessagesToMessages(PassThroughBody):
     __slots__ = ()
-
-    def __init__(
-        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
-    ) -> None:
-        pass
-
-    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
-        if raw and body.get("model") == upstream_model:
-            return raw
-        return orjson.dumps({**body, "model": upstream_model})
-
-    def response_body(self, content: bytes) -> bytes:
-        return content
 
     def response_usage(self, content: bytes) -> dict[str, Any] | None:
         try:

@@ -10,12 +10,12 @@ from typing import Any
 
 import orjson
 
-from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamStatusError
 from gateway.streaming.event_relay import EventRelay
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamStats
 from gateway.streaming.sse import named_frame
 from gateway.translate.openai_errors import read_openai_error
+from gateway.translate.passthrough import PassThroughBody
 
 # The events that end a Responses stream; each carries the whole response, usage included.
 FINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
@@ -36,21 +36,8 @@ def chat_usage(usage: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ResponsesToResponses:
+class ResponsesToResponses(PassThroughBody):
     __slots__ = ()
-
-    def __init__(
-        self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
-    ) -> None:
-        pass
-
-    def request_body(self, body: dict[str, Any], upstream_model: str, raw: bytes = b"") -> bytes:
-        if raw and body.get("model") == upstream_model:
-            return raw
-        return orjson.dumps({**body, "model": upstream_model})
-
-    def response_body(self, content: bytes) -> bytes:
-        return content
 
     def response_usage(self, content: bytes) -> dict[str, Any] | None:
         try:
