@@ -13,6 +13,7 @@ from starlette.responses import Response
 from gateway.api.auth import auth_status
 from gateway.api.state import gateway_state
 from gateway.errors import ModelNotFound
+from gateway.runtime.model_listing import listed_model_names
 from gateway.runtime.snapshot import Runtime
 
 
@@ -20,7 +21,7 @@ async def list_models(request: Request) -> Response:
     """The models the routes serve; with keys enforced, only those the caller's key may use (401 without)."""
     started = gateway_state(request).running()
     runtime = started.holder.current
-    names = runtime.table.model_names()
+    names = await listed_model_names(runtime)
     access = started.access
     if access is not None:
         key = access.authenticate(request.headers)

@@ -19,6 +19,7 @@ from .apis import DEFAULT_APIS, SHORT_NAMES, reachable_apis
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
+    DEFAULT_DISCOVER_TTL,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_TOKENS,
     DEFAULT_PREFIX,
@@ -297,6 +298,7 @@ def _build_route(
         streaming=raw.get("streaming", "asgi"),
         default_max_tokens=raw.get("default_max_tokens", DEFAULT_MAX_TOKENS),
         listed_models=tuple(raw.get("listed_models", ())),
+        discover_models=_discover_ttl(raw.get("discover_models", False)),
         apis=(
             tuple(SHORT_NAMES[short] for short in raw["apis"])
             if "apis" in raw
@@ -306,6 +308,13 @@ def _build_route(
         ),
         position=_position(source, path),
     )
+
+
+def _discover_ttl(written: bool | dict[str, Any]) -> float | None:
+    """`discover_models: true` or `{ttl: seconds}` -> the cache lifetime; false -> None."""
+    if isinstance(written, dict):
+        return float(written.get("ttl", DEFAULT_DISCOVER_TTL))
+    return DEFAULT_DISCOVER_TTL if written else None
 
 
 def build_access(

@@ -24,6 +24,7 @@ TransportKind = Literal["h1", "httpx"]
 ApiName = Literal[
     "openai.chat", "anthropic.messages", "openai.responses", "openai.embeddings", "openai.completions"
 ]
+DEFAULT_DISCOVER_TTL = 300.0  # seconds an upstream model list is kept, for `discover_models: true`
 DEFAULT_MAX_TOKENS = 4096
 StreamingMode = Literal["asgi", "starlette"]
 Strategy = Literal["ordered", "weighted", "round_robin", "least_latency"]
@@ -179,6 +180,8 @@ class RouteConfig:
     # `max_tokens` for an upstream API that requires it (Anthropic Messages) when the client's API does not.
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     listed_models: tuple[str, ...] = ()  # names a glob route serves, shown by GET /v1/models
+    # Seconds an upstream's `GET /models` answer is kept for GET /v1/models (None: not asked).
+    discover_models: float | None = None
     # The inbound APIs it serves: by default every one each of its targets can reach (the builder's).
     apis: tuple[ApiName, ...] = ("openai.chat", "anthropic.messages")
     position: Position | None = field(default=None, compare=False)

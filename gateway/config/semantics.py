@@ -148,7 +148,8 @@ def _check_targets(name: str, place: _Place, providers: dict[str, _Place]) -> It
 
 
 def _check_listed_models(name: str, place: _Place) -> Iterator[Diagnostic]:
-    """`listed_models` are names a glob route serves: each must match its glob."""
+    """`listed_models` are names a glob route serves: each must match its glob; `discover_models` asks
+    the targets' providers, so it needs a glob and a target that passes the client's name on."""
     route = _entry(place)
     pattern = route.get("model", name)
     for index, listed in enumerate(route.get("listed_models", ())):
@@ -158,6 +159,22 @@ def _check_listed_models(name: str, place: _Place) -> Iterator[Diagnostic]:
                 f"route {name!r} lists model {listed!r}, which its model pattern {pattern!r} does not match",
                 "list only names the route's glob matches, or widen the glob",
             )
+    if route.get("discover_models", False) is False:
+        return
+    where = _Place(place.source, (*place.path, "discover_models"), key=True)
+    if not any(ch in pattern for ch in "*?["):
+        yield _diagnostic(
+            where,
+            f"route {name!r} asks to discover models, but its model {pattern!r} is not a glob",
+            "discover_models is for glob routes such as `yi-*`; an exact route is listed already",
+        )
+    elif all("model" in target for target in route.get("targets", ())):
+        yield _diagnostic(
+            where,
+            f"route {name!r} asks to discover models, but every target renames the model",
+            "only targets without `model:` are asked for their models; remove discover_models",
+            "warning",
+        )
 
 
 def _native_apis(provider: dict[str, Any]) -> tuple[ApiName, ...]:

@@ -16,6 +16,7 @@ from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamReadError
 from gateway.providers.capacity import ConcurrencyLimit
 from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.kinds import KINDS, ProviderKind
+from gateway.providers.model_list import FETCH_TIMEOUT, ModelListCache
 from gateway.providers.transport import PoolState, UpstreamTransport, WireRequest, WireResponse, WireTimeouts
 
 # Response headers worth passing back to the client from a successful upstream answer.
@@ -50,6 +51,7 @@ class Provider:
         "apis",
         "config",
         "kind",
+        "model_list",
         "name",
         "transport",
         "urls",
@@ -92,6 +94,7 @@ class Provider:
         self._timeouts: dict[Timeouts | None, WireTimeouts] = {
             None: WireTimeouts.from_config(config.timeouts, config.pool.acquire_timeout)
         }
+        self.model_list = ModelListCache(config.name, self._fetch_models)
         pool = config.pool
         self._limit = (
             ConcurrencyLimit(pool.max_concurrent_requests, pool.acquire_timeout, config.name)
@@ -229,6 +232,20 @@ class Provider:
                 # this; the probe is a GET, so once more, on a new connection, decides.
                 return await self._probe_once(request)
 
+    async def _fetch_models(self) -> tuple[int, bytes]:
+        """`GET` of the provider's own model list (for `discover_models`), with its auth headers."""
+        headers = tuple((name, value) for name, value in self._base_headers if name != "content-type")
+        url = self.kind.models_url(self.config.base_url.rstrip("/"))
+        limit = FETCH_TIMEOUT
+        request = WireRequest("GET", url, headers, b"", WireTimeouts(limit, limit, limit, limit))
+        with map_upstream_errors(self.name):
+            response = await self._send(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+        return response.status_code, content
+
     async def _probe_once(self, request: WireRequest) -> int:
         with map_upstream_errors(self.name):
             response = await self._send(request)
@@ -255,6 +272,7 @@ class Provider:
         if self._closed:
             return
         self._closed = True
+        await self.model_list.aclose()
         if self.transport is not None:
             await self.transport.aclose()
 

@@ -21,6 +21,10 @@ from gateway.providers.tls import ssl_context_for
 from gateway.providers.transport import UpstreamTransport
 
 
+def _models_url(base: str) -> str:
+    return base + "/models"
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderKind:
     # API -> (base URL -> its endpoint). Which APIs a provider speaks is its config's `apis`.
@@ -29,6 +33,7 @@ class ProviderKind:
     transport: Callable[[ProviderConfig], UpstreamTransport]
     accept_encoding: str | None = ACCEPT_ENCODING  # what the transport decodes; None: send no such header
     count_tokens: bool = False  # its Messages API has /v1/messages/count_tokens (Anthropic's own)
+    models_url: Callable[[str], str] = _models_url  # its model list (GET), for `discover_models`
 
 
 def _chat_url(base: str) -> str:
@@ -66,6 +71,14 @@ def _embeddings_url(base: str) -> str:
 
 def _ollama_embeddings_url(base: str) -> str:
     return (base if base.endswith("/v1") else base + "/v1") + "/embeddings"
+
+
+def _ollama_models_url(base: str) -> str:
+    return (base if base.endswith("/v1") else base + "/v1") + "/models"
+
+
+def _anthropic_models_url(base: str) -> str:
+    return base + "/v1/models"
 
 
 def _health_url(base: str, path: str) -> str:
@@ -116,7 +129,9 @@ _OLLAMA: Mapping[ApiName, Callable[[str], str]] = {
 
 KINDS: Mapping[ProviderType, ProviderKind] = {
     "openai": ProviderKind(_OPENAI, _health_url, network_transport_for),
-    "ollama": ProviderKind(_OLLAMA, _ollama_health_url, network_transport_for),
-    "anthropic": ProviderKind(_OPENAI, _health_url, network_transport_for, count_tokens=True),
+    "ollama": ProviderKind(_OLLAMA, _ollama_health_url, network_transport_for, models_url=_ollama_models_url),
+    "anthropic": ProviderKind(
+        _OPENAI, _health_url, network_transport_for, count_tokens=True, models_url=_anthropic_models_url
+    ),
     "mock": ProviderKind(_OPENAI, _health_url, in_process_mock_for, accept_encoding=None),
 }
