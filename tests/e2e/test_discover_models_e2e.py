@@ -41,25 +41,27 @@ def model_requests(sim: ProviderSimulator) -> int:
 
 def test_discovered_names_are_listed_once_and_cached(tmp_path: Path) -> None:
     upstream_models = ("yi-lightning", "yi-large", "yi-vision", "gpt-4o")
-    with ProviderSimulator(models=upstream_models, api_key="sim-key") as sim:
-        with running_gateway(write_config(tmp_path, routes_yaml(sim, "{ttl: 60}"))) as gateway:
-            client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="x", timeout=CLIENT_TIMEOUT)
-            listing = client.models.list()
-            validate_model_list(listing.model_dump())
-            # Exact routes first, then listed, then discovered: yi-vision belongs to its exact route and
-            # gpt-4o is not the glob's; yi-large is listed once.
-            assert [model.id for model in listing.data] == ["yi-vision", "yi-large", "yi-lightning"]
-            assert model_requests(sim) == 1
-            sent = next(r for r in sim.requests if r.path.endswith("/models"))
-            assert sent.headers["authorization"] == "Bearer sim-key"  # the provider's own key
-            assert [m.id for m in client.models.list().data] == ["yi-vision", "yi-large", "yi-lightning"]
-            assert model_requests(sim) == 1  # within the TTL the provider is not asked again
-            # A discovered name is served like any name the glob matches.
-            answer = client.chat.completions.create(
-                model="yi-lightning", messages=[{"role": "user", "content": "hi"}]
-            )
-            assert answer.choices[0].message.content
-            assert sim.chat_requests[-1].json["model"] == "yi-lightning"
+    with (
+        ProviderSimulator(models=upstream_models, api_key="sim-key") as sim,
+        running_gateway(write_config(tmp_path, routes_yaml(sim, "{ttl: 60}"))) as gateway,
+    ):
+        client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="x", timeout=CLIENT_TIMEOUT)
+        listing = client.models.list()
+        validate_model_list(listing.model_dump())
+        # Exact routes first, then listed, then discovered: yi-vision belongs to its exact route and
+        # gpt-4o is not the glob's; yi-large is listed once.
+        assert [model.id for model in listing.data] == ["yi-vision", "yi-large", "yi-lightning"]
+        assert model_requests(sim) == 1
+        sent = next(r for r in sim.requests if r.path.endswith("/models"))
+        assert sent.headers["authorization"] == "Bearer sim-key"  # the provider's own key
+        assert [m.id for m in client.models.list().data] == ["yi-vision", "yi-large", "yi-lightning"]
+        assert model_requests(sim) == 1  # within the TTL the provider is not asked again
+        # A discovered name is served like any name the glob matches.
+        answer = client.chat.completions.create(
+            model="yi-lightning", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content
+        assert sim.chat_requests[-1].json["model"] == "yi-lightning"
 
 
 def test_a_failing_provider_leaves_the_listed_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

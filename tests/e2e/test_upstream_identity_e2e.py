@@ -25,18 +25,18 @@ routes:
   sim-model:
     targets: [{{provider: sim}}]
 """
-        with running_gateway(write_config(tmp_path, routes)) as gateway:
-            with openai.OpenAI(
+        with (
+            running_gateway(write_config(tmp_path, routes)) as gateway,
+            openai.OpenAI(
                 base_url=f"{gateway.base_url}/v1", api_key="client-key", timeout=CLIENT_TIMEOUT
-            ) as client:
-                client.chat.completions.create(
-                    model="sim-model", messages=[{"role": "user", "content": "hi"}]
-                )
-                stream = client.chat.completions.create(
-                    model="sim-model", messages=[{"role": "user", "content": "hi"}], stream=True
-                )
-                assert [chunk for chunk in stream]
-                assert client.user_agent.startswith("OpenAI/Python")
+            ) as client,
+        ):
+            client.chat.completions.create(model="sim-model", messages=[{"role": "user", "content": "hi"}])
+            stream = client.chat.completions.create(
+                model="sim-model", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            assert [chunk for chunk in stream]
+            assert client.user_agent.startswith("OpenAI/Python")
     assert len(sim.requests) == 2
     for request in sim.requests:
         assert request.headers["user-agent"] == f"gateway/{__version__}"
