@@ -4,6 +4,7 @@ sees it)."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ from gateway.runtime.snapshot import Runtime
 
 
 async def list_models(request: Request) -> Response:
-    """The models the routes serve; with keys enforced, only those the caller's key may use (401 without)."""
+    """The models the routes serve; with keys enforced, only those the caller's key may use (401 without).
+    A caller that sends `anthropic-version` (Anthropic's SDKs do) gets Anthropic's list shape."""
     started = gateway_state(request).running()
     runtime = started.holder.current
     names = await listed_model_names(runtime)
@@ -27,13 +29,19 @@ async def list_models(request: Request) -> Response:
         key = access.authenticate(request.headers)
         names = [name for name in names if (match := runtime.table.resolve(name)) and key.allows(match)]
     created = int(runtime.loaded_at)
-    data = [{"id": name, "object": "model", "created": created, "owned_by": "gateway"} for name in names]
+    if _anthropic_caller(request):
+        data = [_anthropic_model(name, created) for name in names]
+        first, last = (names[0], names[-1]) if names else (None, None)
+        page = {"data": data, "has_more": False, "first_id": first, "last_id": last}
+        return Response(orjson.dumps(page), media_type="application/json")
+    data = [_openai_model(name, created) for name in names]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
 async def retrieve_model(request: Request) -> Response:
-    """OpenAI's Model object for a name the routes serve (an exact name, an alias or a name a glob route
-    matches), or 404 `model_not_found`; with keys enforced, only for a model the caller's key may use."""
+    """OpenAI's Model object (Anthropic's ModelInfo for an Anthropic caller) for a name the routes serve
+    (an exact name, an alias or a name a glob route matches), or 404 `model_not_found`; with keys
+    enforced, only for a model the caller's key may use."""
     started = gateway_state(request).running()
     runtime = started.holder.current
     name = request.path_params["model"]
@@ -47,8 +55,23 @@ async def retrieve_model(request: Request) -> Response:
         raise ModelNotFound(
             f"The model `{name}` does not exist or you do not have access to it.", param="model"
         )
-    body = {"id": name, "object": "model", "created": int(runtime.loaded_at), "owned_by": "gateway"}
+    created = int(runtime.loaded_at)
+    body = _anthropic_model(name, created) if _anthropic_caller(request) else _openai_model(name, created)
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _anthropic_caller(request: Request) -> bool:
+    return "anthropic-version" in request.headers
+
+
+def _openai_model(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+
+
+def _anthropic_model(name: str, created: int) -> dict[str, Any]:
+    # The release date is not known here: the time the config was loaded stands in, as `created` does.
+    stamp = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "model", "id": name, "display_name": name, "created_at": stamp, "lifecycle": "active"}
 
 
 def provider_health(runtime: Runtime, now: float) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import anthropic
+import httpx
 import openai
 import pytest
 
@@ -117,3 +119,37 @@ def test_a_listed_model_the_glob_does_not_match_is_refused(tmp_path: Path) -> No
     assert result.config is None
     [error] = result.errors
     assert (error.line, error.column) == (6, 35) and "'gpt-4o'" in error.message
+
+
+def test_the_anthropic_sdk_lists_and_retrieves_models_in_its_own_shape(
+    write_routes: Callable[..., Path],
+) -> None:
+    routes = """\
+    providers:
+      mock: {type: mock}
+    routes:
+      claude-sonnet-4-5:
+        targets: [{provider: mock}]
+      yi:
+        model: "yi-*"
+        listed_models: [yi-large]
+        targets: [{provider: mock}]
+    """
+    with running_gateway(write_routes(routes)) as gateway:
+        client = anthropic.Anthropic(base_url=gateway.base_url, api_key="x", timeout=30.0)
+        page = client.models.list()
+        assert [model.id for model in page.data] == ["claude-sonnet-4-5", "yi-large"]
+        assert page.first_id == "claude-sonnet-4-5" and page.last_id == "yi-large" and not page.has_more
+        info = client.models.retrieve("yi-lightning")
+        assert (info.type, info.id, info.display_name, info.lifecycle) == (
+            "model",
+            "yi-lightning",
+            "yi-lightning",
+            "active",
+        )
+        assert info.created_at.tzinfo is not None
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.retrieve("gpt-4o")
+        # Without anthropic-version the same paths answer OpenAI's shape.
+        plain = httpx.get(f"{gateway.base_url}/v1/models", timeout=CLIENT_TIMEOUT).json()
+        validate_model_list(plain)
