@@ -11,6 +11,7 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
     │   ├── ModelNotFound                404 model_not_found
     │   └── RateLimited                  429 rate_limit_exceeded (carries headers)
     ├── ProviderUnavailable              503 the route's providers cannot be used (missing secret, ...)
+    ├── LimitsUnavailable                503 the usage store cannot answer (store_failure_mode fail_closed)
     └── UpstreamError                    the provider failed
         ├── UpstreamConnectError         502 could not connect / connection dropped
         ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
@@ -106,6 +107,14 @@ class ProviderUnavailable(GatewayError):
     status_code = 503
     error_type = "server_error"
     code = "provider_unavailable"
+
+
+class LimitsUnavailable(GatewayError):
+    """A key's limits cannot be checked: the usage store is down and the mode is `fail_closed`."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "store_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -11,7 +11,6 @@ With no keys configured the app holds no controller at all, so the open path cos
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 
 from gateway.access.keys import GatewayKey, presented_key
@@ -20,8 +19,9 @@ from gateway.access.redis_store import RedisStore
 from gateway.access.settings import AccessSettings, StoreSettings
 from gateway.access.sqlite_store import SQLiteStore
 from gateway.access.store import StoreUnavailable, UsageStore
+from gateway.access.store_guard import StoreGuard
 from gateway.access.usage import render_stats
-from gateway.errors import PermissionDenied, Unauthorized
+from gateway.errors import LimitsUnavailable, PermissionDenied, Unauthorized
 from gateway.routing.table import RouteMatch
 
 logger = logging.getLogger("gateway.access")
@@ -31,7 +31,6 @@ _MISSING = (
     "or in the `x-api-key` header."
 )
 _UNKNOWN = "Incorrect API key provided: no gateway key matches it."
-_STORE_FAILURE_LOG_INTERVAL = 10.0  # seconds between two "store failed, admitting" log lines
 
 
 def create_store(settings: StoreSettings) -> UsageStore:
@@ -47,7 +46,7 @@ class AccessController:
         self.store = store
         self._by_name: dict[str, GatewayKey] = settings.keys.by_name()
         self.recorder = UsageRecorder(store, self.keys_by_name, settings.store.flush_interval)
-        self._last_store_failure_log = 0.0
+        self.store_guard = StoreGuard(store.description, settings.store.failure_mode)
 
     def keys_by_name(self) -> Mapping[str, GatewayKey]:
         return self._by_name
@@ -56,6 +55,7 @@ class AccessController:
         """Take the keys of a reloaded config (the store stays: it is chosen at startup)."""
         self.settings = settings
         self._by_name = settings.keys.by_name()
+        self.store_guard.mode = settings.store.failure_mode  # the mode may change; the store may not
 
     @property
     def enforced(self) -> bool:
@@ -90,22 +90,41 @@ class AccessController:
             )
         if not key.limits.any:
             return None
+        guard = self.store_guard
+        if guard.resting():  # a failure just now: do not make every request wait on a dead store
+            guard.without_store()
+            return None
         try:
             admission = await self.store.admit(key.name, key.limits)
-        except StoreUnavailable as exc:  # admitting beats failing every request while the store is down
-            self._store_failed(exc)
+        except StoreUnavailable as exc:
+            guard.failed(str(exc))
+            guard.without_store()  # raises LimitsUnavailable in fail_closed mode
             return None
+        if guard.down_since is not None:
+            guard.answered()
         if not admission.allowed:
             raise admission.error(key.name, key.limits)
         return admission.headers()
 
     async def stats(self) -> dict[str, object]:
         await self.recorder.flush()
-        rows = await self.store.read_usage()
+        try:
+            rows = await self.store.read_usage()
+        except StoreUnavailable as exc:
+            raise LimitsUnavailable(
+                f"Usage statistics are unavailable: the usage store cannot answer ({exc}).",
+                headers={"retry-after": "1"},
+            ) from None
         return render_stats(rows, self.settings.keys.keys, self.store.description)
 
     async def start(self) -> None:
-        await self.store.open()
+        """Open the store; a store that cannot answer yet is an outage (the failure mode applies), not a
+        reason to refuse to start: the first request that needs it asks again."""
+        try:
+            await self.store.open()
+        except StoreUnavailable as exc:
+            self.store_guard.failed(str(exc))
+            logger.error("usage store %s unavailable at startup: %s", self.store.description, exc)
         self.recorder.start()
 
     async def aclose(self) -> None:
@@ -113,13 +132,3 @@ class AccessController:
             await self.recorder.aclose()
         finally:
             await self.store.aclose()
-
-    def _store_failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_store_failure_log >= _STORE_FAILURE_LOG_INTERVAL:
-            self._last_store_failure_log = now
-            logger.error(
-                "usage store %s failed (%s): admitting requests without limits until it is back",
-                self.store.description,
-                exc,
-            )

@@ -125,6 +125,7 @@ return 1
 _EXCEEDED: dict[int, Exceeded] = {1: "requests_per_minute", 2: "tokens_per_minute", 3: "tokens_per_day"}
 _MS = 1000
 _MAX_CONNECTIONS = 32  # per gateway process; one admission holds one for a single round trip
+_SOCKET_TIMEOUT = 1.0  # seconds for a connect or a reply of Redis
 _POOL_TIMEOUT = 5.0  # seconds to wait for a free connection before the store counts as unavailable
 
 
@@ -134,7 +135,13 @@ class RedisStore:
         self.prefix = settings.prefix
         # A bounded pool that waits for a free connection, rather than failing a burst of requests.
         pool = redis.BlockingConnectionPool.from_url(
-            settings.url, max_connections=_MAX_CONNECTIONS, timeout=_POOL_TIMEOUT, decode_responses=True
+            settings.url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=_POOL_TIMEOUT,
+            decode_responses=True,
+            # A Redis that is gone or hangs fails a request's admission in bounded time (store_guard.py).
+            socket_connect_timeout=_SOCKET_TIMEOUT,
+            socket_timeout=_SOCKET_TIMEOUT,
         )
         self._client = redis.Redis(connection_pool=pool)
         self._admit = self._client.register_script(_ADMIT)
@@ -143,7 +150,10 @@ class RedisStore:
         self._index = f"{self.prefix}:usage:index"
 
     async def open(self) -> None:
-        await self._client.ping()
+        try:
+            await self._client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
 
     async def admit(self, key: str, limits: KeyLimits) -> Admission:
         base = f"{self.prefix}:limit:{key}"
@@ -195,11 +205,14 @@ class RedisStore:
 
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
         # decode_responses=True: members are str (the stubs say `bytes | str`, not knowing the pool's option).
-        row_ids = sorted(cast(set[str], await self._client.smembers(self._index)))
-        async with self._client.pipeline(transaction=False) as pipe:
-            for row_id in row_ids:
-                pipe.hgetall(f"{self.prefix}:usage:{row_id}")
-            hashes = await pipe.execute()
+        try:
+            row_ids = sorted(cast(set[str], await self._client.smembers(self._index)))
+            async with self._client.pipeline(transaction=False) as pipe:
+                for row_id in row_ids:
+                    pipe.hgetall(f"{self.prefix}:usage:{row_id}")
+                hashes = await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
         out: dict[UsageKey, UsageCounters] = {}
         for row_id, fields in zip(row_ids, hashes, strict=True):
             if fields:

@@ -40,6 +40,7 @@ from gateway.errors import ConfigError
 from gateway.observe.access_log import AccessLog
 from gateway.observe.logging import configure_logging
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.worker_state import StoreStatus
 from gateway.resilience.checker import HealthChecker
 from gateway.runtime.inflight import InflightTracker
 from gateway.runtime.reload import ReloadManager
@@ -102,6 +103,9 @@ def create_app(
         checker.sync(runtime.dispatcher.health)
         reloader.on_swap.append(lambda _, new: checker.sync(new.dispatcher.health))
         access = await start_access(state, access_config)  # usage store, observer, admin guard
+        if gateway_metrics is not None:
+            guard = access.store_guard
+            gateway_metrics.watch_store(lambda: StoreStatus(guard.down_since is None, guard.unavailable))
         started = Started(holder, reloader, checker, access_control=access, access=None)
         apply_access(started, access)
         state.started = started  # from here on, handlers can serve

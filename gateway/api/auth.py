@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -63,7 +64,10 @@ def reload_access(state: Any, controller: AccessController, config: GatewayConfi
             "reloaded config has no keys: keeping the previous keys (write `auth: none` to run open)"
         )
         return
-    if settings.store != controller.settings.store:
+    # The store stays the one chosen at startup; its failure mode follows the config.
+    if replace(settings.store, failure_mode="fail_closed") != replace(
+        controller.settings.store, failure_mode="fail_closed"
+    ):
         logger.warning("usage store settings changed: they take effect at the next restart")
     apply_access(state, controller, settings)
     logger.info("auth: %s", settings.describe())

@@ -93,7 +93,7 @@ async def health(request: Request) -> Response:
         usable = any((h := states.get(t.provider)) is not None and h.routable(now) for t in route.targets)
         (servable if usable else unservable).append(route.name)
     ok = bool(servable)
-    payload = {
+    payload: dict[str, object] = {
         "status": "ok" if ok else "unavailable",
         "config_version": runtime.config.version,
         "routes": len(runtime.table.routes),
@@ -102,4 +102,7 @@ async def health(request: Request) -> Response:
         "providers": providers,
         "auth": auth_status(state),  # "open" = no keys (served on loopback only)
     }
+    access = state.running().access
+    if access is not None:  # a store outage fails (or opens) only keys with limits: readiness stays
+        payload["store"] = access.store_guard.state()
     return Response(orjson.dumps(payload), status_code=200 if ok else 503, media_type="application/json")

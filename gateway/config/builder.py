@@ -341,6 +341,7 @@ def build_access(
         url=settings.get("stats_store", DEFAULT_STORE),
         prefix=settings.get("stats_store_prefix", DEFAULT_PREFIX),
         flush_interval=float(settings.get("stats_flush_interval", DEFAULT_FLUSH_INTERVAL)),
+        failure_mode=settings.get("store_failure_mode", "fail_closed"),
     )
     if sections.get("auth") == "none":
         return AccessConfig("none", (), store, ignored_keys=len(keys))

@@ -250,6 +250,8 @@ class StoreSettings:
     url: str = DEFAULT_STORE
     prefix: str = DEFAULT_PREFIX  # Redis key prefix: several gateways or tests on one Redis
     flush_interval: float = DEFAULT_FLUSH_INTERVAL  # seconds between background writes of usage
+    # While the store cannot answer: refuse (503) or admit without limits the requests of keys with limits.
+    failure_mode: Literal["fail_closed", "fail_open"] = "fail_closed"
 
     @property
     def kind(self) -> Literal["sqlite", "redis"]:

@@ -44,6 +44,7 @@ from gateway.observe.tally import CountTally, HistogramTally
 from gateway.observe.worker_state import (
     ProviderSource,
     ReloadSource,
+    StoreSource,
     WorkerStateCollector,
 )
 from gateway.records import RequestRecord
@@ -166,6 +167,10 @@ class GatewayMetrics:
     def watch_reloads(self, source: ReloadSource) -> None:
         """Report config reload counts from `source` at every scrape (replaces an earlier source)."""
         self._worker_state.reloads = source
+
+    def watch_store(self, source: StoreSource) -> None:
+        """Report the usage store's availability from `source` at every scrape."""
+        self._worker_state.store = source
 
     def _tallied(self, child: Any) -> Any:
         """`child` (a counter, gauge or histogram child) behind a plain-Python tally in one process."""

@@ -33,8 +33,17 @@ class ReloadCounts:
     rejected: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """The usage store as requests found it (read from the access controller at scrape time)."""
+
+    available: bool
+    unavailable_requests: int  # requests that found it unavailable, since start
+
+
 ProviderSource = Callable[[], Iterable[ProviderStatus]]
 ReloadSource = Callable[[], ReloadCounts]
+StoreSource = Callable[[], StoreStatus]
 
 
 class WorkerStateCollector(Collector):
@@ -44,6 +53,7 @@ class WorkerStateCollector(Collector):
         self.pid = pid
         self.providers: ProviderSource | None = None
         self.reloads: ReloadSource | None = None
+        self.store: StoreSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         extra = ["pid"] if self.pid else []
@@ -60,6 +70,23 @@ class WorkerStateCollector(Collector):
             reloads.add_metric(["ok", *tail], counts.applied)
             reloads.add_metric(["failed", *tail], counts.rejected)
             yield reloads
+        if self.store is not None:
+            store = self.store()
+            available = GaugeMetricFamily(
+                "gateway_store_available",
+                "1 while the usage store answers (0 during an outage: see settings.store_failure_mode)",
+                labels=extra,
+            )
+            available.add_metric(tail, 1.0 if store.available else 0.0)
+            unavailable = CounterMetricFamily(
+                "gateway_store_unavailable",
+                "Requests of keys with limits that found the usage store unavailable (refused with 503 "
+                "in fail_closed mode, admitted without limits in fail_open mode)",
+                labels=extra,
+            )
+            unavailable.add_metric(tail, float(store.unavailable_requests))
+            yield available
+            yield unavailable
 
     def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
         assert self.providers is not None

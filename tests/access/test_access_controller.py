@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
+from gateway.access import store_guard
 from gateway.access.controller import AccessController, create_store
 from gateway.access.keys import KeyLimits, make_key
 from gateway.access.limits import Admission
@@ -14,7 +16,7 @@ from gateway.access.settings import StoreSettings, build_access_settings
 from gateway.access.store import StoreUnavailable, UsageBatch
 from gateway.access.usage import UsageCounters, UsageKey
 from gateway.config.models import RouteConfig, Target
-from gateway.errors import PermissionDenied, RateLimited, Unauthorized
+from gateway.errors import LimitsUnavailable, PermissionDenied, RateLimited, Unauthorized
 from gateway.records import RequestRecord
 from gateway.routing.table import RouteMatch
 
@@ -56,13 +58,15 @@ class ScriptedStore:
         pass
 
 
-def controller(store: ScriptedStore) -> AccessController:
-    extras = {
+def controller(store: ScriptedStore, mode: str | None = None) -> AccessController:
+    extras: dict[str, object] = {
         "keys": {
             "team": {"secret": "sk-team", "models": ["mock"], "limits": {"requests_per_minute": 1}},
             "free": {"secret": "sk-free"},
         }
     }
+    if mode is not None:
+        extras["settings"] = {"store_failure_mode": mode}
     return AccessController(build_access_settings(extras, {}), store)  # type: ignore[arg-type]
 
 
@@ -112,9 +116,9 @@ async def test_a_local_limit_refusal_is_a_rate_limited_error() -> None:
         await access.aclose()
 
 
-async def test_an_unavailable_store_admits_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+async def test_fail_open_admits_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     store = ScriptedStore()
-    access = controller(store)
+    access = controller(store, "fail_open")
     key = access.authenticate({"x-api-key": "sk-team"})
     store.down = True
     with caplog.at_level(logging.ERROR, logger="gateway.access"):
@@ -123,6 +127,35 @@ async def test_an_unavailable_store_admits_and_logs_once(caplog: pytest.LogCaptu
     failures = [r for r in caplog.records if "admitting requests without limits" in r.getMessage()]
     assert len(failures) == 1  # throttled: one line per interval, not one per request
     assert "sk-team" not in caplog.text
+    assert access.store_guard.unavailable == 5
+    assert access.store_guard.state()["state"] == "unavailable"
+
+
+async def test_fail_closed_refuses_a_limited_key_and_asks_the_store_again_after_a_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = ScriptedStore()
+    access = controller(store)  # the default mode
+    assert access.store_guard.mode == "fail_closed"
+    team = access.authenticate({"x-api-key": "sk-team"})
+    free = access.authenticate({"x-api-key": "sk-free"})
+    store.down = True
+    for _ in range(3):
+        with pytest.raises(LimitsUnavailable) as caught:
+            await access.admit(team, MATCH)
+        assert (caught.value.status_code, caught.value.code) == (503, "store_unavailable")
+        assert caught.value.headers["retry-after"] == "1"
+    assert await access.admit(free, MATCH) is None  # a key without limits never needs the store
+    store.down = False
+    with pytest.raises(LimitsUnavailable):  # still resting: the store is not asked within the interval
+        await access.admit(team, MATCH)
+    assert store.admitted == 0
+    clock = time.monotonic() + store_guard.RETRY_INTERVAL
+    monkeypatch.setattr(store_guard.time, "monotonic", lambda: clock)
+    assert await access.admit(team, MATCH) is not None  # asked again: limits apply again
+    assert store.admitted == 1
+    assert access.store_guard.state()["state"] == "ok"
+    assert access.store_guard.unavailable == 4
 
 
 async def test_a_failed_commit_is_retried_with_the_next_batch() -> None:

@@ -48,9 +48,10 @@ def wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout: float = 
 
 
 @contextlib.contextmanager
-def running_redis_server(binary: str) -> Iterator[RedisServer]:
-    """A redis-server of our own: loopback only, no persistence, its files in a temp dir; stopped after."""
-    port = free_port()
+def running_redis_server(binary: str, port: int | None = None) -> Iterator[RedisServer]:
+    """A redis-server of our own (on `port`, else a free one): loopback only, no persistence, its files
+    in a temp dir; stopped after."""
+    port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="gw-test-redis-") as workdir:
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", workdir]
