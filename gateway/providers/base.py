@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 
+import orjson
+
 from gateway import __version__
 from gateway.config.models import ApiName, ProviderConfig, Timeouts
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamReadError, UpstreamTimeout
@@ -23,6 +25,7 @@ from gateway.providers.transport import PoolState, UpstreamTransport, WireReques
 _FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
 
 USER_AGENT = f"gateway/{__version__}"
+_PARSED_JSON_LIMIT = 64 * 1024  # bytes: a JSON answer up to this size is parsed to check it is whole
 ANTHROPIC_VERSION = "2023-06-01"  # sent to Messages upstreams unless the client sends its own
 
 # Reads an upstream HTTP error answer (status, body, headers, provider name) into the error to raise:
@@ -180,6 +183,11 @@ class Provider:
                 await response.aclose()
         if response.status_code >= 400:
             raise read_error(response.status_code, content, response.headers, self.name)
+        if not _whole_json(content, response.headers):
+            # Nothing went to the client yet: retried and failed over like a broken connection.
+            raise UpstreamReadError(
+                f"provider {self.name!r} sent a JSON answer that is cut short ({len(content)} bytes)"
+            )
         headers = {name: response.headers[name] for name in _FORWARDED_HEADERS if name in response.headers}
         return UpstreamReply(response.status_code, content, headers)
 
@@ -306,3 +314,19 @@ class UpstreamByteStream:
             release, self._release = self._release, None
             if release is not None:
                 release()
+
+
+def _whole_json(content: bytes, headers: Mapping[str, str]) -> bool:
+    """Is a JSON answer whole? Parsed when small (a chat answer: about a microsecond); a large one (an
+    embeddings answer, where a parse costs milliseconds) must start and end like JSON: truncation, the
+    failure seen in practice, rarely ends on a closing bracket."""
+    if "json" not in headers.get("content-type", ""):
+        return True
+    if len(content) <= _PARSED_JSON_LIMIT:
+        try:
+            orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+    start, end = content.lstrip()[:1], content.rstrip()[-1:]
+    return (start, end) in ((b"{", b"}"), (b"[", b"]"))

@@ -202,7 +202,10 @@ class Dispatcher:
                 if holds_trial:
                     health.release()  # cancelled (client gone): let another request be the trial
                 raise
-            health.record_success(time.perf_counter() - started)
+            if ctx.stream:
+                health.record_stream_start(time.perf_counter() - started)  # the verdict: at its end
+            else:
+                health.record_success(time.perf_counter() - started)
             return result
 
     # One attempt.
@@ -245,11 +248,13 @@ class Dispatcher:
                 upstream = await provider.open_stream(request, read_error)
                 relay = self._relay(ctx, provider, translator, upstream, None, "")
                 await relay.prime()
-                return relay
-            async with asyncio.timeout_at(first_at):
-                upstream = await provider.open_stream(request, read_error)
-                relay = self._relay(ctx, provider, translator, upstream, limit_at, limit_why)
-                await relay.prime()
+            else:
+                async with asyncio.timeout_at(first_at):
+                    upstream = await provider.open_stream(request, read_error)
+                    relay = self._relay(ctx, provider, translator, upstream, limit_at, limit_why)
+                    await relay.prime()
+            # Only now: a stream cut mid-way counts against its target (a failed start did already).
+            relay.on_finish.append(entry.health.stream_finished)
             return relay
         except TimeoutError:
             await _discard(relay)

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.errors import GatewayError, UpstreamCapacity, UpstreamStatusError
+from gateway.errors import GatewayError, UpstreamCapacity, UpstreamError, UpstreamStatusError
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.breaker import Breaker
+from gateway.streaming.stats import StreamStats
 
 HealthState = Literal["healthy", "unhealthy", "unavailable"]
 CheckStatus = Literal["unknown", "healthy", "unhealthy"]
@@ -93,6 +94,23 @@ class ProviderHealth:
             self.latency = sample if previous is None else previous + LATENCY_SMOOTHING * (sample - previous)
         elif exc.status_code != 429:  # rate limited: no verdict on the provider's health
             self.breaker.record_success()  # it answered: the request was at fault, not the provider
+
+    def record_stream_start(self, elapsed: float) -> None:
+        """A stream's first event arrived: its latency counts now, its verdict when it ends."""
+        previous = self.latency
+        self.latency = elapsed if previous is None else previous + LATENCY_SMOOTHING * (elapsed - previous)
+
+    def stream_finished(self, stats: StreamStats) -> None:
+        """A stream's finish callback, the breaker's verdict on it: a stream cut mid-way by the upstream
+        (dropped, timed out, malformed) is a failure, a complete one a success; a client that left says
+        nothing of the provider."""
+        failure = stats.failure
+        if isinstance(failure, UpstreamError):
+            self.record_error(failure, time.monotonic(), time.perf_counter() - stats.started)
+        elif stats.status == "ok":
+            self.breaker.record_success()
+        else:
+            self.breaker.release()
 
     def release(self) -> None:
         self.breaker.release()

@@ -136,7 +136,7 @@ class EventRelay:
                     else self._translate(self._parser.feed(chunk))
                 )
         except GatewayError as exc:
-            stats.status, stats.error = "error", exc.message
+            stats.status, stats.error, stats.failure = "error", exc.message, exc
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
             yield self._count(events.error(exc))
         except Exception as exc:  # a bug of ours must still end the stream in the client's format

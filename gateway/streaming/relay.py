@@ -25,6 +25,7 @@ from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.event_scan import carries_usage, last_event, usage_at
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import StreamStats
+from gateway.streaming.stream_errors import first_event_error
 
 __all__ = ["ByteStream", "Relay", "StreamCallback", "StreamRelay", "StreamStats"]
 
@@ -126,6 +127,11 @@ class StreamRelay:
                     head, chunk = self._pass_through(chunk)
                     self._pending_batch = head or None
                 self._pending = self._parser.feed(chunk) if chunk else []
+            batch = self._pending_batch
+            first = batch[6 : batch.find(b"\n\n")] if batch is not None else self._pending[0]
+            error = first_event_error(first, stats.provider)
+            if error is not None:  # an error object instead of a first chunk: an upstream error
+                raise error
         except GatewayError as exc:
             stats.status, stats.error = "error", exc.message
             raise
@@ -177,7 +183,7 @@ class StreamRelay:
                     batch, chunk = self._pass_through(chunk)
                 payloads = self._parser.feed(chunk) if chunk else []
         except GatewayError as exc:
-            stats.status, stats.error = "error", exc.message
+            stats.status, stats.error, stats.failure = "error", exc.message, exc
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
             yield self._error_frame(exc)
         except Exception as exc:  # a bug of ours must still end the stream the OpenAI way

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.errors import GatewayError
+
 
 @dataclass(slots=True)
 class StreamStats:
@@ -25,6 +27,7 @@ class StreamStats:
     max_interval: float = 0.0
     status: str = "ok"  # ok | error | disconnected
     error: str | None = None
+    failure: GatewayError | None = field(default=None, repr=False)  # what ended the stream mid-way
     usage: dict[str, Any] | None = None
 
     def count_chunks(self, count: int) -> None:

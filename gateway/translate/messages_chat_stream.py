@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.sse import DONE, named_frame
+from gateway.streaming.stream_errors import stream_error
 from gateway.translate.anthropic_errors import anthropic_error_event
 from gateway.translate.messages_chat_response import message_usage, reasoning_of, stop_reason
 
@@ -88,7 +89,7 @@ class ChatStreamToMessages:
             raise UpstreamProtocolError(f"a chunk that is not an object: {data[:200]!r}")
         error = chunk.get("error")
         if error is not None:
-            raise _stream_error(error)
+            raise stream_error(error)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
@@ -225,12 +226,3 @@ class ChatStreamToMessages:
         self._open = None
         self._open_tool = None
         self._next_index += 1
-
-
-def _stream_error(error: Any) -> UpstreamError:
-    """An `error` object in the middle of a chat stream (vLLM, OpenRouter send one): its own message."""
-    if isinstance(error, dict):
-        message = str(error.get("message") or "the upstream reported an error mid-stream")
-        code = error.get("code")
-        return UpstreamError(message, code=None if code is None else str(code))
-    return UpstreamError(str(error))

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, RateLimited, UpstreamError, UpstreamProtocolError
+from gateway.errors import GatewayError, RateLimited, UpstreamProtocolError
 from gateway.streaming.sse import DONE, named_frame
+from gateway.streaming.stream_errors import stream_error
 from gateway.translate.messages_chat_response import reasoning_of
 from gateway.translate.responses_chat_response import (
     INCOMPLETE,
@@ -106,7 +107,7 @@ class ResponsesStreamFromChat:
             raise UpstreamProtocolError(f"a chunk that is not an object: {data[:200]!r}")
         error = chunk.get("error")
         if error is not None:
-            raise _stream_error(error)
+            raise stream_error(error)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
@@ -318,12 +319,3 @@ class ResponsesStreamFromChat:
         self._output.append(done)
         self._item = None
         self._text = []
-
-
-def _stream_error(error: Any) -> UpstreamError:
-    """An `error` object in the middle of a chat stream (vLLM, OpenRouter send one): its own message."""
-    if isinstance(error, dict):
-        message = str(error.get("message") or "the upstream reported an error mid-stream")
-        code = error.get("code")
-        return UpstreamError(message, code=None if code is None else str(code))
-    return UpstreamError(str(error))
