@@ -97,13 +97,6 @@ def bypasses_proxy(host: str, no_proxy: str) -> bool:
     return False
 
 
-async def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
-    """A connected non-blocking TCP socket to `host:port`, trying each address (IPv6 and IPv4 interleaved)
-    with a short stagger; the first to connect wins and the others are closed."""
-    async with asyncio.timeout(timeout):
-        return await _first_to_connect(_interleave(await resolve(host, port)))
-
-
 AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
@@ -287,6 +280,8 @@ class Connector:
                 infos = await resolve(host, port)
                 if proxy is None and not self.allow_private_network:
                     infos = guarded(infos, host)
+                # Each address in turn (IPv6 and IPv4 interleaved) with a short stagger; the first to
+                # connect wins and the others are closed.
                 sock = await _first_to_connect(_interleave(infos))
                 try:
                     if proxy is not None and tls:
