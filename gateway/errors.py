@@ -17,6 +17,9 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
         ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
         ├── UpstreamCapacity             503 the gateway's own limit toward the provider is reached
         ├── UpstreamProtocolError        502 the provider answered something we cannot read
+        ├── UpstreamRedirect             502 the provider answered 3xx: never followed, never passed on
+        ├── UpstreamAuthFailed           502 the provider refused the gateway's own credentials (401/403)
+        ├── UpstreamAddressRefused       502 the provider's address is link-local or metadata (SSRF guard)
         └── UpstreamStatusError          the provider answered an HTTP error: passed through as received
 
     ConfigError                          a route file is invalid (never an HTTP response)
@@ -118,12 +121,16 @@ class LimitsUnavailable(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """The provider failed. `retryable_kind` names the kind for `retry_on` (e.g. `connect_error`)."""
+    """The provider failed. `retryable_kind` names the kind for `retry_on` (e.g. `connect_error`).
+
+    `target_misconfigured`: the failure is the target's configuration (a redirect, refused credentials),
+    so the same target will fail the same way and another one may not: fail over, never retry."""
 
     status_code = 502
     error_type = "server_error"
     code = "upstream_error"
     retryable_kind: str = "upstream_error"
+    target_misconfigured: bool = False
 
 
 class UpstreamConnectError(UpstreamError):
@@ -156,6 +163,32 @@ class UpstreamCapacity(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
     retryable_kind = "protocol_error"
+
+
+class UpstreamRedirect(UpstreamError):
+    """The provider answered a 3xx. Following it could send the gateway's key to another host, and passing
+    it on would show the client a Location it cannot use: neither is done."""
+
+    code = "upstream_redirect"
+    retryable_kind = "redirect"
+    target_misconfigured = True
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The provider answered 401/403: it refused the gateway's credentials for it, not the client's key."""
+
+    code = "upstream_auth_failed"
+    retryable_kind = "auth"
+    target_misconfigured = True
+
+
+class UpstreamAddressRefused(UpstreamConnectError):
+    """The provider's host resolved to a link-local or cloud metadata address (the SSRF guard), and the
+    provider does not set `allow_private_network`. Nothing was sent."""
+
+    code = "upstream_address_refused"
+    retryable_kind = "address_refused"
+    target_misconfigured = True
 
 
 class UpstreamStatusError(UpstreamError):

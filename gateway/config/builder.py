@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from .address_guard import OPT_IN, refused_url
 from .apis import DEFAULT_APIS, SHORT_NAMES, reachable_apis
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
@@ -118,9 +119,11 @@ class _ProviderBuilder:
         self.environ = environ
         self.diagnostics = diagnostics
         self.unavailable: tuple[DocumentPath, str, str] | None = None  # (where, reason, variable)
+        self.allow_private_network = False
 
     def build(self, raw: dict[str, Any]) -> ProviderConfig:
         kind = raw["type"]
+        self.allow_private_network = bool(raw.get(OPT_IN, False))
         base_url = self._base_url(raw.get("base_url", DEFAULT_BASE_URLS.get(kind, "")))
         api_key = self._secret("api_key", raw["api_key"]) if "api_key" in raw else None
         headers = {
@@ -144,6 +147,7 @@ class _ProviderBuilder:
             health_check=overlay(HealthCheck(), raw.get("health_check", {})),
             circuit_breaker=overlay(CircuitBreaker(), raw.get("circuit_breaker", {})),
             stream_usage=raw.get("stream_usage", True),
+            allow_private_network=self.allow_private_network,
             apis=MappingProxyType(self._apis(kind, base_url, raw.get("apis"))),
             mock=overlay(MockOptions(), raw.get("mock", {})),
             unavailable_reason=reason,
@@ -233,6 +237,16 @@ class _ProviderBuilder:
                 path,
                 f"base_url of provider {self.name!r} is not an http(s) URL after interpolation",
                 "the value (or the variable it names) must start with http:// or https://",
+            )
+        refused = None if self.allow_private_network else refused_url(url)
+        if refused is not None:
+            field = f"apis.{path[-1]}" if len(path) == 4 else "base_url"
+            self._error(
+                path,
+                f"{field} of provider {self.name!r} points at a link-local or cloud metadata address: "
+                f"{refused}",
+                f"set {OPT_IN}: true on the provider if it really is served there (the SSRF guard refuses "
+                "these addresses, which hand out the machine's own credentials)",
             )
         return url
 

@@ -150,6 +150,7 @@ class ProviderConfig:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     circuit_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stream_usage: bool = True  # ask upstream for stream_options.include_usage
+    allow_private_network: bool = False  # let URLs reach link-local / metadata addresses (SSRF guard off)
     # The APIs it speaks natively, each with its base URL (`apis:`, default: its type's, at base_url).
     apis: Mapping[ApiName, str] = field(default_factory=lambda: MappingProxyType({}))
     mock: MockOptions = field(default_factory=MockOptions)

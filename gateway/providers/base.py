@@ -20,6 +20,7 @@ from gateway.providers.error_mapping import map_upstream_errors
 from gateway.providers.kinds import KINDS, ProviderKind
 from gateway.providers.model_list import FETCH_TIMEOUT, ModelListCache
 from gateway.providers.transport import PoolState, UpstreamTransport, WireRequest, WireResponse, WireTimeouts
+from gateway.providers.upstream_answers import unusable_answer
 
 # Response headers worth passing back to the client from a successful upstream answer.
 _FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")
@@ -50,6 +51,7 @@ class Provider:
         "_closed",
         "_headers",
         "_limit",
+        "_secrets",
         "_timeouts",
         "apis",
         "config",
@@ -93,6 +95,8 @@ class Provider:
             own.update(configured)
             self._headers[api] = tuple(own.items())
         self._base_headers = self._headers[self.apis[0]]
+        # What an upstream's error body must never show in our log: its key and configured header values.
+        self._secrets = tuple(v for v in (config.api_key, *config.headers.values()) if v)
         # Wire timeouts by route override (None: the provider's own), made once per distinct value.
         self._timeouts: dict[Timeouts | None, WireTimeouts] = {
             None: WireTimeouts.from_config(config.timeouts, config.pool.acquire_timeout)
@@ -181,8 +185,8 @@ class Provider:
                 content = await response.aread()
             finally:
                 await response.aclose()
-        if response.status_code >= 400:
-            raise read_error(response.status_code, content, response.headers, self.name)
+        if response.status_code >= 300:
+            raise self._answer_error(response, content, read_error)
         if not _whole_json(content, response.headers):
             # Nothing went to the client yet: retried and failed over like a broken connection.
             raise UpstreamReadError(
@@ -204,17 +208,24 @@ class Provider:
         try:
             with map_upstream_errors(self.name):
                 response = await self._send(request)
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     try:
                         content = await response.aread()
                     finally:
                         await response.aclose()
-                    raise read_error(response.status_code, content, response.headers, self.name)
+                    raise self._answer_error(response, content, read_error)
         except BaseException:
             if limit is not None:
                 limit.release()
             raise
         return UpstreamByteStream(response, self.name, limit.release if limit is not None else None)
+
+    def _answer_error(self, response: WireResponse, content: bytes, read_error: ErrorReader) -> UpstreamError:
+        """The error for a non-2xx answer: a redirect or a refusal of our credentials is ours to word
+        (`upstream_answers.py`); any other HTTP error is the translator's to read."""
+        status, headers = response.status_code, response.headers
+        own = unusable_answer(status, content, headers, self.name, self._secrets)
+        return own if own is not None else read_error(status, content, headers, self.name)
 
     async def _send(self, request: WireRequest) -> WireResponse:
         transport = self.transport

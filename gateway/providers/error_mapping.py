@@ -11,12 +11,14 @@ from contextlib import contextmanager
 import httpx
 
 from gateway.errors import (
+    UpstreamAddressRefused,
     UpstreamCapacity,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamReadError,
     UpstreamTimeout,
 )
+from gateway.providers.h1.connect import AddressRefused
 
 
 @contextmanager
@@ -26,6 +28,8 @@ def map_upstream_errors(provider: str) -> Iterator[None]:
         yield
     except httpx.PoolTimeout as exc:
         raise UpstreamCapacity(f"provider {provider!r} is at capacity: {exc}") from exc
+    except AddressRefused as exc:
+        raise UpstreamAddressRefused(f"provider {provider!r} refused by the SSRF guard: {exc}") from exc
     except httpx.TimeoutException as exc:
         kind = type(exc).__name__.replace("Timeout", "").lower() or "request"
         raise UpstreamTimeout(f"provider {provider!r} timed out ({kind} timeout)") from exc

@@ -105,7 +105,11 @@ def network_transport_for(config: ProviderConfig) -> UpstreamTransport:
         proxies = ProxyChoice(from_environment=True)
     elif config.proxy:
         proxies = ProxyChoice(Proxy.from_url(config.proxy))
-    return H1Transport(config.pool, Connector(make_context, config.tls.server_name), proxies)
+    return H1Transport(
+        config.pool,
+        Connector(make_context, config.tls.server_name, allow_private_network=config.allow_private_network),
+        proxies,
+    )
 
 
 def in_process_mock_for(config: ProviderConfig) -> UpstreamTransport:

@@ -7,7 +7,9 @@ still be retried or failed over; nothing after it ever is.
 Per request: targets whose provider is unhealthy (active checks) or whose circuit is open are skipped while
 another one can be used; when none can, every target is tried in order anyway (panic mode) rather than
 failing fast. Per target: up to `attempts` tries, with exponential backoff (full jitter) or the provider's
-Retry-After between them; a 4xx other than 429 is the request's fault and is never retried. Timeouts:
+Retry-After between them; a 4xx other than 429 is the request's fault and is never retried. A failure of
+the target's configuration (a 3xx, the provider refusing the gateway's credentials, an address the SSRF
+guard refuses) is never retried on that target and always fails over to the next one. Timeouts:
 `connect`/`read`/`write` are httpx's; `first_byte` and `total` (per attempt) and the route's `deadline`
 (whole request) are enforced here with the event loop's clock.
 
@@ -180,7 +182,8 @@ class Dispatcher:
                 if holds_trial:
                     health.release()  # a 429 says nothing about recovery; a failure already reopened
                 retry += 1
-                if not rules.retries(exc) or retry >= rules.attempts:
+                # A redirect or refused credentials will not change on this target: fail over only.
+                if exc.target_misconfigured or not rules.retries(exc) or retry >= rules.attempts:
                     raise
                 wait = rules.wait_before(retry, exc)
                 if wait is None:

@@ -7,6 +7,7 @@ wants: a frozenset to test failure kinds against, the backoff numbers, and a ran
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from time import time
@@ -48,8 +49,14 @@ class RetryRules:
         status = exc.status_code
         if 400 <= status < 500 and status != 429:
             return False
-        # The gateway's own capacity limit: nothing was sent, so another target is always worth a try.
-        return exc.retryable_kind in self.retry_on or isinstance(exc, UpstreamCapacity)
+        # The gateway's own capacity limit: nothing was sent, so another target is always worth a try;
+        # a target's own misconfiguration (redirect, refused credentials) likewise (the loop fails over
+        # without retrying it).
+        return (
+            exc.retryable_kind in self.retry_on
+            or exc.target_misconfigured
+            or isinstance(exc, UpstreamCapacity)
+        )
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (1 = the first retry): `base * 2**(retry-1)` capped at
@@ -59,13 +66,35 @@ class RetryRules:
 
     def wait_before(self, retry: int, exc: UpstreamError) -> float | None:
         """Seconds to wait before retrying after `exc`; None when the provider asked for a longer pause
-        (Retry-After) than `retry_after_cap` allows, so the loop fails over instead of waiting."""
-        header = exc.headers.get("retry-after")
-        if header is not None:
-            asked = parse_retry_after(header)
-            if asked is not None:
-                return asked if asked <= self.retry_after_cap else None
+        (retry-after-ms or Retry-After) than `retry_after_cap` allows, so the loop fails over instead."""
+        asked = asked_wait(exc.headers)
+        if asked is not None:
+            return asked if asked <= self.retry_after_cap else None
         return self.backoff(retry)
+
+
+def asked_wait(headers: Mapping[str, str]) -> float | None:
+    """The pause the provider asked for, in seconds: `retry-after-ms` (milliseconds, OpenAI's and
+    Azure's) takes precedence over `Retry-After`, as the OpenAI SDK reads them; None if neither is
+    readable. Header names are lower-case."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        asked = parse_retry_after_ms(milliseconds)
+        if asked is not None:
+            return asked
+    header = headers.get("retry-after")
+    return parse_retry_after(header) if header is not None else None
+
+
+def parse_retry_after_ms(value: str) -> float | None:
+    """`retry-after-ms` in seconds; None when it is not a finite, non-negative number."""
+    try:
+        milliseconds = float(value.strip())
+    except ValueError:
+        return None
+    if not (0.0 <= milliseconds < float("inf")):  # NaN and negatives fail too
+        return None
+    return milliseconds / 1000.0
 
 
 def parse_retry_after(value: str) -> float | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import orjson
 
 from gateway.errors import GatewayError, UpstreamStatusError
+from gateway.translate.openai_errors import RETRY_HEADERS
 
 # Anthropic's error types by status (https://docs.anthropic.com/en/api/errors).
 ERROR_TYPES: Mapping[int, str] = {
@@ -67,7 +68,7 @@ def read_anthropic_error(
 ) -> UpstreamStatusError:
     """An Anthropic upstream's error answer. A Messages client gets the body as it came when it is an
     Anthropic error; an OpenAI chat client gets an OpenAI error object with the same status and message."""
-    kept = {name: headers[name] for name in ("retry-after",) if headers.get(name)}
+    kept = {name: headers[name] for name in RETRY_HEADERS if headers.get(name)}
     try:
         data = orjson.loads(content) if content else None
     except orjson.JSONDecodeError:

@@ -8,6 +8,10 @@ import orjson
 
 from gateway.errors import UpstreamStatusError
 
+# The pause a provider asks for, passed on to the client with its 429/503 (`retry-after-ms` is in
+# milliseconds; the OpenAI SDK reads it first).
+RETRY_HEADERS = ("retry-after-ms", "retry-after")
+
 
 def read_openai_error(
     status_code: int, content: bytes, headers: Mapping[str, str], provider: str
@@ -15,8 +19,7 @@ def read_openai_error(
     """OpenAI's `{"error": {...}}` passes through as it came (the client gets the provider's own words);
     Ollama's `{"error": "..."}` and anything else become an OpenAI error object with the status kept."""
     default_type = "invalid_request_error" if 400 <= status_code < 500 else "server_error"
-    retry_after = headers.get("retry-after")
-    kept = {"retry-after": retry_after} if retry_after else None
+    kept = {name: headers[name] for name in RETRY_HEADERS if headers.get(name)} or None
     try:
         data = orjson.loads(content) if content else None
     except orjson.JSONDecodeError:

@@ -58,7 +58,7 @@ def test_a_full_request_cycle_leaves_no_key_material_anywhere(
                 ("POST", "/v1/chat/completions", sim, bearer(TEAM_KEY), 200),
                 ("POST", "/v1/chat/completions", {**sim, "stream": True}, {"x-api-key": TEAM_KEY}, 200),
                 ("POST", "/v1/chat/completions", sim, bearer(TEAM_KEY), 500),  # upstream error
-                ("POST", "/v1/chat/completions", sim, bearer(TEAM_KEY), 401),  # upstream refused its key
+                ("POST", "/v1/chat/completions", sim, bearer(TEAM_KEY), 502),  # upstream refused its key
                 ("POST", "/v1/chat/completions", CHAT_BODY, bearer(WRONG_KEY), 401),
                 ("POST", "/v1/chat/completions", {**CHAT_BODY, "model": "other"}, bearer(TEAM_KEY), 403),
                 ("POST", "/v1/chat/completions", {**CHAT_BODY, "model": "nope"}, bearer(TEAM_KEY), 404),

@@ -22,6 +22,8 @@ from urllib.request import getproxies_environment
 
 import httpx
 
+from gateway.config.address_guard import OPT_IN, refused_address
+
 if TYPE_CHECKING:
     from gateway.providers.h1.target import Target
 
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
 ATTEMPT_DELAY = 0.25
 # A proxy's answer to CONNECT is a short head; anything longer is not a proxy we can talk to.
 MAX_CONNECT_ANSWER = 16 * 1024
+
+
+class AddressRefused(httpx.ConnectError):
+    """The SSRF guard refused every address of the upstream (`config/address_guard.py`): nothing was
+    connected to. `map_upstream_errors()` maps it to `UpstreamAddressRefused`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +95,6 @@ def bypasses_proxy(host: str, no_proxy: str) -> bool:
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
-
-
-async def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
-    """A connected non-blocking TCP socket to `host:port`, trying each address (IPv6 and IPv4 interleaved)
-    with a short stagger; the first to connect wins and the others are closed."""
-    async with asyncio.timeout(timeout):
-        return await _first_to_connect(_interleave(await resolve(host, port)))
 
 
 AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
@@ -208,20 +208,46 @@ async def open_tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int) -
         raise httpx.ProxyError(f"proxy {proxy.host}:{proxy.port} sent data after its CONNECT answer")
 
 
+def guarded(infos: Sequence[AddressInfo], host: str) -> list[AddressInfo]:
+    """The addresses of `host` the SSRF guard lets through; `AddressRefused` when it lets none."""
+    allowed: list[AddressInfo] = []
+    refused: list[str] = []
+    for info in infos:
+        address = ip_literal(str(info[4][0]).split("%", 1)[0])
+        reason = refused_address(address) if address is not None else None
+        if reason is None:
+            allowed.append(info)
+        else:
+            refused.append(reason)
+    if not allowed and refused:
+        raise AddressRefused(
+            f"{host} resolves to a refused address ({refused[0]}); set {OPT_IN}: true on the provider "
+            "to allow it"
+        )
+    return allowed
+
+
 class Connector:
     """How one pool reaches an origin: directly or through its proxy, with the pool's own TLS context
-    (made on the first https connection, so an http-only provider loads no CA bundle)."""
+    (made on the first https connection, so an http-only provider loads no CA bundle).
 
-    __slots__ = ("_make_context", "_ssl_context", "server_name")
+    Unless `allow_private_network`, a direct connection goes only to addresses the SSRF guard lets
+    through, checked after resolution (a name can resolve anywhere, and again differently later). Through
+    a proxy the proxy resolves the upstream's name: only the name as written is checked (by the config)."""
+
+    __slots__ = ("_make_context", "_ssl_context", "allow_private_network", "server_name")
 
     def __init__(
         self,
         make_context: Callable[[], ssl.SSLContext] = httpx.create_ssl_context,
         server_name: str | None = None,
+        *,
+        allow_private_network: bool = False,
     ) -> None:
         self._make_context = make_context
         self._ssl_context: ssl.SSLContext | None = None
         self.server_name = server_name
+        self.allow_private_network = allow_private_network
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -237,7 +263,10 @@ class Connector:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                if proxy is None and is_ip_literal(host):
+                literal = proxy is None and is_ip_literal(host)
+                if literal and not self.allow_private_network:
+                    guarded(await resolve(host, port), host)
+                if literal:
                     # One address and no tunnel: the loop connects in one call (C under uvloop), the
                     # cost of every new connection a burst of streams opens.
                     await loop.create_connection(
@@ -248,7 +277,12 @@ class Connector:
                         server_hostname=(self.server_name or origin.host) if tls else None,
                     )
                     return
-                sock = await open_socket(host, port, None)
+                infos = await resolve(host, port)
+                if proxy is None and not self.allow_private_network:
+                    infos = guarded(infos, host)
+                # Each address in turn (IPv6 and IPv4 interleaved) with a short stagger; the first to
+                # connect wins and the others are closed.
+                sock = await _first_to_connect(_interleave(infos))
                 try:
                     if proxy is not None and tls:
                         await open_tunnel(sock, proxy, origin.host, origin.port)
