@@ -77,7 +77,8 @@ def run_explain(
         out.write(json.dumps(report, indent=2) + "\n")
     else:
         out.write("\n".join(render_text(report)) + "\n")
-    return EXIT_MATCH if match is not None else EXIT_NO_ROUTE
+    # A route that matches but does not serve `api` is a 404 at the gateway: no route, exit status too.
+    return EXIT_MATCH if report["matched"] else EXIT_NO_ROUTE
 
 
 def explain(

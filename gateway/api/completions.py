@@ -26,6 +26,13 @@ def parse_completions_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(
             "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
         )
+    prompt = body["prompt"]
+    if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt)):
+        raise InvalidRequest(
+            "'prompt' must be a string or a non-empty array of strings or token arrays",
+            param="prompt",
+            code="invalid_type",
+        )
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")

@@ -39,6 +39,13 @@ def parse_embeddings_body(raw: bytes) -> dict[str, Any]:
             param="input",
             code="invalid_type",
         )
+    encoding = body.get("encoding_format")
+    if encoding is not None and encoding not in ("float", "base64"):
+        raise InvalidRequest(
+            f"Invalid value for 'encoding_format': {encoding!r}; supported values are 'float' and 'base64'",
+            param="encoding_format",
+            code="invalid_value",
+        )
     if body.get("stream") is not None:
         raise InvalidRequest(
             "embeddings do not stream: remove 'stream'", param="stream", code="invalid_value"

@@ -31,6 +31,10 @@ def parse_responses_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
+    if not isinstance(body["input"], str | list):
+        raise InvalidRequest(
+            "'input' must be a string or an array of input items", param="input", code="invalid_type"
+        )
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")

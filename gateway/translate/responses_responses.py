@@ -59,16 +59,19 @@ class ResponsesToResponses(PassThroughBody):
 
 
 class ResponsesEvents:
-    """A Responses stream passed through event by event."""
+    """A Responses stream passed through event by event. Events are counted, not parsed (but the final
+    ones), so that an `error` event of ours gets the next `sequence_number` (OpenAI numbers from 0)."""
 
-    __slots__ = ("_ended", "_provider", "_usage")
+    __slots__ = ("_ended", "_events", "_provider", "_usage")
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._usage: dict[str, Any] | None = None
         self._ended = False
+        self._events = 0
 
     def feed(self, event: str, data: bytes) -> bytes:
+        self._events += 1
         if not event or event in FINAL_EVENTS:
             try:
                 parsed = orjson.loads(data)
@@ -99,7 +102,13 @@ class ResponsesEvents:
         return b""
 
     def error(self, exc: GatewayError) -> bytes:
-        body = {"type": "error", "code": exc.code, "message": exc.message, "param": exc.param}
+        body = {
+            "type": "error",
+            "code": exc.code,
+            "message": exc.message,
+            "param": exc.param,
+            "sequence_number": self._events,
+        }
         return named_frame("error", orjson.dumps(body))
 
     @property

@@ -1,5 +1,5 @@
-"""A provider simulator speaking OpenAI chat and Anthropic Messages: a real HTTP/1.1 server on loopback,
-with fault injection.
+"""A provider simulator speaking OpenAI chat, OpenAI Responses and Anthropic Messages: a real HTTP/1.1 server
+on loopback, with fault injection.
 
 It runs on raw asyncio streams (every byte write is ours: see `tests.support.simulator_http`) in a background
 thread with its own event loop, so synchronous tests, a gateway running under uvicorn in another thread,
@@ -10,12 +10,12 @@ Usage::
     with ProviderSimulator() as sim:            # thread + server started; stopped (and checked) on exit
         sim.base_url                            # "http://127.0.0.1:PORT/v1"  (sim.root_url: without /v1)
         sim.enqueue(Behaviour(status=503, headers={"Retry-After": "1"}), Behaviour(token_delay=0.05))
-        ...                                     # each chat, messages or count_tokens request takes the
-                                                # next queued behaviour (one shared queue, in arrival
-                                                # order), then `sim.default` (settable)
+        ...                                     # each chat, responses, messages or count_tokens request
+                                                # takes the next queued behaviour (one shared queue, in
+                                                # arrival order), then `sim.default` (settable)
         sim.enqueue_models(...), sim.models_default   # the same for GET /models (health checks)
         sim.requests                            # list[RecordedRequest] (snapshot; see sim.chat_requests,
-                                                # sim.messages_requests)
+                                                # sim.responses_requests, sim.messages_requests)
         sim.open_connections, sim.total_connections, sim.aborted_streams
         sim.wait_for(lambda: sim.open_connections == 0, timeout=5)   # raises TimeoutError
 
@@ -31,6 +31,11 @@ gateway's background health checks never eat the chat queue). Every chunk carrie
 message_stop; see `tests.support.simulator_anthropic_payloads`), with the same words, faults and
 splits; `POST /messages/count_tokens` answers `{"input_tokens": N}`. Every error on these paths has
 Anthropic's shape `{"type": "error", "error": {"type", "message"}}` with the type of its status.
+
+`POST /responses` answers OpenAI Responses: a `response` object, or with `"stream": true` OpenAI's named
+events (response.created ... response.completed, with reasoning, message and function_call items; see
+`tests.support.simulator_responses_payloads`), with the same words, faults and splits; `error_after`
+writes `response.failed` there. Errors have OpenAI's shape, and the key is a Bearer token, as for chat.
 
 Per request, a body field `"x_sim": {...}` overrides fields of the behaviour (the gateway forwards
 unknown fields upstream), e.g. `{"x_sim": {"tokens": 3, "split": 1}}` (with the openai SDK:
@@ -62,10 +67,12 @@ from tests.support.simulator_answers import Dropped, RecordedRequest, answer, se
 from tests.support.simulator_behaviour import Behaviour, InvalidBehaviour
 from tests.support.simulator_http import BadRequest, Connection, PeerClosed, Request
 from tests.support.simulator_payloads import CHAT, Dialect, model_list
+from tests.support.simulator_responses_payloads import RESPONSES
 
 # (method, path without /v1) -> the dialect of its answers and errors
 _ROUTES: dict[tuple[str, str], Dialect] = {
     ("POST", "/chat/completions"): CHAT,
+    ("POST", "/responses"): RESPONSES,
     ("GET", "/models"): CHAT,
     ("POST", "/messages"): anthropic.MESSAGES,
     ("POST", "/messages/count_tokens"): anthropic.MESSAGES,
@@ -188,8 +195,8 @@ class ProviderSimulator:
             self._models_default = behaviour
 
     def enqueue(self, *behaviours: Behaviour) -> None:
-        """Script the next chat, messages and count_tokens requests (one queue for all three, taken in
-        order of arrival): one behaviour each, in order, then `default` again."""
+        """Script the next chat, responses, messages and count_tokens requests (one queue for all, taken
+        in order of arrival): one behaviour each, in order, then `default` again."""
         with self._lock:
             self._chat_queue.extend(behaviours)
 
@@ -212,6 +219,11 @@ class ProviderSimulator:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
+
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        """`POST /v1/responses` requests; `.body` holds the bytes as received, `.headers` the headers."""
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/responses")]
 
     @property
     def messages_requests(self) -> list[RecordedRequest]:
@@ -329,7 +341,7 @@ class ProviderSimulator:
 
     def _authorized(self, request: Request, dialect: Dialect) -> bool:
         bearer = request.header("authorization") == f"Bearer {self.api_key}"
-        if dialect is CHAT:
+        if dialect is not anthropic.MESSAGES:
             return bearer
         # Anthropic's header is x-api-key; anthropic-sdk-python 2.x sends its api_key as a Bearer token.
         return request.header("x-api-key") == self.api_key or bearer
@@ -338,7 +350,8 @@ class ProviderSimulator:
         self, connection: Connection, request: Request, record: RecordedRequest, bad_json: str | None
     ) -> bool:
         path = request.path.removeprefix("/v1")
-        dialect = anthropic.MESSAGES if path.startswith("/messages") else CHAT
+        fallback = anthropic.MESSAGES if path.startswith("/messages") else CHAT  # unknown paths too
+        dialect = next((d for (_, route_path), d in _ROUTES.items() if route_path == path), fallback)
         if path not in {route_path for _, route_path in _ROUTES}:
             return await send_error(connection, 404, f"no route for {request.path}", dialect)
         if (request.method, path) not in _ROUTES:
@@ -347,7 +360,7 @@ class ProviderSimulator:
         if bad_json is not None:
             return await send_error(connection, 400, bad_json, dialect)
         if self.api_key is not None and not self._authorized(request, dialect):
-            message = "Incorrect API key provided." if dialect is CHAT else "invalid x-api-key"
+            message = "invalid x-api-key" if dialect is anthropic.MESSAGES else "Incorrect API key provided."
             return await send_error(connection, 401, message, dialect)
         with self._lock:
             if path == "/models":

@@ -1,9 +1,9 @@
 """How the provider simulator writes one answer, fault by fault, and the record tests read afterwards.
 
 `answer()` plays a `Behaviour` on a `Connection`: hang, drop, delay the head, then an error body, a JSON
-body or an SSE stream, with the scripted splits, pauses and faults, in the words of a `Dialect` (chat or
-Anthropic messages). `tests.support.simulator` owns the server and decides which behaviour and dialect
-apply; this module only writes.
+body or an SSE stream, with the scripted splits, pauses and faults, in the words of a `Dialect` (chat,
+Anthropic messages or OpenAI Responses). `tests.support.simulator` owns the server and decides which
+behaviour and dialect apply; this module only writes.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ async def _send_stream(
         if behaviour.malformed_after == count:
             await write(dialect.encode_malformed(behaviour))
         if behaviour.error_after == count:
-            await write(dialect.encode_error(behaviour))
+            request = record.json if isinstance(record.json, dict) else {}
+            await write(dialect.encode_error(behaviour, record.number, request, count))
             raise _Ended
         if behaviour.drop_after == count:
             connection.abort(reset=behaviour.reset)

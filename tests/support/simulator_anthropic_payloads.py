@@ -195,7 +195,7 @@ def encode_malformed(behaviour: Behaviour) -> bytes:
     return f"event: content_block_delta{eol}data: {data}{eol}{eol}".encode()
 
 
-def encode_error(behaviour: Behaviour) -> bytes:
+def encode_error(behaviour: Behaviour, number: int, request: Mapping[str, Any], written: int) -> bytes:
     """Anthropic's mid-stream error: `event: error` with the error shape (default: overloaded)."""
     body = error_body(529, behaviour.error_message or "Overloaded", behaviour.error_type)
     return sse_frame(body, behaviour, "error")

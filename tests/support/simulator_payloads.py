@@ -3,7 +3,8 @@
 Pure functions of the request and the `Behaviour`: no I/O, so the shapes can be checked against the
 OpenAI schemas in isolation (`tests/support/test_simulator.py`). A `Dialect` bundles what differs
 between the APIs the simulator speaks (bodies, error shapes, SSE framing): `CHAT` here, `MESSAGES` in
-`tests.support.simulator_anthropic_payloads`; `tests.support.simulator_answers` plays either.
+`tests.support.simulator_anthropic_payloads`, `RESPONSES` in `tests.support.simulator_responses_payloads`;
+`tests.support.simulator_answers` plays any of them.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Dialect:
     encode_event: Callable[[Event, Behaviour, float], bytes]  # (event, behaviour, time.time() of write)
     encode_ping: Callable[[Behaviour], bytes]  # what `ping_every` writes
     encode_malformed: Callable[[Behaviour], bytes]  # what `malformed_after` writes
-    encode_error: Callable[[Behaviour], bytes]  # what `error_after` writes before the stream ends
+    # what `error_after` writes before the stream ends: (behaviour, number, request, events written)
+    encode_error: Callable[[Behaviour, int, Mapping[str, Any], int], bytes]
 
 
 def split_words(text: str) -> list[str]:
@@ -239,7 +241,7 @@ def encode_malformed(behaviour: Behaviour) -> bytes:
     return f'data: {{"id": "chatcmpl-broken", "choices": [{{"delta": {eol}{eol}'.encode()
 
 
-def encode_error(behaviour: Behaviour) -> bytes:
+def encode_error(behaviour: Behaviour, number: int, request: Mapping[str, Any], written: int) -> bytes:
     """A mid-stream error as OpenAI-compatible servers send it: `data: {"error": {...}}`."""
     message = behaviour.error_message or "simulated error event from the provider simulator"
     return sse_frame(error_body(500, message, behaviour.error_type), behaviour)
