@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--api",
         choices=list(SHORT_NAMES),
         default="chat",
-        help="the inbound API the request comes in: chat (/v1/chat/completions), messages (/v1/messages) "
-        "or embeddings (/v1/embeddings)",
+        help="the inbound API the request comes in: chat (/v1/chat/completions), messages (/v1/messages), "
+        "responses (/v1/responses), embeddings (/v1/embeddings) or completions (/v1/completions)",
     )
 
     commands.add_parser("schema", help="print the JSON Schema of route files")
