@@ -167,49 +167,74 @@ class Dispatcher:
         *,
         panic: bool,
     ) -> Result:
-        """Attempts on one target until one succeeds or the policy gives up (the last error is raised)."""
+        """Attempts on one target until one succeeds or the policy gives up (the last error is raised).
+        Each retry is taken from the provider's retry budget (`retry_budget.py`); when it is spent the
+        last error is raised, so the request fails over."""
         rules = entry.rules
         health = entry.health
+        budget = health.retry_budget
+        budget.first_attempt(time.monotonic())
         retry = 0
-        while True:
-            holds_trial = not panic and health.breaker.state != "closed"
-            ctx.attempts += 1
-            started = time.perf_counter()
-            try:
-                result = await attempt(ctx, entry, deadline_at)
-            except UpstreamError as exc:
-                health.record_error(exc, time.monotonic(), time.perf_counter() - started)
-                if holds_trial:
-                    health.release()  # a 429 says nothing about recovery; a failure already reopened
-                retry += 1
-                # A redirect or refused credentials will not change on this target: fail over only.
-                if exc.target_misconfigured or not rules.retries(exc) or retry >= rules.attempts:
+        granted = False  # a retry taken from the budget, until its attempt ends
+        try:
+            while True:
+                holds_trial = not panic and health.breaker.state != "closed"
+                ctx.attempts += 1
+                started = time.perf_counter()
+                budget.in_flight += 1
+                try:
+                    try:
+                        result = await attempt(ctx, entry, deadline_at)
+                    finally:
+                        budget.in_flight -= 1
+                        if granted:
+                            granted = False
+                            budget.retry_ended()
+                except UpstreamError as exc:
+                    health.record_error(exc, time.monotonic(), time.perf_counter() - started)
+                    if holds_trial:
+                        health.release()  # a 429 says nothing about recovery; a failure already reopened
+                    retry += 1
+                    # A redirect or refused credentials will not change on this target: fail over only.
+                    if exc.target_misconfigured or not rules.retries(exc) or retry >= rules.attempts:
+                        raise
+                    wait = rules.wait_before(retry, exc)
+                    if wait is None:
+                        logger.info(
+                            "provider %s asked to wait longer than retry_after_cap", entry.provider.name
+                        )
+                        raise
+                    if deadline_at is not None and asyncio.get_running_loop().time() + wait >= deadline_at:
+                        raise
+                    if not budget.allows_retry(time.monotonic()):
+                        logger.info(
+                            "request %s: provider %s's retry budget is spent, no retry (%s)",
+                            ctx.request_id, entry.provider.name, exc.retryable_kind,
+                        )  # fmt: skip
+                        raise
+                    granted = True
+                    logger.info(
+                        "request %s: provider %s failed (%s), retry %d in %.3fs",
+                        ctx.request_id, entry.provider.name, exc.retryable_kind, retry, wait,
+                    )  # fmt: skip
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    if not panic and not health.acquire(time.monotonic()):
+                        raise  # the breaker opened meanwhile: fail over instead
+                    ctx.retries += 1
+                    continue
+                except BaseException:
+                    if holds_trial:
+                        health.release()  # cancelled (client gone): let another request be the trial
                     raise
-                wait = rules.wait_before(retry, exc)
-                if wait is None:
-                    logger.info("provider %s asked to wait longer than retry_after_cap", entry.provider.name)
-                    raise
-                if deadline_at is not None and asyncio.get_running_loop().time() + wait >= deadline_at:
-                    raise
-                logger.info(
-                    "request %s: provider %s failed (%s), retry %d in %.3fs",
-                    ctx.request_id, entry.provider.name, exc.retryable_kind, retry, wait,
-                )  # fmt: skip
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if not panic and not health.acquire(time.monotonic()):
-                    raise  # the breaker opened meanwhile: fail over instead
-                ctx.retries += 1
-                continue
-            except BaseException:
-                if holds_trial:
-                    health.release()  # cancelled (client gone): let another request be the trial
-                raise
-            if ctx.stream:
-                health.record_stream_start(time.perf_counter() - started)  # the verdict: at its end
-            else:
-                health.record_success(time.perf_counter() - started)
-            return result
+                if ctx.stream:
+                    health.record_stream_start(time.perf_counter() - started)  # the verdict: at its end
+                else:
+                    health.record_success(time.perf_counter() - started)
+                return result
+        finally:
+            if granted:  # cancelled, or given up, before the granted retry was sent
+                budget.retry_ended()
 
     # One attempt.
 

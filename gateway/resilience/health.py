@@ -17,6 +17,7 @@ from gateway.errors import GatewayError, UpstreamCapacity, UpstreamError, Upstre
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.breaker import Breaker
+from gateway.resilience.retry_budget import RetryBudget
 from gateway.streaming.stats import StreamStats
 
 HealthState = Literal["healthy", "unhealthy", "unavailable"]
@@ -48,6 +49,7 @@ class ProviderHealth:
         "latency",
         "name",
         "provider",
+        "retry_budget",
     )
 
     def __init__(self, provider: Provider) -> None:
@@ -61,6 +63,7 @@ class ProviderHealth:
         self.checked_at: float | None = None  # wall clock (time.time) of the last check
         self.check_latency: float | None = None  # seconds the last check took
         self.latency: float | None = None  # moving average of successful attempts, seconds
+        self.retry_budget = RetryBudget()
 
     # Routing asks these (hot path: attribute reads only).
 
@@ -180,6 +183,7 @@ class ProviderHealth:
             },
             "latency_ms": _ms(self.latency),
             "pool": _pool(self.provider),
+            "retry_budget": self.retry_budget.state(),
         }
 
 
