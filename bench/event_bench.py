@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         args.concurrency, args.rounds, args.tokens, args.short_tokens = 5, 2, 8, 2
         args.delay_ms, args.repeat = 1.0, 1
     bench = BENCHES[args.bench]
+    unknown = set(args.paths.split(",")) - {path.key for path in bench.paths} if args.paths else set()
+    if unknown:
+        build_parser().error(f"not a path of the {bench.name} bench: {', '.join(sorted(unknown))}")
     prepare_process()
     results = run(bench, args)
     results["ratios"] = ratios(bench, results["paths"])

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from bench.event_stream_client import StreamCheck, StreamTally, Wire
-from bench.mock_upstream import CHAT_STREAM, MESSAGES_STREAM, RESPONSES_STREAM, StreamFormat
+from bench.mock_streams import CHAT_STREAM, MESSAGES_STREAM, RESPONSES_STREAM, StreamFormat
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the harness reads /proc")
