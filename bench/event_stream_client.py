@@ -1,11 +1,15 @@
-"""A stream client that speaks both wire formats: OpenAI chat SSE and Anthropic Messages named SSE events.
+"""A stream client that speaks three wire formats: OpenAI chat SSE, Anthropic Messages and OpenAI Responses
+named SSE events.
 
 asyncio on uvloop with httptools, one keep-alive connection per worker, one stream at a time on it. Every
 response is read to its last byte and split into SSE events; each stream is then checked against what it
 should be (status 200, all N token events, its terminal event: `[DONE]` for chat, `message_stop` for
-Messages, no error event), so a benchmark never reports figures of failing streams. Token events are the
-ones carrying the mock's send stamp (`t<ns> ` in `content` or in a `text_delta`'s `text`), whichever
-translation they went through; their delay from the mock's write to this client's read is kept too.
+Messages, `response.completed` for Responses, no error event), so a benchmark never reports figures of
+failing streams. Token events are the ones carrying the mock's send stamp (`t<ns> ` in `content`, in a
+`text_delta`'s `text` or in an `output_text.delta`'s `delta`), whichever translation they went through;
+their delay from the mock's write to this client's read is kept too. Responses events are parsed as well
+(`WireFormat.parsed`): each one's `type` must be its event name, its `sequence_number` the next one, the
+first `response.created`, the last `response.completed` with usage, nothing after it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,44 @@ from typing import Any, Literal, cast
 import httptools
 import orjson
 
-Wire = Literal["chat", "messages"]
-STAMP = re.compile(rb'"(?:content|text)"\s*:\s*"t(\d+) ')
-PATHS: dict[Wire, str] = {"chat": "/v1/chat/completions", "messages": "/v1/messages"}
-TERMINALS: dict[Wire, bytes] = {"chat": b"data: [DONE]", "messages": b"event: message_stop"}
+Wire = Literal["chat", "messages", "responses"]
+
+
+@dataclass(frozen=True, slots=True)
+class WireFormat:
+    """What a stream of one API looks like to the client."""
+
+    path: str
+    stamp: re.Pattern[bytes]  # a token event: its text field holding the mock's send stamp
+    terminal: bytes  # how the event that ends a good stream starts
+    error: re.Pattern[bytes]  # an error event
+    parsed: bool = False  # every event's JSON checked (`StreamCheck.parse`)
+    headers: tuple[str, ...] = ()
+
+
+WIRES: dict[Wire, WireFormat] = {
+    "chat": WireFormat(
+        "/v1/chat/completions",
+        re.compile(rb'"content"\s*:\s*"t(\d+) '),
+        b"data: [DONE]",
+        re.compile(rb'"error"'),
+    ),
+    "messages": WireFormat(
+        "/v1/messages",
+        re.compile(rb'"text"\s*:\s*"t(\d+) '),
+        b"event: message_stop",
+        re.compile(rb'"error"'),
+        headers=("anthropic-version: 2023-06-01",),
+    ),
+    # Responses objects carry `"error": null`, and the `.done` events the whole text: names decide.
+    "responses": WireFormat(
+        "/v1/responses",
+        re.compile(rb'^event: response\.output_text\.delta\n.*"delta"\s*:\s*"t(\d+) ', re.DOTALL),
+        b"event: response.completed\n",
+        re.compile(rb"^event: (?:error|response\.failed|response\.incomplete)\n"),
+        parsed=True,
+    ),
+}
 
 
 def prompt(tokens: int, delay_ms: float) -> str:
@@ -32,7 +70,11 @@ def prompt(tokens: int, delay_ms: float) -> str:
 
 def request_body(wire: Wire, model: str, tokens: int, delay_ms: float) -> bytes:
     message = {"role": "user", "content": prompt(tokens, delay_ms)}
-    body: dict[str, Any] = {"model": model, "messages": [message], "stream": True}
+    body: dict[str, Any] = {"model": model, "stream": True}
+    if wire == "responses":
+        body["input"] = [message]
+    else:
+        body["messages"] = [message]
     if wire == "messages":
         body["max_tokens"] = 1024  # required by the Messages API
     return orjson.dumps(body)
@@ -40,14 +82,13 @@ def request_body(wire: Wire, model: str, tokens: int, delay_ms: float) -> bytes:
 
 def http_request(wire: Wire, host: str, port: int, body: bytes) -> bytes:
     lines = [
-        f"POST {PATHS[wire]} HTTP/1.1",
+        f"POST {WIRES[wire].path} HTTP/1.1",
         f"host: {host}:{port}",
         "content-type: application/json",
         "accept: text/event-stream",
         f"content-length: {len(body)}",
+        *WIRES[wire].headers,
     ]
-    if wire == "messages":
-        lines.append("anthropic-version: 2023-06-01")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
@@ -62,8 +103,10 @@ class StreamCheck:
     tokens: int = 0
     done: bool = False
     error_events: int = 0
+    broken: str = ""  # the first way a parsed stream was not what its API says
 
     def feed(self, data: bytes, received_ns: int) -> None:
+        wire = WIRES[self.wire]
         buffer = self.buffer + data if self.buffer else data
         start = 0
         while True:
@@ -72,16 +115,45 @@ class StreamCheck:
                 break
             event = buffer[start:end]
             start = end + 2
+            if wire.parsed:
+                self.parse(event)
             self.events += 1
-            found = STAMP.search(event)
+            found = wire.stamp.search(event)
             if found is not None:
                 self.delays_ns.append(received_ns - int(found.group(1)))
                 self.tokens += 1
-            elif event.startswith(TERMINALS[self.wire]):
+            elif event.startswith(wire.terminal):
                 self.done = True
-            elif b'"error"' in event:
+            elif wire.error.search(event):
                 self.error_events += 1
         self.buffer = buffer[start:]
+
+    def parse(self, event: bytes) -> None:
+        """One Responses event against the API's rules (counted before `feed` counts it)."""
+        if self.broken:
+            return
+        name, _, data = event.partition(b"\n")
+        if not name.startswith(b"event: ") or not data.startswith(b"data: "):
+            self.broken = f"event {self.events}: not a named event"
+            return
+        try:
+            payload = orjson.loads(data[6:])
+        except orjson.JSONDecodeError:
+            self.broken = f"event {self.events}: data is not JSON"
+            return
+        kind = name[7:].decode()
+        if not isinstance(payload, dict) or payload.get("type") != kind:
+            self.broken = f"event {self.events} ({kind}): its type is not its name"
+        elif payload.get("sequence_number") != self.events:
+            self.broken = f"event {self.events} ({kind}): sequence_number {payload.get('sequence_number')}"
+        elif self.events == 0 and kind != "response.created":
+            self.broken = f"the stream opened with {kind}"
+        elif self.done:
+            self.broken = f"{kind} after response.completed"
+        elif kind == "response.completed":
+            response = payload.get("response")
+            if not isinstance(response, dict) or not isinstance(response.get("usage"), dict):
+                self.broken = "response.completed without usage"
 
 
 class StreamConnection(asyncio.Protocol):
@@ -156,6 +228,8 @@ class StreamTally:
             problem = f"status {status}"
         elif check.error_events:
             problem = f"{check.error_events} error event(s)"
+        elif check.broken:
+            problem = check.broken
         elif check.tokens != self.tokens_per_stream:
             problem = f"{check.tokens} of {self.tokens_per_stream} token events"
         elif not check.done:

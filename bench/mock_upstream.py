@@ -4,15 +4,21 @@
 token events D ms apart. `POST .../v1/messages` does the same in Anthropic's Messages API: a fixed
 message, or Anthropic's named SSE events (`message_start`, `content_block_start`, `ping`, N
 `content_block_delta` text deltas D ms apart, `content_block_stop`, `message_delta` with usage,
-`message_stop`). Every token event carries the time it was written (`time.monotonic_ns()`, the
-system-wide CLOCK_MONOTONIC, so another process can compare) inside its text (chat: `content`, Messages:
-the `text_delta`'s `text`) as `t<ns> `: the text is the one field every proxy and translator passes
-through unchanged, so the stream client can measure the delay each hop adds per chunk. N and D come from
+`message_stop`). `POST .../responses` does it in OpenAI's Responses API: a fixed response, or its named
+events (`response.created`, `response.in_progress`, `response.output_item.added`,
+`response.content_part.added`, N `response.output_text.delta` D ms apart, `response.output_text.done`,
+`response.content_part.done`, `response.output_item.done`, `response.completed` with usage; the `.done`
+events carry the whole text, every event its `sequence_number`). Every token event carries the time it
+was written (`time.monotonic_ns()`, the system-wide CLOCK_MONOTONIC, so another process can compare)
+inside its text (chat: `content`, Messages: the `text_delta`'s `text`, Responses: the `delta`) as
+`t<ns> `: the text is the one field every proxy and translator passes through unchanged, so the stream
+client can measure the delay each hop adds per chunk. N and D come from
 the last user message (`bench:tokens=20,delay_ms=20`) for the same reason: proxies forward messages
 verbatim, while unknown body fields may be dropped.
 
-Nothing is built per request beyond the stream events themselves: the non-streaming answers are
-prebuilt byte strings. Run: `python -m bench.mock_upstream --port 8001`.
+Nothing is built per request beyond the stream events themselves (bench/mock_streams.py; a Responses
+stream's closing events, which carry the whole text, are built at its end): the non-streaming answers
+are prebuilt byte strings. Run: `python -m bench.mock_upstream --port 8001`.
 """
 
 from __future__ import annotations
@@ -21,29 +27,26 @@ import argparse
 import asyncio
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import httptools
 import uvloop
 
+from bench.mock_streams import (
+    CHAT_STREAM,
+    COMPLETION,
+    MESSAGE,
+    MESSAGES_STREAM,
+    MODELS,
+    RESPONSE,
+    RESPONSES_STREAM,
+    StreamFormat,
+)
+
 PARAMS = re.compile(rb"bench:tokens=(\d+),delay_ms=([0-9.]+)")
 STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 INCLUDE_USAGE = re.compile(rb'"include_usage"\s*:\s*true')
-
-COMPLETION = (
-    b'{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench",'
-    b'"choices":[{"index":0,"message":{"role":"assistant","content":"This is a benchmark answer from '
-    b'the mock upstream."},"finish_reason":"stop"}],'
-    b'"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
-)
-MESSAGE = (
-    b'{"id":"msg_bench","type":"message","role":"assistant","model":"bench","content":[{"type":"text",'
-    b'"text":"This is a benchmark answer from the mock upstream."}],"stop_reason":"end_turn",'
-    b'"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":9}}'
-)
-MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":1700000000,"owned_by":"bench"}]}'
 
 
 def _answer(status: bytes, body: bytes, keep_alive: bool) -> bytes:
@@ -65,6 +68,7 @@ ANSWERS = {
     for kind, status, body in (
         ("completion", b"200 OK", COMPLETION),
         ("message", b"200 OK", MESSAGE),
+        ("response", b"200 OK", RESPONSE),
         ("models", b"200 OK", MODELS),
         ("not_found", b"404 Not Found", b'{"error":{"message":"not found","type":"invalid_request_error"}}'),
     )
@@ -74,98 +78,13 @@ STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
 )
-CHUNK_PREFIX = (
-    b'{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench",'
+
+# The streaming APIs: (the path's ending, its stream, the key of its non-streaming answer in ANSWERS).
+APIS = (
+    (b"/chat/completions", CHAT_STREAM, "completion"),
+    (b"/v1/messages", MESSAGES_STREAM, "message"),
+    (b"/responses", RESPONSES_STREAM, "response"),
 )
-FINAL_EVENT = CHUNK_PREFIX + b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
-USAGE_EVENT = (
-    CHUNK_PREFIX + b'"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}'
-)
-
-
-def _chunk(event: bytes) -> bytes:
-    """One SSE event as one HTTP/1.1 chunk."""
-    data = b"data: " + event + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def token_event(index: int, stamp_ns: int) -> bytes:
-    role = b'"role":"assistant",' if index == 0 else b""
-    return _chunk(
-        CHUNK_PREFIX
-        + b'"choices":[{"index":0,"delta":{'
-        + role
-        + b'"content":"t%d "},"finish_reason":null}]}' % stamp_ns
-    )
-
-
-def _named_chunk(name: bytes, data: bytes) -> bytes:
-    """One named SSE event (Anthropic's `event:` + `data:` lines) as one HTTP/1.1 chunk."""
-    event = b"event: " + name + b"\ndata: " + data + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(event), event)
-
-
-# Anthropic's stream opens in the order of its docs: message_start, the text block, one ping. The closing
-# events go out as one write, like the chat stream's tail (finish chunk, usage, [DONE]).
-MESSAGES_HEAD = (
-    _named_chunk(
-        b"message_start",
-        b'{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant",'
-        b'"model":"bench","content":[],"stop_reason":null,"stop_sequence":null,'
-        b'"usage":{"input_tokens":12,"output_tokens":1}}}',
-    )
-    + _named_chunk(
-        b"content_block_start",
-        b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
-    )
-    + _named_chunk(b"ping", b'{"type":"ping"}')
-)
-
-
-def text_delta_event(index: int, stamp_ns: int) -> bytes:
-    """One Messages `content_block_delta` carrying the send stamp in its text (`index` is unused)."""
-    return _named_chunk(
-        b"content_block_delta",
-        b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"t%d "}}' % stamp_ns,
-    )
-
-
-def messages_tail(tokens: int) -> bytes:
-    return (
-        _named_chunk(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
-        + _named_chunk(
-            b"message_delta",
-            b'{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
-            b'"usage":{"output_tokens":%d}}' % tokens,
-        )
-        + _named_chunk(b"message_stop", b'{"type":"message_stop"}')
-        + b"0\r\n\r\n"
-    )
-
-
-STREAM_TAIL = _chunk(FINAL_EVENT)
-USAGE_TAIL = _chunk(USAGE_EVENT)
-DONE_TAIL = _chunk(b"[DONE]") + b"0\r\n\r\n"
-
-
-TokenEvent = Callable[[int, int], bytes]  # (index, send stamp in ns) -> one chunked SSE event
-
-
-def chat_tail(tokens: int, usage: bool) -> bytes:
-    return STREAM_TAIL + (USAGE_TAIL if usage else b"") + DONE_TAIL
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFormat:
-    """What a stream of one API looks like: its opening events, one token event, its closing events."""
-
-    head: bytes
-    token: TokenEvent
-    tail: Callable[[int, bool], bytes]  # (tokens, include_usage) -> the closing events and the last chunk
-
-
-CHAT_STREAM = StreamFormat(b"", token_event, chat_tail)
-MESSAGES_STREAM = StreamFormat(MESSAGES_HEAD, text_delta_event, lambda tokens, _usage: messages_tail(tokens))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,18 +139,14 @@ class MockConnection(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive()
         path = self.url.split(b"?", 1)[0]
         method = self.parser.get_method()
-        if method == b"POST" and path.endswith(b"/chat/completions"):
+        api = next((api for api in APIS if method == b"POST" and path.endswith(api[0])), None)
+        if api is not None:
+            _, stream, answer = api
             body = b"".join(self.body)
             if STREAM_TRUE.search(body):
-                self.start_stream(body, CHAT_STREAM)
+                self.start_stream(body, stream)
                 return
-            transport.write(ANSWERS["completion", keep_alive])
-        elif method == b"POST" and path.endswith(b"/v1/messages"):
-            body = b"".join(self.body)
-            if STREAM_TRUE.search(body):
-                self.start_stream(body, MESSAGES_STREAM)
-                return
-            transport.write(ANSWERS["message", keep_alive])
+            transport.write(ANSWERS[answer, keep_alive])
         elif method == b"GET" and path.endswith(b"/models"):
             transport.write(ANSWERS["models", keep_alive])
         else:
@@ -244,31 +159,49 @@ class MockConnection(asyncio.Protocol):
         found = PARAMS.search(body)
         if found:
             tokens, delay_ms = int(found.group(1)), float(found.group(2))
-        tail = wire.tail(tokens, INCLUDE_USAGE.search(body) is not None)
+        usage = INCLUDE_USAGE.search(body) is not None
         assert self.transport is not None
         self.transport.write(STREAM_HEAD + wire.head)
+        stamps: list[int] = []
         if delay_ms <= 0:
             for index in range(tokens):
-                self.transport.write(wire.token(index, time.monotonic_ns()))
-            self.transport.write(tail)
+                stamps.append(time.monotonic_ns())
+                self.transport.write(wire.token(index, stamps[-1]))
+            self.transport.write(wire.tail(stamps, usage))
             return
         # Absolute schedule (start + i * delay), so timer lateness never accumulates into drift.
-        self.send_token(0, tokens, self.loop.time(), delay_ms / 1000.0, wire.token, tail)
+        self.send_token(0, tokens, self.loop.time(), delay_ms / 1000.0, wire, stamps, usage)
 
     def send_token(
-        self, index: int, tokens: int, start: float, delay: float, token: TokenEvent, tail: bytes
+        self,
+        index: int,
+        tokens: int,
+        start: float,
+        delay: float,
+        wire: StreamFormat,
+        stamps: list[int],
+        usage: bool,
     ) -> None:
         self.timer = None
         transport = self.transport
         if transport is None:
             return
-        transport.write(token(index, time.monotonic_ns()))
+        stamps.append(time.monotonic_ns())
+        transport.write(wire.token(index, stamps[-1]))
         if index + 1 < tokens:
             self.timer = self.loop.call_at(
-                start + (index + 1) * delay, self.send_token, index + 1, tokens, start, delay, token, tail
+                start + (index + 1) * delay,
+                self.send_token,
+                index + 1,
+                tokens,
+                start,
+                delay,
+                wire,
+                stamps,
+                usage,
             )
         else:
-            transport.write(tail)
+            transport.write(wire.tail(stamps, usage))
 
 
 async def serve(host: str, port: int, options: MockOptions, ready: asyncio.Event | None = None) -> None:

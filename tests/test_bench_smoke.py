@@ -16,7 +16,8 @@ import pytest
 
 from bench import report, wrk
 from bench.load_client import StreamSink, chat_body, percentiles_ms
-from bench.mock_upstream import PARAMS, token_event
+from bench.mock_streams import token_event
+from bench.mock_upstream import PARAMS
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the harness reads /proc")

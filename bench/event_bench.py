@@ -1,24 +1,18 @@
-"""Proxy CPU per streamed event, pass-through against translated, for chat and Messages clients.
+"""Proxy CPU per streamed event, pass-through against translated, for chat, Messages and Responses clients.
 
-    .venv/bin/python bench/messages_bench.py                 # 4 paths x 3 repeats (~1.5 min)
-    .venv/bin/python bench/messages_bench.py --repeat 5 --json out.json
-    .venv/bin/python bench/messages_bench.py --smoke         # seconds: tiny loads, same checks
+    .venv/bin/python bench/event_bench.py messages           # 4 paths x 3 repeats (~1.5 min)
+    .venv/bin/python bench/event_bench.py responses          # 3 paths x 3 repeats (~1 min)
+    .venv/bin/python bench/event_bench.py responses --repeat 5 --json out.json
+    .venv/bin/python bench/event_bench.py messages --smoke   # seconds: tiny loads, same checks
 
-Four paths through one gateway process, in front of the same mock upstream (bench/mock_upstream.py):
-
-| path | client | upstream | gateway code |
-|---|---|---|---|
-| chat->chat | chat | chat | pass-through, `streaming/relay.py` (the baseline) |
-| messages->messages | Messages | Messages | native pass-through, `translate/messages_messages.py` |
-| messages->chat | Messages | chat | translated, `translate/messages_chat*.py` |
-| chat->messages | chat | Messages | translated, `translate/chat_messages*.py` |
-
-The three non-chat paths stream through `streaming/event_relay.py`. Each load is `concurrency` streams at
-once, each of N token events D ms apart (so every event is its own upstream write and the gateway's core
-stays far from full), `rounds` streams per connection, starts spread over one stream's length. The
-gateway's CPU time (utime + stime of its process tree, /proc/PID/stat) is read before and after; per
-stream = CPU / streams, per event = per stream / N. Every stream is checked (status, N token events, its
-terminal event, no error event); a load with a failed stream is reported as failed, not as a figure.
+Each bench is a table of paths through one gateway process, in front of the same mock upstream: see
+bench/event_paths.py. Each load is `concurrency` streams at once, each of N token events D ms apart
+(so every event is its own upstream write and the gateway's core stays far from full), `rounds` streams
+per connection, starts spread over one stream's length. The gateway's CPU time (utime + stime of its
+process tree, /proc/PID/stat) is read before and after; per stream = CPU / streams, per event = per
+stream / N (per SSE event: over every event the client got, framing included). Every stream is checked
+(bench/event_stream_client.py: status, N token events, its terminal event, no error event, and for
+Responses every event parsed); a load with a failed stream is reported as failed, not as a figure.
 
 The same number of streams with N short (`--short-tokens`), started at the same rate (fewer at once, so
 the same wall time and the gateway's core as far from full), gives the fixed cost of a stream (request,
@@ -38,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,79 +42,11 @@ import uvloop
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.event_stream_client import StreamTally, Wire, run_streams
+from bench.event_paths import BENCHES, TARGET_RATIO, Bench, StreamPath, gateway_conf
+from bench.event_stream_client import StreamTally, run_streams
 from bench.processes import Service, core_busy_seconds, cpu_seconds, free_port, pinned, wait_for_port
 from bench.run import machine, prepare_process
 from bench.targets import REPO, mock_service
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPath:
-    key: str  # also the route (model) name in the gateway's config
-    client: Wire
-    upstream: Wire
-    label: str
-
-
-PATHS = (
-    StreamPath("chat-chat", "chat", "chat", "chat -> chat (pass-through)"),
-    StreamPath("messages-messages", "messages", "messages", "messages -> messages (native pass-through)"),
-    StreamPath("messages-chat", "messages", "chat", "messages -> chat (translated)"),
-    StreamPath("chat-messages", "chat", "messages", "chat -> messages (translated)"),
-)
-# (translated path, its pass-through): the ratios the issue's target ("at most 2x") is about.
-RATIOS = (
-    ("messages-chat", "messages-messages"),
-    ("messages-chat", "chat-chat"),
-    ("chat-messages", "chat-chat"),
-    ("messages-messages", "chat-chat"),
-)
-TARGET_RATIO = 2.0
-
-
-def gateway_conf(mock_port: int) -> str:
-    """Three providers on the one mock: both APIs native, chat only, Messages only; a route per path."""
-    base = f"http://127.0.0.1:{mock_port}"
-    return textwrap.dedent(f"""\
-        providers:
-          mock-both:
-            type: openai
-            base_url: {base}/v1
-            apis:
-              chat: true
-              messages: {base}
-            health_check:
-              enabled: false
-          mock-chat:
-            type: openai
-            base_url: {base}/v1
-            health_check:
-              enabled: false
-          mock-messages:
-            type: openai
-            base_url: {base}/v1
-            apis:
-              messages: {base}
-            health_check:
-              enabled: false
-        routes:
-          chat-chat:
-            apis: [chat]
-            targets:
-              - provider: mock-both
-          messages-messages:
-            apis: [messages]
-            targets:
-              - provider: mock-both
-          messages-chat:
-            apis: [messages]
-            targets:
-              - provider: mock-chat
-          chat-messages:
-            apis: [chat]
-            targets:
-              - provider: mock-messages
-        """)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +110,7 @@ def measure(path: StreamPath, load: Load, port: int, gateway_pid: int, mock_pid:
     if tally.streams:
         result["us_per_stream"] = 1e6 * proxy / tally.streams
         result["us_per_token_event"] = 1e6 * proxy / tally.tokens
+        result["us_per_sse_event"] = 1e6 * proxy / tally.events
     if tally.delays_ns:
         ordered = sorted(tally.delays_ns)
         result["chunk_delay_ms"] = {
@@ -215,10 +141,10 @@ def start_gateway(workdir: Path, mock_port: int) -> tuple[Service, int]:
     return service, port
 
 
-def check_paths(port: int, gateway: Service, mock_pid: int) -> None:
+def check_paths(paths: list[StreamPath], port: int, gateway: Service, mock_pid: int) -> None:
     """One small stream per path before measuring: a misrouted path fails here with its first problem."""
     probe = Load(concurrency=1, rounds=1, tokens=3, delay_ms=0.0)
-    for path in PATHS:
+    for path in paths:
         result = measure(path, probe, port, gateway.pid, mock_pid)
         if not ok(result, probe):
             raise RuntimeError(
@@ -226,11 +152,12 @@ def check_paths(port: int, gateway: Service, mock_pid: int) -> None:
             )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     long = Load(args.concurrency, args.rounds, args.tokens, args.delay_ms)
     short = short_load(long, args.short_tokens)
-    chosen = [path for path in PATHS if path.key in args.paths.split(",")]
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-messages-bench-"))
+    keys = args.paths.split(",") if args.paths else [path.key for path in bench.paths]
+    chosen = [path for path in bench.paths if path.key in keys]
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-event-bench-"))
     mock_port = free_port()
     mock = mock_service(workdir, mock_port, "0").start()
     gateway: Service | None = None
@@ -238,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         wait_for_port(mock, mock_port, 30)
         gateway, port = start_gateway(workdir, mock_port)
-        check_paths(port, gateway, mock.pid)
+        check_paths(chosen, port, gateway, mock.pid)
         warm = Load(args.concurrency, 1, min(args.tokens, 5), 0.0)  # pools open, code paths warm
         for path in chosen:
             measure(path, warm, port, gateway.pid, mock.pid)
@@ -255,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "bench/messages_bench.py " + " ".join(args.argv),
+        "command": "bench/event_bench.py " + " ".join(args.argv),
         "machine": machine(),
         "commit": commit(),
         "load": {
@@ -284,12 +211,14 @@ def summarize(
         (lr["us_per_stream"] - sr["us_per_stream"]) / (long.tokens - short.tokens)
         for lr, sr in zip(runs["long"], runs["short"], strict=True)
     ]
+    events_per_stream = runs["long"][0]["events_per_stream"]
     entry.update(
         us_per_stream=per_stream,
         us_per_event=per_stream / long.tokens,
+        us_per_sse_event=per_stream / events_per_stream,
         us_per_short_stream=per_short,
         us_marginal_per_event=statistics.median(marginal),
-        events_per_stream=runs["long"][0]["events_per_stream"],
+        events_per_stream=events_per_stream,
         spread_us_per_event=[
             round(min(r["us_per_token_event"] for r in runs["long"]), 2),
             round(max(r["us_per_token_event"] for r in runs["long"]), 2),
@@ -327,19 +256,20 @@ def render(results: dict[str, Any]) -> str:
         f"{load['short_tokens']} for the fixed cost); median of {load['repeat']} repeats.",
         "",
         "| path | proxy CPU us/stream | us/event | marginal us/event | fixed us/stream | SSE events/stream "
-        "| us/event range | proxy core | failed loads |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| us/SSE event | us/event range | proxy core | failed loads |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in paths.values():
         if entry["failed_loads"]:
             failed = f"| {entry['label']} | FAILED: {entry['failures']} |"
-            lines.append(failed + " |" * 6 + f" {entry['failed_loads']} |")
+            lines.append(failed + " |" * 7 + f" {entry['failed_loads']} |")
             continue
         low, high = entry["spread_us_per_event"]
         lines.append(
             f"| {entry['label']} | {entry['us_per_stream']:,.0f} | {entry['us_per_event']:.1f} | "
             f"{entry['us_marginal_per_event']:.1f} | {entry['us_per_short_stream']:,.0f} | "
-            f"{entry['events_per_stream']:.0f} | {low:.1f}-{high:.1f} | {entry['proxy_pct']:.0f}% | 0 |"
+            f"{entry['events_per_stream']:.0f} | {entry['us_per_sse_event']:.1f} | {low:.1f}-{high:.1f} | "
+            f"{entry['proxy_pct']:.0f}% | 0 |"
         )
     if results.get("smoke"):
         lines += ["", "Smoke run: loads far below the CPU clock's 10 ms tick; no figure is a measurement."]
@@ -351,21 +281,25 @@ def render(results: dict[str, Any]) -> str:
     for entry in results["ratios"]:
         per_event, marginal = entry["per_event"], entry["marginal_per_event"]
         verdict = "—" if per_event is None else "yes" if per_event <= TARGET_RATIO else "NO"
-        if entry["translated"] == "messages-messages":
+        if not entry["translation"]:
             verdict = "(not a translation)"
         pair = f"{entry['translated']} / {entry['base']}"
         lines.append(f"| {pair} | {times(per_event)} | {times(marginal)} | {verdict} |")
     return "\n".join(lines)
 
 
-def ratios(paths: dict[str, Any]) -> list[dict[str, Any]]:
+def ratios(bench: Bench, paths: dict[str, Any]) -> list[dict[str, Any]]:
     """Each translated path's figures over its pass-through's (None where either is missing or zero)."""
     out = []
-    for translated, base in RATIOS:
-        one, other = paths.get(translated), paths.get(base)
+    for ratio in bench.ratios:
+        one, other = paths.get(ratio.over), paths.get(ratio.base)
         if not one or not other or one["failed_loads"] or other["failed_loads"]:
             continue
-        entry: dict[str, Any] = {"translated": translated, "base": base}
+        entry: dict[str, Any] = {
+            "translated": ratio.over,
+            "base": ratio.base,
+            "translation": ratio.translation,
+        }
         for key, field in (("per_event", "us_per_event"), ("marginal_per_event", "us_marginal_per_event")):
             entry[key] = one[field] / other[field] if other[field] > 0 else None
         out.append(entry)
@@ -378,6 +312,7 @@ def times(ratio: float | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bench", choices=sorted(BENCHES), help="which table of paths (bench/event_paths.py)")
     parser.add_argument("--smoke", action="store_true", help="seconds: 10 streams of 8 events per load")
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=20, help="streams per connection per load")
@@ -387,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--delay-ms", type=float, default=5.0, help="ms between token events")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--paths", default=",".join(path.key for path in PATHS))
+    parser.add_argument("--paths", help="comma-separated keys of the bench's paths (default: all)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     return parser
 
@@ -399,9 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.concurrency, args.rounds, args.tokens, args.short_tokens = 5, 2, 8, 2
         args.delay_ms, args.repeat = 1.0, 1
+    bench = BENCHES[args.bench]
+    unknown = set(args.paths.split(",")) - {path.key for path in bench.paths} if args.paths else set()
+    if unknown:
+        build_parser().error(f"not a path of the {bench.name} bench: {', '.join(sorted(unknown))}")
     prepare_process()
-    results = run(args)
-    results["ratios"] = ratios(results["paths"])
+    results = run(bench, args)
+    results["ratios"] = ratios(bench, results["paths"])
     results["smoke"] = args.smoke
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
