@@ -7,7 +7,7 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive
 
 from gateway.api.recording import Exchange, gateway_headers, notify
 from gateway.api.state import GatewayState
@@ -18,10 +18,30 @@ from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
 from gateway.streaming.relay import Relay
 from gateway.streaming.starlette_streamer import StarletteStreamer
 
+# Seconds before a non-streaming request starts watching for its client leaving. Most answers come
+# sooner and cost only a timer; a slow one (a long generation, a retry's backoff) whose client left is
+# cancelled then, closing its upstream request instead of waiting for an answer nobody reads.
+COMPLETE_WATCH_DELAY = 0.1
 
-async def respond_complete(dispatcher: Dispatcher, exchange: Exchange, ctx: RequestContext) -> Response:
-    """The whole answer at once, with the gateway's and the key's limit headers."""
-    reply = await dispatcher.complete(ctx)
+
+async def respond_complete(
+    dispatcher: Dispatcher, exchange: Exchange, ctx: RequestContext, receive: Receive
+) -> Response:
+    """The whole answer at once, with the gateway's and the key's limit headers. A client that leaves
+    meanwhile cancels the attempt loop (and so the upstream request): `ClientClosedRequest`, 499."""
+    watch = DisconnectWatch(receive, COMPLETE_WATCH_DELAY)
+    try:
+        reply = await dispatcher.complete(ctx)
+    except asyncio.CancelledError:
+        ours = watch.fired and watch.task.uncancel() == 0
+        await watch.close()
+        if ours:
+            raise ClientClosedRequest("the client closed the connection before the answer") from None
+        raise
+    except BaseException:
+        await watch.close()
+        raise
+    await watch.close()
     headers = gateway_headers(ctx)
     headers.update(reply.headers)
     if exchange.limit_headers:

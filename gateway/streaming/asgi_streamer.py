@@ -70,18 +70,31 @@ class DisconnectWatch:
 
     The cancellation reaches the streaming task at whatever it is awaiting (an upstream read or a `send`):
     the upstream read is abandoned at once, and `fired` tells the task that the cancellation was ours.
+    With `delay`, the watching starts only after that many seconds (a timer until then, not a task): a
+    quick answer costs a timer, and only a slow one, where an abandoned upstream request costs the
+    most, a watcher task.
     """
 
-    __slots__ = ("_receive", "_watcher", "active", "fired", "task")
+    __slots__ = ("_receive", "_timer", "_watcher", "active", "fired", "task")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, delay: float = 0.0) -> None:
         task = asyncio.current_task()
         assert task is not None, "DisconnectWatch needs a running task"
         self.task = task
         self.active = True
         self.fired = False
         self._receive = receive
-        self._watcher = asyncio.create_task(self._watch(), name="gateway-disconnect-watch")
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if delay > 0:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        else:
+            self._start()
+
+    def _start(self) -> None:
+        self._timer = None
+        if self.active:
+            self._watcher = asyncio.create_task(self._watch(), name="gateway-disconnect-watch")
 
     async def _watch(self) -> None:
         while True:
@@ -94,7 +107,11 @@ class DisconnectWatch:
 
     def stop(self) -> None:
         self.active = False
-        self._watcher.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     async def close(self) -> None:
         """Stop watching and wait until the watcher task has ended."""
@@ -104,7 +121,8 @@ class DisconnectWatch:
     async def wait_stopped(self) -> None:
         """Wait for the watcher task to end, so that no task outlives the request."""
         watcher = self._watcher
-        if not watcher.done():  # a future and a callback: what `asyncio.gather` costs, without the rest
+        if watcher is not None and not watcher.done():
+            # A future and a callback: what `asyncio.gather` costs, without the rest.
             ended = asyncio.get_running_loop().create_future()
 
             def end(_: object) -> None:
@@ -117,5 +135,5 @@ class DisconnectWatch:
         # holds this object: a cycle through the request's task and everything it references. Breaking it
         # lets reference counting free the request at once instead of leaving it to the cyclic GC (whose
         # full collections then stall the event loop for tens of milliseconds under load).
-        del self._watcher
+        self._watcher = None
         del self.task
