@@ -25,6 +25,7 @@ from gateway.api.auth import access_settings, apply_access, reload_access, start
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.completions import completions
+from gateway.api.cors import CorsMiddleware
 from gateway.api.embeddings import embeddings
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
@@ -149,6 +150,8 @@ def create_app(
     app.add_middleware(InflightMiddleware, tracker=state.tracker)
     # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.
     app.add_middleware(InputLimitsMiddleware, state=state)
+    # Outermost of ours, so the limits' answers carry CORS headers too (a browser could not read them).
+    app.add_middleware(CorsMiddleware, state=state)
     return app
 
 
