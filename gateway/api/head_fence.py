@@ -49,7 +49,8 @@ class HeadFenceProtocol(HttpToolsProtocol):
     def refuse_head(self) -> None:
         message = f"the request head is larger than {self.head_limit} bytes, the most the server reads"
         error = HeadersTooLarge(message)
-        anthropic = self.url.startswith(ANTHROPIC_PATHS.encode())
+        url: bytes = getattr(self, "url", b"")  # set by uvicorn once a request line begins
+        anthropic = url.startswith(ANTHROPIC_PATHS.encode())
         body = anthropic_error_body(error.status_code, message) if anthropic else error.body()
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
