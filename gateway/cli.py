@@ -12,6 +12,7 @@ import uvicorn
 from gateway.access.keys import hash_secret
 from gateway.access.settings import multi_process_warning, open_mode_refusal
 from gateway.api.app import create_app
+from gateway.api.head_fence import HeadFenceProtocol
 from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.config.apis import SHORT_NAMES
@@ -98,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HeadFenceProtocol,  # httptools, with a limit on the bytes of a request head
         "access_log": False,  # the gateway writes its own access line (observe/access_log.py)
         "log_level": "warning",
         "log_config": None,  # uvicorn's loggers keep the handler configure_logging gave them

@@ -9,6 +9,8 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
     │   ├── Unauthorized                 401 invalid_api_key
     │   ├── PermissionDenied             403 model_not_allowed
     │   ├── ModelNotFound                404 model_not_found
+    │   ├── RequestTooLarge              413 request_too_large (a body over settings.limits)
+    │   ├── HeadersTooLarge              431 request_header_fields_too_large
     │   └── RateLimited                  429 rate_limit_exceeded (carries headers)
     ├── ProviderUnavailable              503 the route's providers cannot be used (missing secret, ...)
     ├── LimitsUnavailable                503 the usage store cannot answer (store_failure_mode fail_closed)
@@ -91,6 +93,16 @@ class PermissionDenied(ClientError):
 class ModelNotFound(ClientError):
     status_code = 404
     code = "model_not_found"
+
+
+class RequestTooLarge(ClientError):
+    status_code = 413
+    code = "request_too_large"
+
+
+class HeadersTooLarge(ClientError):
+    status_code = 431
+    code = "request_header_fields_too_large"
 
 
 class RateLimited(ClientError):

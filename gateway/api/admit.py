@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.api.input_limits import check_counts
 from gateway.api.recording import Exchange
 from gateway.api.state import GatewayState
 from gateway.config.apis import LONG_TO_SHORT
@@ -43,7 +44,8 @@ async def admit(
     parse: BodyParser,
     forwarded: tuple[tuple[str, str], ...] = (),
 ) -> Runtime:
-    """Authenticate (401, before the body is read), parse (400), route (404), admit the key (403, 429).
+    """Authenticate (401, before the body is read), parse (400, or 413 past `max_body_bytes` while the
+    body is read: api/input_limits.py), route (404), admit the key (403, 429).
 
     Fills in `exchange.model`, `exchange.ctx` and `exchange.limit_headers`; returns the runtime snapshot
     the request is served from to its end. `forwarded` are the client's headers that go on unchanged to
@@ -55,6 +57,7 @@ async def admit(
     key = access.authenticate(request.headers) if access is not None else None
     raw = await request.body()
     body = parse(raw)
+    check_counts(body, api, state.edge.limits)
     model: str = body["model"]
     exchange.model = model
     runtime = started.holder.current

@@ -25,10 +25,12 @@ from gateway.api.auth import access_settings, apply_access, reload_access, start
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.completions import completions
+from gateway.api.cors import CorsMiddleware
 from gateway.api.embeddings import embeddings
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
 from gateway.api.info import health, list_models, retrieve_model
+from gateway.api.input_limits import InputLimitsMiddleware
 from gateway.api.messages import count_tokens, messages
 from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.responses import responses
@@ -77,6 +79,7 @@ def create_app(
         access_settings=access_config,
         tracker=InflightTracker(),
         metrics=gateway_metrics,
+        edge=initial.edge,
         # RequestObserver instances (metrics, access log; usage accounting joins in the lifespan).
         observers=[AccessLog()] if gateway_metrics is None else [gateway_metrics, AccessLog()],
         stream_observers=[] if gateway_metrics is None else [gateway_metrics],
@@ -110,6 +113,7 @@ def create_app(
         apply_access(started, access)
         state.started = started  # from here on, handlers can serve
         reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
+        reloader.on_swap.append(lambda _, new: state.use_edge(new.config.edge))
         reloader.start(watch=reload)
         settle_garbage_collector()
         try:
@@ -148,6 +152,10 @@ def create_app(
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
     app.add_middleware(InflightMiddleware, tracker=state.tracker)
+    # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.
+    app.add_middleware(InputLimitsMiddleware, state=state)
+    # Outermost of ours, so the limits' answers carry CORS headers too (a browser could not read them).
+    app.add_middleware(CorsMiddleware, state=state)
     return app
 
 

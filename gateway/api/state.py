@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from gateway.access.controller import AccessController
 from gateway.access.settings import AccessSettings
+from gateway.config.models import EdgeSettings
 from gateway.observe.metrics import GatewayMetrics
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
@@ -50,12 +51,19 @@ class GatewayState:
     access_settings: AccessSettings  # of the startup config: `gateway serve` checks it against --host
     tracker: InflightTracker
     metrics: GatewayMetrics | None  # None: metrics turned off
+    # CORS and input limits of the served config: read per request by api/cors.py and api/limits.py,
+    # replaced on every reload (one attribute, so the middleware costs one read when CORS is off).
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
     # Told of every finished chat request (metrics, access log; usage accounting joins in the lifespan).
     observers: list[RequestObserver] = field(default_factory=list)
     stream_observers: list[StreamObserver] = field(default_factory=list)
     # Checked first by every `/admin/*` handler; None leaves them open (access control installs one).
     admin_guard: AdminGuard | None = None
     started: Started | None = None  # set by the lifespan
+
+    def use_edge(self, edge: EdgeSettings) -> None:
+        """Serve with the CORS and input limits of a reloaded config from the next request on."""
+        self.edge = edge
 
     def running(self) -> Started:
         """The lifespan's part; a `RuntimeError` when the app is served without its lifespan."""

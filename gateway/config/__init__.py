@@ -3,7 +3,8 @@
     load_config(paths, environ)   find files, parse YAML (ruamel, positions kept), validate against
                                   schemas/routes.schema.json, check across routes and files, resolve
                                   ${VAR} references, check keys/auth/settings (API_KEY included),
-                                  build the frozen models of `models.py` (`GatewayConfig.access` too).
+                                  build the frozen models of `models.py` (`GatewayConfig.access` too,
+                                  and `GatewayConfig.edge`: settings.cors and settings.limits, edge.py).
 
 Every problem is a `Diagnostic` with file:line:col and a hint; a load with errors yields no config.
 """

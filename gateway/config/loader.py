@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from .builder import build_access, build_providers, build_routes
 from .diagnostics import Diagnostic, count
 from .discover import find_route_files
+from .edge import build_edge, check_edge
 from .models import GatewayConfig
 from .schema import validate_source
 from .sections import SectionPlaces, merge_sections
@@ -84,6 +85,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
     sections = merge_sections(sources, environ, diagnostics)
     if not count(diagnostics)[0]:  # no follow-on noise from an unresolved ${VAR}
         diagnostics.extend(check_access(sections, environ, SectionPlaces(sources)))
+        diagnostics.extend(check_edge(sections, SectionPlaces(sources)))
     diagnostics = _ordered(diagnostics, labels)
     if count(diagnostics)[0]:
         return LoadResult(None, diagnostics, labels)
@@ -93,6 +95,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
         sources=labels,
         version=config_version(sources),
         access=build_access(sections, environ, SectionPlaces(sources)),
+        edge=build_edge(sections),
     )
     return LoadResult(config, diagnostics, labels)
 

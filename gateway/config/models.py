@@ -295,6 +295,66 @@ class AccessConfig:
     ignored_keys: int = 0
 
 
+# The settings.cors and settings.limits sections: what the inbound HTTP edge accepts (api/cors.py,
+# api/limits.py read them per request from the served config).
+MIB = 1024 * 1024
+DEFAULT_CORS_METHODS = ("GET", "POST", "OPTIONS")
+# What the OpenAI and Anthropic SDKs send from a browser; a trailing `*` matches a prefix.
+DEFAULT_CORS_HEADERS = (
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-request-id",
+    "anthropic-version",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+    "x-stainless-*",
+)
+DEFAULT_CORS_EXPOSE = ("x-request-id", "request-id", "retry-after")
+DEFAULT_MAX_BODY_BYTES = 10 * MIB
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_MAX_MESSAGES = 10_000
+DEFAULT_MAX_TOOLS = 512
+# The server refuses a request head above this before the app sees it (api/head_fence.py); the
+# configurable `max_header_bytes` may not exceed it.
+HEAD_FENCE_BYTES = MIB
+
+
+@dataclass(frozen=True, slots=True)
+class CorsSettings:
+    """`settings.cors`: which browser origins may call, with what. Absent: no CORS at all."""
+
+    allow_origins: tuple[str, ...]
+    allow_methods: tuple[str, ...] = DEFAULT_CORS_METHODS
+    allow_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS  # lower case
+    expose_headers: tuple[str, ...] = DEFAULT_CORS_EXPOSE
+    allow_credentials: bool = False
+    max_age: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """`settings.limits`: the most a request may bring (413, 431, 400 naming the field)."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    max_tools: int = DEFAULT_MAX_TOOLS
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """The inbound edge of the gateway: CORS (None: off) and the input limits."""
+
+    cors: CorsSettings | None = None
+    limits: InputLimits = field(default_factory=InputLimits)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The effective configuration: what one routing table is built from."""
@@ -304,3 +364,4 @@ class GatewayConfig:
     sources: tuple[str, ...] = ()
     version: str = ""  # short hash of the effective config
     access: AccessConfig = field(default_factory=AccessConfig)  # keys, auth and settings sections
+    edge: EdgeSettings = field(default_factory=EdgeSettings)  # settings.cors and settings.limits

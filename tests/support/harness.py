@@ -32,6 +32,7 @@ import httpx
 import uvicorn
 
 from gateway.api.app import create_app
+from gateway.api.head_fence import HeadFenceProtocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,6 +119,7 @@ def running_gateway(
     options: dict[str, Any] = {
         "log_level": "warning",
         "lifespan": "on",
+        "http": HeadFenceProtocol,  # httptools with the head fence, as `gateway serve` runs it
         "ws": "none",  # no websockets import: its deprecation warnings would be errors in the server thread
         "timeout_graceful_shutdown": 5,
         **uvicorn_options,
