@@ -11,6 +11,7 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
     │   ├── ModelNotFound                404 model_not_found
     │   └── RateLimited                  429 rate_limit_exceeded (carries headers)
     ├── ProviderUnavailable              503 the route's providers cannot be used (missing secret, ...)
+    ├── ShuttingDown                     503 the gateway stopped serving: its shutdown grace is over
     └── UpstreamError                    the provider failed
         ├── UpstreamConnectError         502 could not connect / connection dropped
         ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
@@ -106,6 +107,15 @@ class ProviderUnavailable(GatewayError):
     status_code = 503
     error_type = "server_error"
     code = "provider_unavailable"
+
+
+class ShuttingDown(GatewayError):
+    """The shutdown grace ended before the answer did: a stream gets it as its final error event, a
+    request whose answer had not begun gets it as a 503."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "gateway_shutting_down"
 
 
 class UpstreamError(GatewayError):

@@ -143,7 +143,7 @@ def create_app(
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
-    app.add_middleware(InflightMiddleware, tracker=state.tracker)
+    app.add_middleware(InflightMiddleware, tracker=state.tracker, drain=state.drain)
     return app
 
 

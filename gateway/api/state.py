@@ -20,6 +20,7 @@ from gateway.access.settings import AccessSettings
 from gateway.observe.metrics import GatewayMetrics
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
+from gateway.runtime.drain import Drain
 from gateway.runtime.inflight import InflightTracker
 from gateway.runtime.reload import ReloadManager
 from gateway.runtime.snapshot import RuntimeHolder
@@ -56,6 +57,8 @@ class GatewayState:
     # Checked first by every `/admin/*` handler; None leaves them open (access control installs one).
     admin_guard: AdminGuard | None = None
     started: Started | None = None  # set by the lifespan
+    # Requests in flight for the shutdown, and whether it has begun (`/health` answers 503 from then).
+    drain: Drain = field(default_factory=Drain)
 
     def running(self) -> Started:
         """The lifespan's part; a `RuntimeError` when the app is served without its lifespan."""
