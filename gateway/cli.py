@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from gateway.access.keys import hash_secret
 from gateway.access.settings import multi_process_warning, open_mode_refusal
 from gateway.api.app import create_app
 from gateway.api.head_fence import HeadFenceProtocol
+from gateway.api.server import GatewayServer, bind_listener
 from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.config.apis import SHORT_NAMES
@@ -25,6 +27,21 @@ from gateway.validate_command import run_validate
 
 DEFAULT_CONFIG = "routes"
 CONFIG_ENV = "GATEWAY_CONFIG"
+GRACE_ENV = "GATEWAY_SHUTDOWN_GRACE"
+DEFAULT_GRACE = 30.0
+
+logger = logging.getLogger("gateway")
+
+
+def grace_seconds(value: str) -> float:
+    """`--shutdown-grace`: seconds, 0 or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "9000")))
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--shutdown-grace",
+        type=grace_seconds,
+        default=os.environ.get(GRACE_ENV, str(DEFAULT_GRACE)),
+        help="on SIGTERM, seconds requests in flight may take to finish before streams are ended with an "
+        f"error event (default: ${GRACE_ENV} or {DEFAULT_GRACE:g}); a second signal ends the grace",
+    )
     serve.add_argument("--no-reload", action="store_true", help="do not watch the config for changes")
     serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: $LOG_LEVEL or INFO)")
     serve.add_argument(
@@ -119,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     warning = multi_process_warning(settings, args.workers)
     if warning is not None:
-        print(f"gateway: warning: {warning}", file=sys.stderr)
+        logger.warning("%s", warning)
     if args.workers > 1:
         raise_open_files_limit()  # inherited by the workers
         os.environ[CONFIG_ENV] = args.config
@@ -127,15 +151,30 @@ def _serve(args: argparse.Namespace) -> int:
         for name, value in ((LEVEL_ENV, args.log_level), (FORMAT_ENV, args.log_format)):
             if value:
                 os.environ[name] = value  # workers set up their logging from the environment
-        uvicorn.run("gateway.api.app:create_app_from_env", factory=True, workers=args.workers, **common)
+        # uvicorn's own shutdown in each worker: bounded by the grace, but without error events.
+        uvicorn.run(
+            "gateway.api.app:create_app_from_env",
+            factory=True,
+            workers=args.workers,
+            timeout_graceful_shutdown=max(1, round(args.shutdown_grace)),
+            **common,
+        )
         return 0
     _, after = raise_open_files_limit()
     if after < 4096:
-        print(
-            f"gateway: warning: at most {after} open files (ulimit -n): each stream holds two; "
+        logger.warning(
+            "at most %d open files (ulimit -n): each stream holds two; "
             "raise the limit to serve more than a few hundred streams at once",
-            file=sys.stderr,
+            after,
         )
-    print(f"gateway listening on http://{args.host}:{args.port} (config: {args.config})", file=sys.stderr)
-    uvicorn.run(app, **common)
-    return 0
+    try:
+        listener = bind_listener(args.host, args.port)
+    except OSError as exc:
+        logger.error("cannot listen on %s:%d: %s; not starting", args.host, args.port, exc.strerror or exc)
+        return 1
+    listening = f"gateway listening on http://{args.host}:{args.port} (config: {args.config})"
+    server = GatewayServer(
+        uvicorn.Config(app, **common), app_state(app).drain, args.shutdown_grace, listening
+    )
+    server.run(sockets=[listener])
+    return 0 if server.started else 1

@@ -14,6 +14,7 @@ Every failure a client can see is a `GatewayError`; each class knows its HTTP st
     │   └── RateLimited                  429 rate_limit_exceeded (carries headers)
     ├── ProviderUnavailable              503 the route's providers cannot be used (missing secret, ...)
     ├── LimitsUnavailable                503 the usage store cannot answer (store_failure_mode fail_closed)
+    ├── ShuttingDown                     503 the gateway stopped serving: its shutdown grace is over
     └── UpstreamError                    the provider failed
         ├── UpstreamConnectError         502 could not connect / connection dropped
         ├── UpstreamTimeout              504 connect, read, first-byte or total timeout
@@ -130,6 +131,15 @@ class LimitsUnavailable(GatewayError):
     status_code = 503
     error_type = "server_error"
     code = "store_unavailable"
+
+
+class ShuttingDown(GatewayError):
+    """The shutdown grace ended before the answer did: a stream gets it as its final error event, a
+    request whose answer had not begun gets it as a 503."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "gateway_shutting_down"
 
 
 class UpstreamError(GatewayError):

@@ -151,7 +151,7 @@ def create_app(
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
     # Counts every request until its last byte, so a reload closes old providers only once they are idle.
-    app.add_middleware(InflightMiddleware, tracker=state.tracker)
+    app.add_middleware(InflightMiddleware, tracker=state.tracker, drain=state.drain)
     # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.
     app.add_middleware(InputLimitsMiddleware, state=state)
     # Outermost of ours, so the limits' answers carry CORS headers too (a browser could not read them).

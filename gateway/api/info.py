@@ -80,8 +80,9 @@ def provider_health(runtime: Runtime, now: float) -> dict[str, dict[str, Any]]:
 
 
 async def health(request: Request) -> Response:
-    """200 while at least one route has a target routing would use now (healthy, circuit not open),
-    else 503: the signal a load balancer needs, although panic mode still tries unhealthy targets."""
+    """200 while at least one route has a target routing would use now (healthy or not yet checked,
+    circuit not open), else 503: the signal a load balancer needs, although panic mode still tries
+    unhealthy targets. 503 with status "draining" from the moment the shutdown begins."""
     state = gateway_state(request)
     runtime = state.running().holder.current
     now = time.monotonic()
@@ -92,9 +93,10 @@ async def health(request: Request) -> Response:
     for route in runtime.table.routes:
         usable = any((h := states.get(t.provider)) is not None and h.routable(now) for t in route.targets)
         (servable if usable else unservable).append(route.name)
-    ok = bool(servable)
+    draining = state.drain.draining
+    ok = bool(servable) and not draining
     payload: dict[str, object] = {
-        "status": "ok" if ok else "unavailable",
+        "status": "draining" if draining else "ok" if ok else "unavailable",
         "config_version": runtime.config.version,
         "routes": len(runtime.table.routes),
         "servable_routes": len(servable),

@@ -21,6 +21,7 @@ from gateway.config.models import EdgeSettings
 from gateway.observe.metrics import GatewayMetrics
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
+from gateway.runtime.drain import Drain
 from gateway.runtime.inflight import InflightTracker
 from gateway.runtime.reload import ReloadManager
 from gateway.runtime.snapshot import RuntimeHolder
@@ -60,6 +61,8 @@ class GatewayState:
     # Checked first by every `/admin/*` handler; None leaves them open (access control installs one).
     admin_guard: AdminGuard | None = None
     started: Started | None = None  # set by the lifespan
+    # Requests in flight for the shutdown, and whether it has begun (`/health` answers 503 from then).
+    drain: Drain = field(default_factory=Drain)
 
     def use_edge(self, edge: EdgeSettings) -> None:
         """Serve with the CORS and input limits of a reloaded config from the next request on."""

@@ -1,4 +1,5 @@
-"""The access log: one line per finished chat request on the `gateway.access_log` logger, at INFO.
+"""The access log: one line per finished chat request on the `gateway.access_log` logger, at INFO (at
+WARNING for a stream that failed after its first byte, or was cut by the shutdown).
 
 Text output is `key=value` pairs (the formatter puts the request id in front, see `observe.logging`);
 the same fields ride along on the log record as `record.access` (a dict), so the JSON formatter writes
@@ -60,7 +61,8 @@ class AccessLog:
 
     async def request_finished(self, record: RequestRecord) -> None:
         logger = self.logger
-        if not logger.isEnabledFor(logging.INFO):
+        level = logging.WARNING if record.stream and record.stream_status == "error" else logging.INFO
+        if not logger.isEnabledFor(level):
             return
         usage = record.usage is not None
         tail = []
@@ -78,7 +80,8 @@ class AccessLog:
             tail.append(f" key={record.key_name}")
         if record.error_code:
             tail.append(f" error={record.error_code}")
-        logger.info(
+        logger.log(
+            level,
             TEXT_FORMAT,
             "stream" if record.stream else "complete",
             record.model,

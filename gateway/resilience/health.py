@@ -20,7 +20,7 @@ from gateway.resilience.breaker import Breaker
 from gateway.resilience.retry_budget import RetryBudget
 from gateway.streaming.stats import StreamStats
 
-HealthState = Literal["healthy", "unhealthy", "unavailable"]
+HealthState = Literal["healthy", "unknown", "unhealthy", "unavailable"]
 CheckStatus = Literal["unknown", "healthy", "unhealthy"]
 
 # Weight of the newest sample in the latency moving average (least_latency strategy).
@@ -140,7 +140,8 @@ class ProviderHealth:
     # Reporting (/health).
 
     def state(self, now: float) -> tuple[HealthState, str | None]:
-        """The provider's state for /health and why."""
+        """The provider's state for /health and why: `unknown` until the active checks give a verdict
+        (routing still uses it, so /health counts it as able to serve)."""
         provider = self.provider
         if not provider.available:
             return "unavailable", provider.unavailable_reason
@@ -155,6 +156,12 @@ class ProviderHealth:
             )
         if breaker.state != "closed":
             return "healthy", "circuit half-open: the next request is a trial"
+        if self.check_status == "unknown" and provider.config.health_check.enabled:
+            # Routable (a route of unknown targets is servable), but no check has said so yet.
+            failed = self.check_failures
+            if failed:
+                return "unknown", f"health check failed {failed} times so far: {self.check_error}"
+            return "unknown", "no health check has answered yet"
         return "healthy", None
 
     def snapshot(self, now: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from starlette.types import Receive, Scope, Send
 
 from gateway.streaming.relay import Relay
+from gateway.streaming.relay_protocol import STREAM_SLOT
 
 
 class AsgiStreamer:
@@ -34,6 +35,9 @@ class AsgiStreamer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = self.relay
         frames = relay.frames()
+        slot = scope.get(STREAM_SLOT)
+        if slot is not None:
+            slot.stream = relay  # the shutdown may now cut this stream (ends it with an error event)
         watch = self.watch if self.watch is not None else DisconnectWatch(receive)
         self.watch = None
         try:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
-from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT, ByteStream
+from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT
+from gateway.streaming.relay_protocol import ByteStream, cut_cause
 from gateway.streaming.sse import EventParser
 from gateway.streaming.stats import StreamStats
 
@@ -58,11 +59,14 @@ class EventRelay:
     __slots__ = (
         "_chunks",
         "_closed",
+        "_cut",
         "_done",
         "_events",
         "_exhausted",
         "_parser",
         "_pending",
+        "_reading",
+        "_task",
         "_upstream",
         "_upstream_closed",
         "on_finish",
@@ -85,6 +89,9 @@ class EventRelay:
         self._exhausted = False
         self._upstream_closed = False
         self._closed = False
+        self._cut: GatewayError | None = None  # the shutdown grace is over: end with this
+        self._reading = False  # awaiting the upstream (where a cut may cancel the frames task)
+        self._task: asyncio.Task[Any] | None = None  # the task iterating `frames()`
         self.stats = stats
         self.on_finish: list[StreamCallback] = on_finish if on_finish is not None else []
 
@@ -121,6 +128,7 @@ class EventRelay:
         error event after a failure. The caller closes the relay."""
         stats = self.stats
         events = self._events
+        self._task = asyncio.current_task()
         try:
             out, self._pending = self._pending, b""
             while True:
@@ -139,6 +147,13 @@ class EventRelay:
             stats.status, stats.error, stats.failure = "error", exc.message, exc
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
             yield self._count(events.error(exc))
+        except asyncio.CancelledError:
+            cut = cut_cause(self._cut)
+            if cut is None:
+                raise
+            stats.status, stats.error = "error", cut.message
+            logger.warning("stream %s cut: %s", stats.stream_id, cut.message)
+            yield self._count(events.error(cut))
         except Exception as exc:  # a bug of ours must still end the stream in the client's format
             stats.status, stats.error = "error", f"internal error: {exc!r}"
             logger.exception("stream %s: internal error while relaying", stats.stream_id)
@@ -184,11 +199,16 @@ class EventRelay:
         return out
 
     async def _next_chunk(self) -> bytes | None:
+        if self._cut is not None:
+            raise self._cut
+        self._reading = True
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             self._exhausted = True
             return None
+        finally:
+            self._reading = False
         self.stats.upstream_bytes += len(chunk)
         return chunk
 
@@ -229,3 +249,12 @@ class EventRelay:
     def mark_disconnected(self) -> None:
         if self.stats.status == "ok" and not self._done:
             self.stats.status = "disconnected"
+
+    def cut(self, error: GatewayError) -> None:
+        """End the stream with `error` as its final event (the shutdown grace is over): at once when it
+        waits for the upstream, else before its next upstream read."""
+        if self._done or self._closed or self._cut is not None:
+            return
+        self._cut = error
+        if self._reading and self._task is not None:
+            self._task.cancel()

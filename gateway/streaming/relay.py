@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 import orjson
@@ -23,11 +23,12 @@ import orjson
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.event_scan import carries_usage, last_event, usage_at
+from gateway.streaming.relay_protocol import ByteStream, Relay, cut_cause
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import StreamStats
 from gateway.streaming.stream_errors import first_event_error
 
-__all__ = ["ByteStream", "Relay", "StreamCallback", "StreamRelay", "StreamStats"]
+__all__ = ["ByteStream", "Relay", "StreamCallback", "StreamRelay", "StreamStats", "cut_cause"]
 
 logger = logging.getLogger("gateway.stream")
 
@@ -37,33 +38,6 @@ logger = logging.getLogger("gateway.stream")
 # hold the stream.
 DRAIN_TIMEOUT = 0.25
 DRAIN_BYTES = 64 * 1024
-
-
-class ByteStream(Protocol):
-    """What providers hand the relay: upstream bytes (errors already mapped to ours) and a close."""
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
-
-    @property
-    def complete(self) -> bool:
-        """Whether the whole body is known to have arrived (False when it cannot tell)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class Relay(Protocol):
-    """What the streamers and the dispatcher hold: `StreamRelay` here, or `event_relay.EventRelay`."""
-
-    stats: StreamStats
-    on_finish: list[StreamCallback]
-
-    @property
-    def done(self) -> bool: ...
-    async def prime(self) -> None: ...
-    def frames(self) -> AsyncGenerator[bytes, None]: ...
-    async def aclose(self) -> None: ...
-    def mark_disconnected(self) -> None: ...
 
 
 class EventTranslator(Protocol):
@@ -105,6 +79,9 @@ class StreamRelay:
         self._last_payload = b""  # the last event other than [DONE], or a passed-through block ending in it
         self._upstream_closed = False
         self._closed = False
+        self._cut: GatewayError | None = None  # the shutdown grace is over: end with this
+        self._reading = False  # awaiting the upstream (where a cut may cancel the frames task)
+        self._task: asyncio.Task[Any] | None = None  # the task iterating `frames()`
         self.stats = stats
         self.on_finish: list[StreamCallback] = on_finish if on_finish is not None else []
 
@@ -149,6 +126,7 @@ class StreamRelay:
         """
         stats = self.stats
         count, previous = 0, stats.started  # for the DEBUG lines only
+        self._task = asyncio.current_task()
         try:
             payloads, self._pending = self._pending, []
             batch, self._pending_batch = self._pending_batch, None
@@ -186,6 +164,13 @@ class StreamRelay:
             stats.status, stats.error, stats.failure = "error", exc.message, exc
             logger.warning("stream %s failed mid-stream: %s", stats.stream_id, exc.message)
             yield self._error_frame(exc)
+        except asyncio.CancelledError:
+            cut = cut_cause(self._cut)
+            if cut is None:
+                raise
+            stats.status, stats.error = "error", cut.message
+            logger.warning("stream %s cut: %s", stats.stream_id, cut.message)
+            yield self._error_frame(cut)
         except Exception as exc:  # a bug of ours must still end the stream the OpenAI way
             stats.status, stats.error = "error", f"internal error: {exc!r}"
             logger.exception("stream %s: internal error while relaying", stats.stream_id)
@@ -214,11 +199,16 @@ class StreamRelay:
 
     async def _next_chunk(self) -> bytes | None:
         """The next upstream read, or None at the end of the body."""
+        if self._cut is not None:
+            raise self._cut
+        self._reading = True
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             self._exhausted = True
             return None
+        finally:
+            self._reading = False
         self.stats.upstream_bytes += len(chunk)
         return chunk
 
@@ -392,3 +382,12 @@ class StreamRelay:
         """The client went away before the stream ended."""
         if self.stats.status == "ok" and not self._done:
             self.stats.status = "disconnected"
+
+    def cut(self, error: GatewayError) -> None:
+        """End the stream with `error` as its final event (the shutdown grace is over): at once when it
+        waits for the upstream, else before its next upstream read."""
+        if self._done or self._closed or self._cut is not None:
+            return
+        self._cut = error
+        if self._reading and self._task is not None:
+            self._task.cancel()

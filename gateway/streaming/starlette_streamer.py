@@ -14,6 +14,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.streaming.relay import Relay
+from gateway.streaming.relay_protocol import STREAM_SLOT
 
 
 class StarletteStreamer:
@@ -27,6 +28,9 @@ class StarletteStreamer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = self.relay
         frames = relay.frames()
+        slot = scope.get(STREAM_SLOT)
+        if slot is not None:
+            slot.stream = relay  # the shutdown may now cut this stream (ends it with an error event)
         response = StreamingResponse(frames, status_code=self.status_code)
         # Our headers are complete (content-type included); replace Starlette's defaults wholesale.
         response.raw_headers = self.headers
