@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.fault_proxy import FaultProxy, Faults
+from tests.support.harness import REPO_ROOT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -223,3 +226,16 @@ async def test_leaving_closes_every_connection_and_task(echo: EchoServer) -> Non
     for reader, writer in clients:
         assert await asyncio.wait_for(reader.read(), HANG_GUARD) == b""
         writer.close()
+
+
+def test_imports_only_the_standard_library() -> None:
+    """bench/ imports the proxy too (with the repository root on sys.path): nothing of the test tools."""
+    probe = (
+        "import sys; before = set(sys.modules); import tests.support.fault_proxy; "
+        "new = {name.split('.')[0] for name in set(sys.modules) - before}; "
+        "print(sorted(new - set(sys.stdlib_module_names) - {'tests'}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30
+    )
+    assert found.stdout.strip() == "[]", found.stdout
