@@ -112,7 +112,7 @@ class _Link:
     client_writer: asyncio.StreamWriter
     target_reader: asyncio.StreamReader | None = None
     target_writer: asyncio.StreamWriter | None = None
-    client_gone: asyncio.Event = field(default_factory=asyncio.Event)
+    over: asyncio.Event = field(default_factory=asyncio.Event)  # nothing more is forwarded: cut or left
 
 
 class FaultProxy:
@@ -280,13 +280,13 @@ class FaultProxy:
         """Wait while the direction is stalled; False when the client left or the connection was cut."""
         while self._faults[direction].stall:
             changed = asyncio.ensure_future(self._changed.wait())
-            gone = asyncio.ensure_future(link.client_gone.wait())
+            gone = asyncio.ensure_future(link.over.wait())
             try:
                 await asyncio.wait({changed, gone}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 changed.cancel()
                 gone.cancel()
-            if link.client_gone.is_set() or link.record.cut is not None:
+            if link.over.is_set():
                 return False
         return True
 
@@ -311,6 +311,7 @@ class FaultProxy:
         client side is still read, to see when the client closes it)."""
         record = link.record
         record.cut, record.cut_at, record.cut_direction = kind, time.perf_counter(), direction
+        link.over.set()  # a stalled other direction stops waiting
         target = link.target_writer
         assert target is not None
         if kind == "reset":
@@ -324,7 +325,7 @@ class FaultProxy:
     def _client_closed(self, link: _Link) -> None:
         record = link.record
         record.peer_closed, record.peer_closed_at = True, time.perf_counter()
-        link.client_gone.set()
+        link.over.set()
 
 
 class _Pacing:

@@ -26,6 +26,7 @@ class EchoServer:
         self.server: asyncio.Server | None = None
         self.connections = 0
         self.closed_by_client = 0
+        self.echoed = 0
 
     async def __aenter__(self) -> EchoServer:
         self.server = await asyncio.start_server(self._echo, "127.0.0.1", 0)
@@ -49,6 +50,7 @@ class EchoServer:
                     return
                 writer.write(data)
                 await writer.drain()
+                self.echoed += len(data)
             self.closed_by_client += 1
         except OSError:
             self.closed_by_client += 1
@@ -190,6 +192,21 @@ async def test_stall_ends_when_the_client_closes(proxy: FaultProxy) -> None:
     record = proxy.connections[0]
     await eventually(lambda: record.peer_closed and not record.open)
     assert record.bytes_to_client == 0 and record.cut is None
+
+
+async def test_a_cut_toward_the_target_ends_a_stalled_connection(proxy: FaultProxy, echo: EchoServer) -> None:
+    proxy.set_faults(to_client=Faults(stall=True))
+    reader, writer = await connect(proxy)
+    writer.write(b"ab")
+    await eventually(lambda: echo.echoed == 2)  # the answer is held by the stalled direction
+    proxy.set_faults(to_target=Faults(reset_after=0))
+    writer.write(b"cd")
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(100), HANG_GUARD)
+    record = proxy.connections[0]
+    assert record.cut == "reset" and record.cut_direction == "to_target" and record.bytes_to_target == 2
+    await eventually(lambda: not record.open)
+    writer.close()
 
 
 async def test_slow_close(proxy: FaultProxy) -> None:
