@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -141,22 +139,6 @@ def test_provider_state_is_read_at_scrape_time(metrics: GatewayMetrics) -> None:
     assert got["gateway_provider_breaker_state", (("provider", "deepseek"), ("state", "open"))] == 1
     assert got["gateway_provider_breaker_state", (("provider", "deepseek"), ("state", "closed"))] == 0
     assert got["gateway_provider_healthy", (("provider", "deepseek"),)] == 1
-
-
-def test_observing_a_request_costs_microseconds(metrics: GatewayMetrics) -> None:
-    # The budget: metrics on must cost under 5% of throughput, i.e. well under 15 us of a ~300 us
-    # request. The bound here is loose (shared CI machines); it catches a pathology, not a regression.
-    finished = record(stream=True, time_to_first_chunk=0.05)
-    loop = asyncio.new_event_loop()
-    try:
-        count = 5000
-        started = time.perf_counter()
-        for _ in range(count):
-            loop.run_until_complete(metrics.request_finished(finished))
-        per_call = (time.perf_counter() - started) / count
-    finally:
-        loop.close()
-    assert per_call < 100e-6, f"{per_call * 1e6:.1f} us per observed request"
 
 
 def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
