@@ -41,10 +41,21 @@ class GatewayServer(uvicorn.Server):
         self.listening = listening
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # A signal handler: attributes only. Not recorded for re-raising: the exit status stays 0.
+        # A signal handler: attributes only, and the rest handed to the loop. Not recorded for
+        # re-raising: the exit status stays 0.
         if self.should_exit:
             self.drain.hurry()
         self.should_exit = True
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(self._stop_listening)
+        except RuntimeError:  # no loop running (yet): shutdown() does it
+            self.drain.begin(self.grace)
+
+    def _stop_listening(self) -> None:
+        """Close the listening sockets, then say "draining": once /health says so, a new connection is
+        refused (a load balancer that sees 503 and tries once more must not get in)."""
+        for server in self.servers:
+            server.close()
         self.drain.begin(self.grace)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
