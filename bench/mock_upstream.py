@@ -91,13 +91,41 @@ APIS = (
 class MockOptions:
     tokens: int = 20  # when the request names none
     delay_ms: float = 0.0
+    fault_every: int = 0  # every Nth API request gets a fault (0: never), in turn one of FAULTS
+
+
+# The faults `--fault-every` injects, in turn: an overload answer, a connection dropped before the head,
+# and one cut mid-body (a stream after a few events, a JSON answer halfway).
+FAULTS = ("status_503", "drop", "cut")
+OVERLOADED = _answer(
+    b"503 Service Unavailable",
+    b'{"error":{"message":"injected overload","type":"server_error","code":"overloaded"}}',
+    False,
+)
+
+
+class FaultCounter:
+    """Shared by every connection of one server: which request gets which fault."""
+
+    __slots__ = ("every", "requests")
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.requests = 0
+
+    def next_fault(self) -> str | None:
+        self.requests += 1
+        if not self.every or self.requests % self.every:
+            return None
+        return FAULTS[(self.requests // self.every) % len(FAULTS)]
 
 
 class MockConnection(asyncio.Protocol):
     """One client connection: parse requests, answer, stream on a timer. One request at a time."""
 
-    def __init__(self, options: MockOptions) -> None:
+    def __init__(self, options: MockOptions, faults: FaultCounter) -> None:
         self.options = options
+        self.faults = faults
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
@@ -143,6 +171,10 @@ class MockConnection(asyncio.Protocol):
         if api is not None:
             _, stream, answer = api
             body = b"".join(self.body)
+            fault = self.faults.next_fault()
+            if fault is not None:
+                self.inject(fault, body, stream, ANSWERS[answer, False])
+                return
             if STREAM_TRUE.search(body):
                 self.start_stream(body, stream)
                 return
@@ -153,6 +185,19 @@ class MockConnection(asyncio.Protocol):
             transport.write(ANSWERS["not_found", keep_alive])
         if not keep_alive:
             transport.close()
+
+    def inject(self, fault: str, body: bytes, wire: StreamFormat, answer: bytes) -> None:
+        """Answer with `fault` and close the connection."""
+        transport = self.transport
+        assert transport is not None
+        if fault == "status_503":
+            transport.write(OVERLOADED)
+        elif fault == "cut":
+            if STREAM_TRUE.search(body):
+                transport.write(STREAM_HEAD + wire.head + wire.token(0, time.monotonic_ns()))
+            else:
+                transport.write(answer[: len(answer) - 40])  # the head and part of the body
+        transport.close()
 
     def start_stream(self, body: bytes, wire: StreamFormat) -> None:
         tokens, delay_ms = self.options.tokens, self.options.delay_ms
@@ -206,7 +251,8 @@ class MockConnection(asyncio.Protocol):
 
 async def serve(host: str, port: int, options: MockOptions, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: MockConnection(options), host, port, backlog=4096)
+    faults = FaultCounter(options.fault_every)
+    server = await loop.create_server(lambda: MockConnection(options, faults), host, port, backlog=4096)
     if ready is not None:
         ready.set()
     print(f"mock upstream listening on http://{host}:{port}", flush=True)
@@ -220,8 +266,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--tokens", type=int, default=20, help="stream tokens when a request names none")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="ms between tokens when none named")
+    parser.add_argument(
+        "--fault-every", type=int, default=0, help="every Nth request gets a fault (503, drop, cut)"
+    )
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, MockOptions(args.tokens, args.delay_ms)))
+    uvloop.run(serve(args.host, args.port, MockOptions(args.tokens, args.delay_ms, args.fault_every)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Keys (all under `settings.stats_store_prefix`, default `gateway`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import cast
@@ -153,7 +154,7 @@ class RedisStore:
         try:
             await self._client.ping()
         except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise await self._unavailable(exc) from None
 
     async def admit(self, key: str, limits: KeyLimits) -> Admission:
         base = f"{self.prefix}:limit:{key}"
@@ -172,7 +173,7 @@ class RedisStore:
                 ],
             )
         except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise await self._unavailable(exc) from None
         code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset = map(int, result)
         requests = None
         if limits.requests_per_minute:
@@ -185,23 +186,26 @@ class RedisStore:
         spent: dict[str, int] = {}
         for (key, _second), tokens in batch.spend.items():
             spent[key] = spent.get(key, 0) + tokens
-        async with self._client.pipeline(transaction=True) as pipe:
-            for key, tokens in spent.items():
-                base = f"{self.prefix}:limit:{key}"
-                await self._spend(
-                    keys=[f"{base}:tokens:minute", f"{base}:tokens:day"],
-                    args=[tokens, int(MINUTE_BUCKET * _MS), int(MINUTE * _MS), int(DAY_BUCKET * _MS),
-                          int(DAY * _MS)],
-                    client=pipe,
-                )  # fmt: skip
-            for row, counters in batch.rows.items():
-                row_id = _row_id(row)
-                await self._add_usage(
-                    keys=[f"{self.prefix}:usage:{row_id}", self._index],
-                    args=[row_id, *_usage_args(counters)],
-                    client=pipe,
-                )
-            await pipe.execute()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key, tokens in spent.items():
+                    base = f"{self.prefix}:limit:{key}"
+                    await self._spend(
+                        keys=[f"{base}:tokens:minute", f"{base}:tokens:day"],
+                        args=[tokens, int(MINUTE_BUCKET * _MS), int(MINUTE * _MS), int(DAY_BUCKET * _MS),
+                              int(DAY * _MS)],
+                        client=pipe,
+                    )  # fmt: skip
+                for row, counters in batch.rows.items():
+                    row_id = _row_id(row)
+                    await self._add_usage(
+                        keys=[f"{self.prefix}:usage:{row_id}", self._index],
+                        args=[row_id, *_usage_args(counters)],
+                        client=pipe,
+                    )
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise await self._unavailable(exc) from None
 
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
         # decode_responses=True: members are str (the stubs say `bytes | str`, not knowing the pool's option).
@@ -212,7 +216,7 @@ class RedisStore:
                     pipe.hgetall(f"{self.prefix}:usage:{row_id}")
                 hashes = await pipe.execute()
         except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise await self._unavailable(exc) from None
         out: dict[UsageKey, UsageCounters] = {}
         for row_id, fields in zip(row_ids, hashes, strict=True):
             if fields:
@@ -221,6 +225,13 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await self._client.aclose(close_connection_pool=True)
+
+    async def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        """The error for a failed call. The pool's idle connections are closed with it: after Redis went
+        away they are dead sockets (CLOSE_WAIT) that would stay open until each is next used."""
+        with contextlib.suppress(Exception):
+            await self._client.connection_pool.disconnect(inuse_connections=False)
+        return StoreUnavailable(f"{type(exc).__name__}: {exc}")
 
 
 def _row_id(row: UsageKey) -> str:
