@@ -18,7 +18,7 @@ from gateway.api.recording import Exchange
 from gateway.api.state import GatewayState
 from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
-from gateway.errors import ModelNotFound
+from gateway.errors import ModelNotFound, Unauthorized
 from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.resilience.dispatch import RequestContext
 from gateway.runtime.snapshot import Runtime
@@ -54,7 +54,11 @@ async def admit(
     started = state.running()
     exchange.api = LONG_TO_SHORT[api]
     access = started.access  # None: no keys enforced
-    key = access.authenticate(request.headers) if access is not None else None
+    try:
+        key = access.authenticate(request.headers) if access is not None else None
+    except Unauthorized:
+        await _discard_chunked_body(request)  # 413 instead when it is over the limit
+        raise
     raw = await request.body()
     body = parse(raw)
     check_counts(body, api, state.edge.limits)
@@ -87,3 +91,13 @@ async def admit(
         ctx.key_name = key.name
         exchange.limit_headers = await access.admit(key, match)
     return runtime
+
+
+async def _discard_chunked_body(request: Request) -> None:
+    """An unauthenticated chunked body is read and thrown away, piece by piece, before the 401: so a body
+    over `max_body_bytes` gets its 413 with or without a key, and nothing is kept (the read stops at the
+    limit plus one piece, `input_limits.py`). A Content-Length body is already judged from the head."""
+    if "content-length" in request.headers or "transfer-encoding" not in request.headers:
+        return
+    async for _ in request.stream():
+        pass

@@ -157,15 +157,19 @@ def test_chunked_body_after_authentication_is_413(
     assert simulator.requests == []
 
 
-def test_unauthenticated_chunked_body_is_401_without_reading_it(
+def test_unauthenticated_chunked_body_is_413_over_the_limit_and_401_under_it(
     keyed_gateway: RunningGateway, simulator: ProviderSimulator
 ) -> None:
-    """Without a Content-Length the size is unknown: the key is checked first and the body never read."""
+    """Without a Content-Length the size is known only by reading: an unauthenticated chunked body is
+    read and thrown away up to the limit (plus one piece), so over it the answer is 413 as with a key."""
     sent = [0]
     with httpx.Client(base_url=keyed_gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
         response = client.post(CHAT_PATH, content=chunks(big_chat_body(20 * MIB), sent))
-    assert response.status_code == 401
-    assert sent[0] < 20 * MIB
+        assert_too_large_openai(response)
+        assert sent[0] < 20 * MIB  # the gateway stopped reading at the limit
+        small = client.post(CHAT_PATH, content=chunks(big_chat_body(64 * 1024), [0]))
+        assert small.status_code == 401
+        assert small.json()["error"]["code"] == "missing_api_key"
     assert simulator.requests == []
 
 
