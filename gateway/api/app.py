@@ -115,11 +115,13 @@ def create_app(
         reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
         reloader.on_swap.append(lambda _, new: state.use_edge(new.config.edge))
         reloader.start(watch=reload)
+        state.late_watches.start()
         settle_garbage_collector()
         try:
             yield
         finally:
             await reloader.aclose()  # stop watching first: no swap while shutting down
+            await state.late_watches.aclose()
             await access.aclose()  # last usage flush, then the store
             await checker.aclose()  # no probe may use a client being closed
             await holder.current.registry.aclose()

@@ -64,7 +64,9 @@ async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
         ctx = exchange.ctx
         assert ctx is not None  # admit routed the request
         if not ctx.stream:
-            return await respond_complete(runtime.dispatcher, exchange, ctx, request.receive)
+            return await respond_complete(
+                runtime.dispatcher, exchange, ctx, request.receive, state.late_watches
+            )
         return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=force_asgi)
     except GatewayError as exc:
         await exchange.failed(exc)

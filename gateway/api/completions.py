@@ -47,7 +47,9 @@ async def completions(request: Request) -> ASGIApp:
         ctx = exchange.ctx
         assert ctx is not None
         if not ctx.stream:
-            return await respond_complete(runtime.dispatcher, exchange, ctx, request.receive)
+            return await respond_complete(
+                runtime.dispatcher, exchange, ctx, request.receive, state.late_watches
+            )
         return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=False)
     except GatewayError as exc:
         await exchange.failed(exc)

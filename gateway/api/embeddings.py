@@ -60,7 +60,7 @@ async def embeddings(request: Request) -> Response:
         runtime = await admit(request, state, exchange, "openai.embeddings", parse_embeddings_body)
         ctx = exchange.ctx
         assert ctx is not None
-        return await respond_complete(runtime.dispatcher, exchange, ctx, request.receive)
+        return await respond_complete(runtime.dispatcher, exchange, ctx, request.receive, state.late_watches)
     except GatewayError as exc:
         await exchange.failed(exc)
         raise

@@ -15,33 +15,41 @@ from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER, use_asgi_streamer
 from gateway.errors import ClientClosedRequest
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
+from gateway.streaming.late_watch import LateWatches
 from gateway.streaming.relay import Relay
 from gateway.streaming.starlette_streamer import StarletteStreamer
 
-# Seconds before a non-streaming request starts watching for its client leaving. Most answers come
-# sooner and cost only a timer; a slow one (a long generation, a retry's backoff) whose client left is
-# cancelled then, closing its upstream request instead of waiting for an answer nobody reads.
-COMPLETE_WATCH_DELAY = 0.1
-
 
 async def respond_complete(
-    dispatcher: Dispatcher, exchange: Exchange, ctx: RequestContext, receive: Receive
+    dispatcher: Dispatcher,
+    exchange: Exchange,
+    ctx: RequestContext,
+    receive: Receive,
+    late: LateWatches,
 ) -> Response:
     """The whole answer at once, with the gateway's and the key's limit headers. A client that leaves
-    meanwhile cancels the attempt loop (and so the upstream request): `ClientClosedRequest`, 499."""
-    watch = DisconnectWatch(receive, COMPLETE_WATCH_DELAY)
+    while a slow answer is awaited (`late` starts watching after its delay) cancels the attempt loop, and
+    so the upstream request: `ClientClosedRequest`, 499."""
+    watch = DisconnectWatch(receive, started=False)
+    late.add(watch)
     try:
         reply = await dispatcher.complete(ctx)
     except asyncio.CancelledError:
+        late.discard(watch)
         ours = watch.fired and watch.task.uncancel() == 0
         await watch.close()
         if ours:
             raise ClientClosedRequest("the client closed the connection before the answer") from None
         raise
     except BaseException:
+        late.discard(watch)
         await watch.close()
         raise
-    await watch.close()
+    late.discard(watch)
+    if watch.watching:
+        await watch.close()
+    else:
+        watch.active = False  # never started: nothing to wait for (the common, quick case)
     headers = gateway_headers(ctx)
     headers.update(reply.headers)
     if exchange.limit_headers:

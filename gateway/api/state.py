@@ -25,9 +25,15 @@ from gateway.runtime.drain import Drain
 from gateway.runtime.inflight import InflightTracker
 from gateway.runtime.reload import ReloadManager
 from gateway.runtime.snapshot import RuntimeHolder
+from gateway.streaming.late_watch import LateWatches
 
 # Raises `Unauthorized` / `PermissionDenied` unless the request may use `/admin/*`.
 AdminGuard = Callable[[Request], Awaitable[None]]
+
+
+# Seconds a non-streaming request waits before it watches for its client leaving (noticed within twice
+# that): quick answers cost no watcher at all (streaming/late_watch.py).
+LATE_WATCH_DELAY = 0.1
 
 
 @dataclass(slots=True)
@@ -63,6 +69,8 @@ class GatewayState:
     started: Started | None = None  # set by the lifespan
     # Requests in flight for the shutdown, and whether it has begun (`/health` answers 503 from then).
     drain: Drain = field(default_factory=Drain)
+    # Non-streaming requests whose answer is slow get a disconnect watcher (the lifespan runs its sweeper).
+    late_watches: LateWatches = field(default_factory=lambda: LateWatches(LATE_WATCH_DELAY))
 
     def use_edge(self, edge: EdgeSettings) -> None:
         """Serve with the CORS and input limits of a reloaded config from the next request on."""

@@ -74,14 +74,13 @@ class DisconnectWatch:
 
     The cancellation reaches the streaming task at whatever it is awaiting (an upstream read or a `send`):
     the upstream read is abandoned at once, and `fired` tells the task that the cancellation was ours.
-    With `delay`, the watching starts only after that many seconds (a timer until then, not a task): a
-    quick answer costs a timer, and only a slow one, where an abandoned upstream request costs the
-    most, a watcher task.
+    With `started=False` it watches only once `start()` is called (`late_watch.py` does it for requests
+    whose answer is slow): a quick answer then costs no task at all.
     """
 
-    __slots__ = ("_receive", "_timer", "_watcher", "active", "fired", "task")
+    __slots__ = ("_receive", "_watcher", "active", "fired", "task")
 
-    def __init__(self, receive: Receive, delay: float = 0.0) -> None:
+    def __init__(self, receive: Receive, *, started: bool = True) -> None:
         task = asyncio.current_task()
         assert task is not None, "DisconnectWatch needs a running task"
         self.task = task
@@ -89,15 +88,12 @@ class DisconnectWatch:
         self.fired = False
         self._receive = receive
         self._watcher: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        if delay > 0:
-            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
-        else:
-            self._start()
+        if started:
+            self.start()
 
-    def _start(self) -> None:
-        self._timer = None
-        if self.active:
+    def start(self) -> None:
+        """Start watching (at once, or later for a `started=False` watch: `late_watch.py`)."""
+        if self.active and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(), name="gateway-disconnect-watch")
 
     async def _watch(self) -> None:
@@ -109,11 +105,13 @@ class DisconnectWatch:
                     self.task.cancel()
                 return
 
+    @property
+    def watching(self) -> bool:
+        """A watcher task was started (and must be awaited by `close`)."""
+        return self._watcher is not None
+
     def stop(self) -> None:
         self.active = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._watcher is not None:
             self._watcher.cancel()
 
