@@ -309,6 +309,8 @@ def run(args: argparse.Namespace) -> SoakResult:
         finally:
             gateway.stop()
             mock.stop()
+            if args.keep_log:
+                shutil.copy(workdir / "gateway.log", args.keep_log)
             if redis is not None:
                 redis.stop()
     return result
@@ -339,6 +341,7 @@ def main() -> int:
     parser.add_argument("--no-store", action="store_true", help="no Redis store and no outage")
     parser.add_argument("--smoke", action="store_true", help="CI: 6,000 requests and 10 s of idling")
     parser.add_argument("--json", type=Path, help="write the result (samples included) here")
+    parser.add_argument("--keep-log", type=Path, help="copy the gateway's log (WARNING and up) here")
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.idle = 6_000, 10.0

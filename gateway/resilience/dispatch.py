@@ -128,35 +128,42 @@ class Dispatcher:
         now = time.monotonic()
         order = plan.order(now)
         last_error: UpstreamError | None = None
-        tried = False
-        for entry in order:
-            if not entry.health.acquire(time.monotonic() if tried else now):
-                continue
-            if tried:
-                _check_deadline(deadline_at, last_error)
-                ctx.failovers += 1
-                logger.info("request %s fails over to provider %s", ctx.request_id, entry.provider.name)
-            tried = True
-            try:
-                return await self._try_target(ctx, entry, attempt, deadline_at, panic=False)
-            except UpstreamError as exc:
-                if not entry.rules.retries(exc):
-                    raise
-                last_error = exc
-        if not tried:
-            logger.warning("route %s: no healthy target, trying all in order (panic mode)", ctx.route.name)
+        try:
+            tried = False
             for entry in order:
-                if last_error is not None:
+                if not entry.health.acquire(time.monotonic() if tried else now):
+                    continue
+                if tried:
                     _check_deadline(deadline_at, last_error)
                     ctx.failovers += 1
+                    logger.info("request %s fails over to provider %s", ctx.request_id, entry.provider.name)
+                tried = True
                 try:
-                    return await self._try_target(ctx, entry, attempt, deadline_at, panic=True)
+                    return await self._try_target(ctx, entry, attempt, deadline_at, panic=False)
                 except UpstreamError as exc:
                     if not entry.rules.retries(exc):
                         raise
                     last_error = exc
-        assert last_error is not None
-        raise last_error
+            if not tried:
+                logger.warning(
+                    "route %s: no healthy target, trying all in order (panic mode)", ctx.route.name
+                )
+                for entry in order:
+                    if last_error is not None:
+                        _check_deadline(deadline_at, last_error)
+                        ctx.failovers += 1
+                    try:
+                        return await self._try_target(ctx, entry, attempt, deadline_at, panic=True)
+                    except UpstreamError as exc:
+                        if not entry.rules.retries(exc):
+                            raise
+                        last_error = exc
+            assert last_error is not None
+            raise last_error
+        finally:
+            # The error's traceback holds this frame, whose local holds the error: a cycle that would
+            # keep the whole request for the cyclic collector (which runs rarely: api/app.py).
+            last_error = None
 
     async def _try_target(
         self,

@@ -142,7 +142,10 @@ class StreamRelay:
                         self._log_piece(count, out.count(b"\n\n"), len(out), handed, previous)
                         previous = handed
                 if failure is not None:
-                    raise failure
+                    try:
+                        raise failure
+                    finally:
+                        failure = None  # the traceback holds this frame: no cycle through it
                 if self._done:
                     await self._release_upstream()
                     return
