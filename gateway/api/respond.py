@@ -99,12 +99,11 @@ async def _open_stream(dispatcher: Dispatcher, ctx: RequestContext, watch: Disco
     attempt loop (the upstream request is closed by its cancellation) as `ClientClosedRequest`."""
     try:
         return await dispatcher.open_stream(ctx)
-    except asyncio.CancelledError:
-        ours = watch.fired and watch.task.uncancel() == 0
+    except BaseException as exc:
+        # No stream: its finish callbacks never run. They hold the exchange, which holds `ctx`: let go.
+        ctx.on_stream_finish.clear()
+        ours = isinstance(exc, asyncio.CancelledError) and watch.fired and watch.task.uncancel() == 0
         await watch.close()
         if ours:
             raise ClientClosedRequest("the client closed the connection before the first event") from None
-        raise
-    except BaseException:
-        await watch.close()
         raise

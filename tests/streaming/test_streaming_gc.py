@@ -98,3 +98,58 @@ def test_finished_and_abandoned_streams_leave_no_reference_cycles(
         gc.collect()
 
     assert leftovers == [], "\n".join(leftovers)
+
+
+def test_failed_and_failed_over_requests_leave_no_reference_cycles(
+    simulator: ProviderSimulator, tmp_path: Path
+) -> None:
+    """The error paths: a 503 failed over, a cut JSON body failed over, an error object as first event
+    failed over, a stream cut mid-way, and a 503 with nowhere to go (an error answer)."""
+    routes = f"""\
+providers:
+  a: {{type: openai, base_url: {simulator.base_url}, api_key: "${{K:-k}}", health_check: {{enabled: false}}}}
+  b: {{type: openai, base_url: {simulator.base_url}, api_key: "${{K:-k}}", health_check: {{enabled: false}}}}
+routes:
+  two: {{targets: [{{provider: a}}, {{provider: b}}]}}
+  one: {{targets: [{{provider: a}}]}}
+"""
+    faults = [
+        ("two", False, Behaviour(status=503)),
+        ("two", False, Behaviour(body='{"id": "x", "choices": [{"ind')),
+        ("two", True, Behaviour(error_after=0)),
+        ("two", True, Behaviour(tokens=10, drop_after=3)),
+        ("one", False, Behaviour(status=503)),
+    ]
+    with (
+        running_gateway(write_config(tmp_path, routes)) as gateway,
+        httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client,
+    ):
+
+        def requests() -> None:
+            for model, stream, fault in faults:
+                simulator.enqueue(fault)
+                body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+                client.post("/v1/chat/completions", json=body)
+
+        requests()  # warm up
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(3):
+                requests()
+            gc.collect()
+            leftovers = gateway_garbage(simulator.port)
+            frames = sorted(
+                {
+                    f"{thing.f_code.co_filename.rsplit('/gateway/', 1)[-1]}:{thing.f_code.co_name}"
+                    for thing in gc.garbage
+                    if type(thing).__name__ == "frame" and "/gateway/" in thing.f_code.co_filename
+                }
+            )
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+            gc.collect()
+    assert leftovers == [] and frames == [], "\n".join(leftovers + frames)

@@ -198,7 +198,12 @@ class H1Response:
         self._released = True
         connection = self._connection
         connection.response = None
-        reusable = self.complete and self._keep_alive and self._error is None and not self._paused
+        error = self._error
+        reusable = self.complete and self._keep_alive and error is None and not self._paused
+        if error is not None:
+            # Raised from this response's reads, its traceback holds their frames, which hold this
+            # response: let go of it, so the failed answer is freed at once, not by the cyclic collector.
+            error.__traceback__ = None
         connection._pool.release(connection, reusable)
 
     def discard(self) -> None:
