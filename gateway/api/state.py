@@ -19,6 +19,7 @@ from gateway.access.controller import AccessController
 from gateway.access.settings import AccessSettings
 from gateway.config.models import EdgeSettings
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.tracing import Tracing
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
 from gateway.runtime.drain import Drain
@@ -63,6 +64,8 @@ class GatewayState:
     started: Started | None = None  # set by the lifespan
     # Requests in flight for the shutdown, and whether it has begun (`/health` answers 503 from then).
     drain: Drain = field(default_factory=Drain)
+    # OpenTelemetry traces; None: off (the lifespan starts them, `api/admit.py` checks only this).
+    tracing: Tracing | None = None
 
     def use_edge(self, edge: EdgeSettings) -> None:
         """Serve with the CORS and input limits of a reloaded config from the next request on."""
