@@ -68,7 +68,6 @@ class RequestTrace:
         self.operation = OPERATIONS.get(path)
         attributes: dict[str, str] = {
             "http.request.method": method,
-            "http.route": path,
             "url.path": path,
             "gateway.request_id": request_id,
         }
@@ -125,7 +124,6 @@ class RequestTrace:
             "gateway.route": record.route,
             "gateway.provider": record.provider,
             "gateway.key": record.key_name,  # the key's name, never its secret
-            "gateway.upstream_model": record.upstream_model,
             "gateway.stream.status": record.stream_status,
             "gen_ai.provider.name": self.provider_type,
             "gen_ai.response.model": self.response_model,
