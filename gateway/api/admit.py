@@ -33,7 +33,11 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id  # for the error handlers (api/errors.py)
     bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
-    return Exchange(request_id, started, state.observers)
+    tracing = state.tracing
+    if tracing is None:
+        return Exchange(request_id, started, state.observers)
+    trace = tracing.request(request.method, request.url.path, request.headers, request_id)
+    return Exchange(request_id, started, state.observers, trace=trace)
 
 
 async def admit(
@@ -85,6 +89,7 @@ async def admit(
         started=exchange.started,
         forwarded=forwarded,
         raw=raw,
+        trace=exchange.trace,
     )
     exchange.ctx = ctx
     if access is not None and key is not None:

@@ -6,6 +6,7 @@ response model on the hot path (the body is parsed once with orjson and forwarde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -42,6 +43,7 @@ from gateway.errors import ConfigError
 from gateway.observe.access_log import AccessLog
 from gateway.observe.logging import configure_logging
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.tracing import Tracing
 from gateway.observe.worker_state import StoreStatus
 from gateway.resilience.checker import HealthChecker
 from gateway.runtime.inflight import InflightTracker
@@ -114,6 +116,9 @@ def create_app(
         state.started = started  # from here on, handlers can serve
         reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
         reloader.on_swap.append(lambda _, new: state.use_edge(new.config.edge))
+        reloader.on_swap.append(lambda old, new: warn_tracing_change(old.config, new.config))
+        # Traces: from the startup config and OTEL_* (read once); None when off.
+        tracing = state.tracing = Tracing.start(initial.tracing, os.environ)
         reloader.start(watch=reload)
         state.late_watches.start()
         settle_garbage_collector()
@@ -125,6 +130,9 @@ def create_app(
             await access.aclose()  # last usage flush, then the store
             await checker.aclose()  # no probe may use a client being closed
             await holder.current.registry.aclose()
+            if tracing is not None:  # last: the spans of requests ended above are exported now
+                state.tracing = None
+                await asyncio.to_thread(tracing.shutdown)
 
     app = FastAPI(
         title="gateway",
@@ -168,6 +176,12 @@ def asgi_endpoint(handler: Callable[[Request], Awaitable[ASGIApp]]) -> Endpoint:
     """An endpoint that answers with any ASGI app (the streamers are not `Response`s). Starlette calls
     what an endpoint returns as an ASGI app; its hints say `Response`, so the one cast is here."""
     return cast(Endpoint, handler)
+
+
+def warn_tracing_change(old: GatewayConfig, new: GatewayConfig) -> None:
+    """`settings.tracing` is read at startup only: say so when a reload changes it."""
+    if old.tracing != new.tracing:
+        logger.warning("settings.tracing changed: it takes effect when the gateway restarts")
 
 
 def settle_garbage_collector() -> None:

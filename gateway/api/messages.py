@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from gateway.api.admit import admit, open_exchange
 from gateway.api.body import json_object
-from gateway.api.recording import gateway_headers, notify
+from gateway.api.recording import gateway_headers
 from gateway.api.respond import respond_complete, respond_stream
 from gateway.api.state import gateway_state
 from gateway.config.models import ApiName
@@ -103,8 +103,8 @@ async def count_tokens(request: Request) -> Response:
         assert ctx is not None
         headers = gateway_headers(ctx)
         content, status = await _count_upstream(runtime, ctx.body, ctx.raw, ctx.forwarded, headers)
-        if exchange.observers:
-            await notify(exchange.observers, exchange.record(status))
+        if exchange.observers or exchange.trace is not None:
+            await exchange.finish(exchange.record(status))
         return Response(content, status, headers, media_type="application/json")
     except GatewayError as exc:
         await exchange.failed(exc)

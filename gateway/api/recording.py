@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.observe.tracing_spans import RequestTrace
 from gateway.records import RequestObserver, RequestRecord
 from gateway.resilience.dispatch import RequestContext
 from gateway.streaming.relay import StreamStats
@@ -36,6 +37,7 @@ class Exchange:
     ctx: RequestContext | None = None  # once routed
     limit_headers: dict[str, str] | None = None  # x-ratelimit-* of an admitted key
     api: str = "chat"  # the inbound API's short name, for the record
+    trace: RequestTrace | None = None  # the request's span; None: tracing is off
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
         ctx = self.ctx
@@ -74,10 +76,10 @@ class Exchange:
         """Record `error` (about to be answered) and put the gateway's headers on it."""
         ctx = self.ctx
         error.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
-        if self.observers:
+        if self.observers or self.trace is not None:
             record = self.record(error.status_code)
             record.error_code = error.code
-            await notify(self.observers, record)
+            await self.finish(record)
 
     async def crashed(self, exc: Exception) -> GatewayError:
         """Log and record the bug `exc` (call it in its `except` block); returns the error to answer."""
@@ -94,7 +96,15 @@ class Exchange:
         record.stream_status = stats.status
         record.chunk_interval = stats.average_interval
         record.max_chunk_interval = stats.max_interval if stats.chunks > 1 else None
+        await self.finish(record, failure=stats.failure)
+
+    async def finish(
+        self, record: RequestRecord, answer: bytes | None = None, failure: GatewayError | None = None
+    ) -> None:
+        """Hand `record` to the observers and end the request's span (`answer`: the body sent)."""
         await notify(self.observers, record)
+        if self.trace is not None:
+            self.trace.finish(record, self.ctx.body if self.ctx is not None else None, answer, failure)
 
 
 def gateway_headers(ctx: RequestContext) -> dict[str, str]:

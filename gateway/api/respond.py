@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
-from gateway.api.recording import Exchange, gateway_headers, notify
+from gateway.api.recording import Exchange, gateway_headers
 from gateway.api.state import GatewayState
 from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER, use_asgi_streamer
 from gateway.errors import ClientClosedRequest
@@ -54,8 +54,8 @@ async def respond_complete(
     headers.update(reply.headers)
     if exchange.limit_headers:
         headers.update(exchange.limit_headers)
-    if exchange.observers:
-        await notify(exchange.observers, exchange.record(reply.status_code, usage=reply.usage()))
+    if exchange.observers or exchange.trace is not None:
+        await exchange.finish(exchange.record(reply.status_code, usage=reply.usage()), reply.content)
     return Response(reply.content, reply.status_code, headers, media_type="application/json")
 
 
@@ -71,7 +71,7 @@ async def respond_stream(
     """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
     header = request.headers.get(ASGI_OVERRIDE_HEADER)
     asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
-    if exchange.observers:
+    if exchange.observers or exchange.trace is not None:
         ctx.on_stream_finish.append(exchange.stream_finished)
     # Watch for the client leaving from now on: waiting for the first event can take long (a
     # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream

@@ -19,6 +19,7 @@ from gateway.access.controller import AccessController
 from gateway.access.settings import AccessSettings
 from gateway.config.models import EdgeSettings
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.tracing import Tracing
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
 from gateway.runtime.drain import Drain
@@ -71,6 +72,8 @@ class GatewayState:
     drain: Drain = field(default_factory=Drain)
     # Non-streaming requests whose answer is slow get a disconnect watcher (the lifespan runs its sweeper).
     late_watches: LateWatches = field(default_factory=lambda: LateWatches(LATE_WATCH_DELAY))
+    # OpenTelemetry traces; None: off (the lifespan starts them, `api/admit.py` checks only this).
+    tracing: Tracing | None = None
 
     def use_edge(self, edge: EdgeSettings) -> None:
         """Serve with the CORS and input limits of a reloaded config from the next request on."""

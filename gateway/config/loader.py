@@ -25,6 +25,7 @@ from .models import GatewayConfig
 from .schema import validate_source
 from .sections import SectionPlaces, merge_sections
 from .semantics import check_access, check_semantics
+from .tracing import build_tracing
 from .yaml_source import SourceFile, read_source
 
 
@@ -96,6 +97,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
         version=config_version(sources),
         access=build_access(sections, environ, SectionPlaces(sources)),
         edge=build_edge(sections),
+        tracing=build_tracing(sections),
     )
     return LoadResult(config, diagnostics, labels)
 

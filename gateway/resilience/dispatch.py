@@ -32,6 +32,7 @@ from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.transport import WireRequest
+from gateway.resilience.attempt_trace import AttemptSpan, AttemptTracer
 from gateway.resilience.deadline import DeadlineByteStream
 from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
@@ -64,6 +65,8 @@ class RequestContext:
     forwarded: tuple[tuple[str, str], ...] = ()  # client headers for an upstream of the same API
     raw: bytes = b""  # the body as the client sent it (a pass-through may send it unchanged)
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
+    trace: AttemptTracer | None = None  # the request's tracer; None: tracing is off
+    attempt_span: AttemptSpan | None = None  # the current attempt's span, while tracing
 
     @property
     def route(self) -> RouteConfig:
@@ -187,6 +190,7 @@ class Dispatcher:
             while True:
                 holds_trial = not panic and health.breaker.state != "closed"
                 ctx.attempts += 1
+                span = None if ctx.trace is None else self._start_span(ctx, entry)
                 started = time.perf_counter()
                 budget.in_flight += 1
                 try:
@@ -198,6 +202,8 @@ class Dispatcher:
                             granted = False
                             budget.retry_ended()
                 except UpstreamError as exc:
+                    if span is not None:
+                        span.failed(exc)
                     health.record_error(exc, time.monotonic(), time.perf_counter() - started)
                     if holds_trial:
                         health.release()  # a 429 says nothing about recovery; a failure already reopened
@@ -230,7 +236,9 @@ class Dispatcher:
                         raise  # the breaker opened meanwhile: fail over instead
                     ctx.retries += 1
                     continue
-                except BaseException:
+                except BaseException as exc:
+                    if span is not None:
+                        span.failed(exc)
                     if holds_trial:
                         health.release()  # cancelled (client gone): let another request be the trial
                     raise
@@ -242,6 +250,16 @@ class Dispatcher:
         finally:
             if granted:  # cancelled, or given up, before the granted retry was sent
                 budget.retry_ended()
+
+    @staticmethod
+    def _start_span(ctx: RequestContext, entry: PlannedTarget) -> AttemptSpan:
+        assert ctx.trace is not None
+        config = entry.provider.config
+        model = entry.target.model or ctx.match.model
+        span = ctx.attempt_span = ctx.trace.attempt(
+            ctx.attempts, config.name, config.type, model, config.base_url
+        )
+        return span
 
     # One attempt.
 
@@ -262,6 +280,8 @@ class Dispatcher:
             except TimeoutError:
                 raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
         content = translator.response_body(reply.content)
+        if ctx.attempt_span is not None:
+            ctx.attempt_span.completed(reply.content, translator.response_usage(reply.content))
         return Completion(reply.status_code, content, reply.headers, reply.content, translator)
 
     async def _stream_once(
@@ -290,6 +310,8 @@ class Dispatcher:
                     await relay.prime()
             # Only now: a stream cut mid-way counts against its target (a failed start did already).
             relay.on_finish.append(entry.health.stream_finished)
+            if ctx.attempt_span is not None:  # first: the attempt's span ends before the request's
+                relay.on_finish.insert(0, ctx.attempt_span.stream_finished)
             return relay
         except TimeoutError:
             await _discard(relay)
@@ -316,6 +338,8 @@ class Dispatcher:
         content = translator.request_body(ctx.body, model, ctx.raw)
         # Client headers (anthropic-version, anthropic-beta) go on only to an upstream of the client's API.
         forwarded = ctx.forwarded if api == ctx.api else ()
+        if ctx.attempt_span is not None:  # this attempt's traceparent
+            forwarded = (*forwarded, *ctx.attempt_span.headers)
         request = provider.build_request(
             content, ctx.request_id, entry.request_timeouts, api=api, forwarded=forwarded
         )

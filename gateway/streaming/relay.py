@@ -318,6 +318,9 @@ class StreamRelay:
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.stats.usage = usage
+            model = data.get("model")
+            if isinstance(model, str):
+                self.stats.response_model = model
         return not self._events.keep_usage_event(data)
 
     def _error_frame(self, exc: GatewayError) -> bytes:

@@ -29,6 +29,7 @@ class StreamStats:
     error: str | None = None
     failure: GatewayError | None = field(default=None, repr=False)  # what ended the stream mid-way
     usage: dict[str, Any] | None = None
+    response_model: str | None = None  # the `model` of the usage event, when the upstream's stream has one
 
     def count_chunks(self, count: int) -> None:
         """`count` event frames handed to the client now (together: the gap between them is zero)."""

@@ -1,0 +1,274 @@
+"""What OpenTelemetry tracing costs on the chat JSON path: the same load with tracing off and on.
+
+    .venv/bin/python bench/tracing_overhead.py                              # 8 rounds, 2 s each
+    .venv/bin/python bench/tracing_overhead.py --baseline ae58703 --json out.json
+
+Variants (one `gateway serve` process each, one worker, metrics off and LOG_LEVEL=WARNING so only
+tracing differs; all started at once, idle but for the one being measured):
+- `before` (with `--baseline REV`): the gateway's source at git revision REV (before tracing existed),
+  run from a `git archive` copy: what "off costs nothing" is measured against;
+- `off`: this tree, tracing off (the default);
+- `on`: `OTEL_TRACES_EXPORTER=otlp`, every request sampled, exported over OTLP/HTTP (the official
+  exporter, batch processor defaults) to a sink on core 0 that reads and acknowledges each export;
+- `on@10%`: the same with `OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`.
+
+The load, pinning, pairing and medians are those of `bench/metrics_overhead.py` (wrk -t1 -c50 against
+the fast mock upstream; wrk, mock and sink on core 0, the gateways on core 1; each round measures every
+variant back to back in a rotating order, and a cost is the median of each round's ratio to `off`).
+`micro` times the spans of one request alone in this process (CPU time: one SERVER and one CLIENT span,
+their attributes and the batch processor's queue, with an exporter that drops them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.metrics_overhead import (
+    CONNECTIONS,
+    core_busy_seconds,
+    cpu_seconds,
+    free_port,
+    gateway_config,
+    pinned,
+    run_wrk,
+    stop,
+    wait_for_port,
+    write_script,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = {"GATEWAY_METRICS": "0", "LOG_LEVEL": "WARNING", "OTEL_TRACES_EXPORTER": "none"}
+ON = {"OTEL_TRACES_EXPORTER": "otlp"}
+VARIANTS: dict[str, dict[str, str]] = {
+    "before": {},
+    "off": {},
+    "on": ON,
+    "on@10%": {**ON, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}
+
+
+async def serve_sink(port: int) -> None:
+    """An OTLP/HTTP sink: reads each POST body (keep-alive), answers 200 with an empty export response."""
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(connection, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+class Gateway:
+    """One `gateway serve` process of a variant (from `source`), pinned to core 1."""
+
+    def __init__(self, variant: str, config: Path, workdir: Path, source: Path, sink_port: int) -> None:
+        self.variant = variant
+        self.port = free_port()
+        self.log_path = workdir / f"gateway-{variant.replace('%', '')}.log"
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        command += ["--port", str(self.port), "--host", "127.0.0.1", "--no-reload"]
+        env = {**os.environ, **QUIET, **VARIANTS[variant], "PYTHONPATH": str(source)}
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(pinned(command, "1"), cwd=source, env=env, stdout=log, stderr=log)
+        wait_for_port(self.port, self.process)
+
+    def measure(self, script: Path, seconds: float) -> dict[str, float]:
+        before, core_before = cpu_seconds(self.process.pid), core_busy_seconds(1)
+        raw = run_wrk(self.port, script, seconds)
+        spent = cpu_seconds(self.process.pid) - before
+        if not raw["requests"]:
+            raise RuntimeError(f"{self.variant}: no request completed:\n{self.log_path.read_text()[-2000:]}")
+        elapsed = raw["duration_us"] / 1e6
+        return {
+            "per_second": raw["requests"] / elapsed,
+            "cpu_us_per_request": spent / raw["requests"] * 1e6,
+            "p50_ms": raw["p50"] / 1000,
+            "p99_ms": raw["p99"] / 1000,
+            "noise_pct": max(0.0, (core_busy_seconds(1) - core_before - spent) / elapsed * 100),
+        }
+
+
+def export_source(revision: str, directory: Path) -> Path:
+    """The `gateway/` package at `revision`, unpacked under `directory`."""
+    archive = directory / "baseline.tar"
+    subprocess.run(
+        ["git", "archive", "--format=tar", "-o", str(archive), revision, "gateway"], cwd=ROOT, check=True
+    )
+    target = directory / "baseline"
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def micro_costs(iterations: int = 20_000) -> dict[str, float]:
+    """CPU microseconds of one request's spans (best of 5), and of the off check."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from gateway.observe.tracing import Tracing
+    from gateway.records import RequestRecord
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=iterations * 2))
+    tracing = Tracing(provider)
+    usage = {"prompt_tokens": 12, "completion_tokens": 9}
+    record = RequestRecord("req_1", "bench", "bench", "mock", "bench", False, 200, 1, 0.001, usage=usage)
+    body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
+    answer = b'{"id":"chatcmpl-1","model":"bench","choices":[],"usage":{"prompt_tokens":12}}'
+    headers = {"content-type": "application/json"}
+
+    def one_request() -> None:
+        trace = tracing.request("POST", "/v1/chat/completions", headers, "req_1")
+        attempt = trace.attempt(1, "mock", "openai", "bench", "http://127.0.0.1:9/v1")
+        attempt.completed(answer, usage)
+        trace.finish(record, body, answer)
+
+    class State:
+        tracing: Tracing | None = None
+
+    state = State()
+
+    def off_check() -> None:
+        if state.tracing is not None:
+            raise AssertionError
+
+    def timed(call: Any, count: int) -> float:
+        best = float("inf")
+        for _ in range(5):
+            started = time.thread_time()
+            for _ in range(count):
+                call()
+            best = min(best, (time.thread_time() - started) / count)
+        return best * 1e6
+
+    costs = {"spans of one request (on)": timed(one_request, iterations // 5)}
+    costs["the off check"] = timed(off_check, iterations * 10)
+    provider.shutdown()
+    return costs
+
+
+def summarize(results: list[dict[str, dict[str, float]]], variants: list[str]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for variant in variants:
+        row = {key: statistics.median(one[variant][key] for one in results) for key in results[0][variant]}
+        throughput = [one[variant]["per_second"] / one["off"]["per_second"] for one in results]
+        cpu = [one[variant]["cpu_us_per_request"] / one["off"]["cpu_us_per_request"] for one in results]
+        row["throughput_change_pct"] = (statistics.median(throughput) - 1) * 100
+        row["throughput_spread_pts"] = (max(throughput) - min(throughput)) * 100
+        row["cpu_change_pct"] = (statistics.median(cpu) - 1) * 100
+        rows[variant] = row
+    return rows
+
+
+def render(rows: dict[str, Any], costs: dict[str, float], args: argparse.Namespace) -> str:
+    lines = [
+        f"tracing overhead, chat JSON: {args.rounds} rounds x {args.seconds:g} s per variant, wrk -t1 "
+        f"-c{CONNECTIONS}; medians, and the median of each round's ratio to `off`",
+        "",
+        "| variant | req/s | vs off | spread | gateway CPU us/req | vs off | p50 ms | p99 ms | noise |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, row in rows.items():
+        lines.append(
+            f"| {variant} | {row['per_second']:,.0f} | {row['throughput_change_pct']:+.1f}% | "
+            f"{row['throughput_spread_pts']:.0f} pts | {row['cpu_us_per_request']:.0f} | "
+            f"{row['cpu_change_pct']:+.1f}% | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row['noise_pct']:.0f}% |"
+        )
+    lines += ["", "| alone, in this process | CPU us |", "|---|---|"]
+    lines += [f"| {name} | {cost:.3f} |" for name, cost in costs.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--baseline", help="git revision before tracing: adds the `before` variant")
+    parser.add_argument("--json", type=Path, help="also write the raw rounds and the summary here")
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # run as the OTLP sink on this port
+    args = parser.parse_args(argv)
+    if args.sink:
+        asyncio.run(serve_sink(args.sink))
+        return 0
+    variants = [name for name in VARIANTS if name != "before" or args.baseline]
+    with tempfile.TemporaryDirectory(prefix="tracing-overhead-") as directory:
+        workdir = Path(directory)
+        baseline = export_source(args.baseline, workdir) if args.baseline else None
+        mock_port, sink_port = free_port(), free_port()
+        helpers = [
+            subprocess.Popen(
+                pinned([sys.executable, "-m", "bench.mock_upstream", "--port", str(mock_port)], "0"),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                pinned([sys.executable, "-m", "bench.tracing_overhead", "--sink", str(sink_port)], "0"),
+                cwd=ROOT,
+            ),
+        ]
+        gateways: dict[str, Gateway] = {}
+        try:
+            wait_for_port(mock_port, helpers[0])
+            wait_for_port(sink_port, helpers[1])
+            config = gateway_config(workdir, mock_port)
+            script = write_script(workdir, "http", stream=False)
+            for variant in variants:
+                source = baseline if variant == "before" and baseline is not None else ROOT
+                gateways[variant] = Gateway(variant, config, workdir, source, sink_port)
+            for gateway in gateways.values():
+                gateway.measure(script, 1)  # warm up
+            results: list[dict[str, dict[str, float]]] = []
+            for number in range(args.rounds):
+                order = variants[number % len(variants) :] + variants[: number % len(variants)]
+                one = {variant: gateways[variant].measure(script, args.seconds) for variant in order}
+                results.append(one)
+                figures = ", ".join(f"{variant} {one[variant]['per_second']:,.0f}/s" for variant in order)
+                print(f"round {number + 1}: {figures}", file=sys.stderr)
+        finally:
+            for gateway in gateways.values():
+                stop(gateway.process)
+            for helper in helpers:
+                stop(helper)
+    rows = summarize(results, variants)
+    costs = micro_costs()
+    print(render(rows, costs, args))
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": results, "summary": rows, "micro": costs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
