@@ -9,6 +9,7 @@
     sqlite_store.py   embedded store: SQLite file (or memory) in a worker thread + `LocalLimiter`
     redis_store.py    shared store: one Lua script per admission, one MULTI per usage flush
     recorder.py       `UsageRecorder`: the request observer that batches usage for the store
+    shadow.py         `ShadowCounts`: would-blocks of limits in `mode: shadow`, counted and logged
     controller.py     `AccessController`: authenticate, admit, stats; owns the store and the recorder
 
 A chat request (api/chat.py): `authenticate(headers)` before the body is read (401), then, once the route
@@ -21,7 +22,9 @@ chat path (`app.state.access is None`): one attribute check.
 Limits, exactly: requests per minute are a sliding 60 s log checked and counted atomically (event loop or
 Lua): never more than the limit in any 60 s, under any concurrency. Token limits are checked before a
 request but known only after it, so they can be overshot by the requests in flight when the limit is hit,
-plus those that finished within the last flush interval. See `limits.py`.
+plus those that finished within the last flush interval. See `limits.py`. A limit in `mode: shadow` is
+checked the same way but never refuses: the requests it would have refused are counted (`shadow.py`)
+and left out of its window, so the count is what the limit would refuse if it were on.
 
 Stores: `memory` (default) and SQLite files count limits per process; a file keeps usage and the daily
 token spend across restarts. Redis counts everything on the server, so replicas share one quota. If the

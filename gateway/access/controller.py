@@ -17,6 +17,7 @@ from gateway.access.keys import GatewayKey, presented_key
 from gateway.access.recorder import UsageRecorder
 from gateway.access.redis_store import RedisStore
 from gateway.access.settings import AccessSettings, StoreSettings
+from gateway.access.shadow import ShadowCounts
 from gateway.access.sqlite_store import SQLiteStore
 from gateway.access.store import StoreUnavailable, UsageStore
 from gateway.access.store_guard import StoreGuard
@@ -47,6 +48,7 @@ class AccessController:
         self._by_name: dict[str, GatewayKey] = settings.keys.by_name()
         self.recorder = UsageRecorder(store, self.keys_by_name, settings.store.flush_interval)
         self.store_guard = StoreGuard(store.description, settings.store.failure_mode)
+        self.shadow = ShadowCounts()  # would-blocks of limits in shadow mode, kept across reloads
 
     def keys_by_name(self) -> Mapping[str, GatewayKey]:
         return self._by_name
@@ -104,6 +106,8 @@ class AccessController:
             guard.answered()
         if not admission.allowed:
             raise admission.error(key.name, key.limits)
+        if admission.would_block:
+            self.shadow.observed(key.name, admission.would_block)
         return admission.headers()
 
     async def stats(self) -> dict[str, object]:

@@ -10,15 +10,24 @@ Windows, shared by every store so they count the same way:
   tokens of the requests in flight when it was reached, plus those that ended within the last usage
   flush interval (`settings.stats_flush_interval`, default 1 s), each at most its prompt plus
   `max_tokens`. Request limits have no such slack.
+
+Shadow mode (`KeyLimits.shadow`): a limit in shadow mode is checked like an enforced one, but a request
+over it is admitted and named in `Admission.would_block`. Its window counts only the requests it would
+have admitted (a request over a shadow `requests_per_minute` is not added to the log), so the would-block
+count is the number of requests the limit would refuse if it were on. Each shadow limit is judged on its
+own, and only for requests the enforced limits admit (a request refused for real is not also a
+would-block). Token windows count the tokens actually spent, those of requests a shadow token limit
+would have refused included (they ran): so a shadow token limit can count more would-blocks than
+enforcing it would refuse. Request limits are exact.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 from gateway.access.keys import KeyLimits
+from gateway.config.models import LimitName
 from gateway.errors import RateLimited
 
 MINUTE = 60.0
@@ -26,7 +35,7 @@ DAY = 86400.0
 MINUTE_BUCKET = 1.0  # seconds per token bucket of the per-minute window
 DAY_BUCKET = 900.0  # seconds per token bucket of the per-day window
 
-Exceeded = Literal["requests_per_minute", "tokens_per_minute", "tokens_per_day"]
+Exceeded = LimitName
 
 _WHAT = {
     "requests_per_minute": "requests per minute",
@@ -51,6 +60,7 @@ class Admission:
     tokens: LimitState | None = None  # the per-minute token window, else the per-day one
     exceeded: Exceeded | None = None
     retry_after: float = 0.0  # seconds until the exceeded limit admits a request again
+    would_block: tuple[Exceeded, ...] = ()  # shadow limits this admitted request is over
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}

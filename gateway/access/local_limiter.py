@@ -112,6 +112,7 @@ class LocalLimiter:
         exceeded: Exceeded | None = None
         retry = 0.0
         tokens: LimitState | None = None
+        would_block: list[Exceeded] = []
         # Token windows first: refusing on tokens must not consume a request slot.
         checks: tuple[tuple[Exceeded, int | None, TokenWindow], ...] = (
             ("tokens_per_day", limits.tokens_per_day, windows.day),
@@ -121,17 +122,24 @@ class LocalLimiter:
             if limit:
                 state, wait = window.state(limit, now)
                 tokens = state  # the minute window wins the headers when both are set
-                if wait > retry:
+                if wait > 0 and name in limits.shadow:
+                    would_block.append(name)
+                elif wait > retry:
                     exceeded, retry = name, wait
         requests: LimitState | None = None
         if limits.requests_per_minute:
             if exceeded is None:
                 admitted, requests, wait = windows.requests.acquire(limits.requests_per_minute, now)
                 if not admitted:
-                    exceeded, retry = "requests_per_minute", wait
+                    if "requests_per_minute" in limits.shadow:
+                        would_block.append("requests_per_minute")  # admitted, not added to the log
+                    else:
+                        exceeded, retry = "requests_per_minute", wait
             else:
                 requests = _peek(windows.requests, limits.requests_per_minute, now)
-        return Admission(exceeded is None, requests, tokens, exceeded, retry)
+        if exceeded is not None:
+            return Admission(False, requests, tokens, exceeded, retry)
+        return Admission(True, requests, tokens, would_block=tuple(would_block))
 
     def spend(self, key: str, tokens: int, at: float) -> None:
         windows = self._windows.get(key)

@@ -27,6 +27,7 @@ from gateway.access.limits import DAY, DAY_BUCKET, MINUTE, MINUTE_BUCKET, Admiss
 from gateway.access.settings import StoreSettings
 from gateway.access.store import StoreUnavailable, UsageBatch
 from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
+from gateway.config.models import LIMIT_NAMES
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -34,6 +35,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rpm, tpm, tpd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local minute, minute_width = tonumber(ARGV[5]), tonumber(ARGV[6])
 local day, day_width = tonumber(ARGV[7]), tonumber(ARGV[8])
+-- 1 = that limit is in shadow mode: over it the request is admitted and reported in `would`
+local rpm_shadow, tpm_shadow, tpd_shadow = ARGV[9] == '1', ARGV[10] == '1', ARGV[11] == '1'
 
 local function tokens(key, limit, window, width)
   local span = math.floor(window / width)
@@ -62,17 +65,21 @@ local function tokens(key, limit, window, width)
   return used, reset, retry
 end
 
-local exceeded, retry = 0, 0
+local exceeded, retry, would = 0, 0, 0
 local token_limit, token_remaining, token_reset = 0, 0, 0
 if tpd > 0 then
   local used, reset, wait = tokens(KEYS[3], tpd, day, day_width)
   token_limit, token_remaining, token_reset = tpd, math.max(0, tpd - used), reset
-  if wait > retry then exceeded, retry = 3, wait end
+  if tpd_shadow then
+    if wait > 0 then would = would + 4 end
+  elseif wait > retry then exceeded, retry = 3, wait end
 end
 if tpm > 0 then
   local used, reset, wait = tokens(KEYS[2], tpm, minute, minute_width)
   token_limit, token_remaining, token_reset = tpm, math.max(0, tpm - used), reset
-  if wait > retry then exceeded, retry = 2, wait end
+  if tpm_shadow then
+    if wait > 0 then would = would + 2 end
+  elseif wait > retry then exceeded, retry = 2, wait end
 end
 local request_remaining, request_reset = 0, 0
 if rpm > 0 then
@@ -88,13 +95,16 @@ if rpm > 0 then
       local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
       request_reset = tonumber(newest[2]) + minute - now
     end
-    if exceeded == 0 then
+    if exceeded == 0 and rpm_shadow then
+      would = would + 1  -- admitted, not added to the log
+    elseif exceeded == 0 then
       local freeing = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
       exceeded, retry = 1, tonumber(freeing[2]) + minute - now
     end
   end
 end
-return {exceeded, retry, request_remaining, request_reset, token_limit, token_remaining, token_reset}
+if exceeded ~= 0 then would = 0 end
+return {exceeded, retry, request_remaining, request_reset, token_limit, token_remaining, token_reset, would}
 """
 
 _SPEND = """
@@ -124,6 +134,11 @@ return 1
 """
 
 _EXCEEDED: dict[int, Exceeded] = {1: "requests_per_minute", 2: "tokens_per_minute", 3: "tokens_per_day"}
+_WOULD_BLOCK: tuple[tuple[int, Exceeded], ...] = (
+    (4, "tokens_per_day"),
+    (2, "tokens_per_minute"),
+    (1, "requests_per_minute"),
+)
 _MS = 1000
 _MAX_CONNECTIONS = 32  # per gateway process; one admission holds one for a single round trip
 _SOCKET_TIMEOUT = 1.0  # seconds for a connect or a reply of Redis
@@ -170,17 +185,21 @@ class RedisStore:
                     int(MINUTE_BUCKET * _MS),
                     int(DAY * _MS),
                     int(DAY_BUCKET * _MS),
+                    *("1" if name in limits.shadow else "0" for name in LIMIT_NAMES),
                 ],
             )
         except (redis.RedisError, OSError) as exc:
             raise await self._unavailable(exc) from None
-        code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset = map(int, result)
+        code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset, would = map(
+            int, result
+        )
         requests = None
         if limits.requests_per_minute:
             requests = LimitState(limits.requests_per_minute, req_remaining, req_reset / _MS)
         tokens = LimitState(token_limit, token_remaining, token_reset / _MS) if token_limit else None
         exceeded = _EXCEEDED.get(code)
-        return Admission(exceeded is None, requests, tokens, exceeded, retry / _MS)
+        would_block = tuple(name for bit, name in _WOULD_BLOCK if would & bit)
+        return Admission(exceeded is None, requests, tokens, exceeded, retry / _MS, would_block)
 
     async def commit(self, batch: UsageBatch) -> None:
         spent: dict[str, int] = {}

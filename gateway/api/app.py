@@ -111,6 +111,7 @@ def create_app(
         if gateway_metrics is not None:
             guard = access.store_guard
             gateway_metrics.watch_store(lambda: StoreStatus(guard.down_since is None, guard.unavailable))
+            gateway_metrics.watch_would_block(access.shadow.counts)
         started = Started(holder, reloader, checker, access_control=access, access=None)
         apply_access(started, access)
         state.started = started  # from here on, handlers can serve

@@ -25,6 +25,7 @@ from .models import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PREFIX,
     DEFAULT_STORE,
+    LIMIT_NAMES,
     SIMPLE_MODE_KEY_NAME,
     SIMPLE_MODE_VARIABLE,
     AccessConfig,
@@ -33,6 +34,7 @@ from .models import (
     HealthCheck,
     KeyConfig,
     KeyLimits,
+    LimitName,
     MockOptions,
     PoolLimits,
     Position,
@@ -331,6 +333,30 @@ def _discover_ttl(written: bool | dict[str, Any]) -> float | None:
     return DEFAULT_DISCOVER_TTL if written else None
 
 
+def key_limits(spec: Mapping[str, Any]) -> KeyLimits:
+    """A key's `limits:` block: each limit is a number or `{limit, mode}`; a limit without its own mode
+    takes the block's `mode` (default enforce)."""
+    default = spec.get("mode", "enforce")
+    values: dict[LimitName, int | None] = dict.fromkeys(LIMIT_NAMES)
+    shadow: set[LimitName] = set()
+    for name in LIMIT_NAMES:
+        written = spec.get(name)
+        if isinstance(written, dict):
+            written, mode = written["limit"], written.get("mode", default)
+        else:
+            mode = default
+        if written is not None:
+            values[name] = int(written)
+            if mode == "shadow":
+                shadow.add(name)
+    return KeyLimits(
+        values["requests_per_minute"],
+        values["tokens_per_minute"],
+        values["tokens_per_day"],
+        frozenset(shadow),
+    )
+
+
 def build_access(
     sections: Mapping[str, Any], environ: Mapping[str, str], places: SectionPlaces
 ) -> AccessConfig:
@@ -341,7 +367,7 @@ def build_access(
             name=name,
             digest=secret_digest(spec["secret"]),
             models=tuple(spec.get("models") or ()),
-            limits=KeyLimits(**(spec.get("limits") or {})),
+            limits=key_limits(spec.get("limits") or {}),
             role=spec.get("role", "user"),
             position=_place(places, ("keys", name)),
         )

@@ -216,13 +216,25 @@ def secret_digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+# The limits a key may have, by their config name; each is enforced (over it: 429) or in shadow mode
+# (over it: admitted, counted as a would-block and logged).
+LimitName = Literal["requests_per_minute", "tokens_per_minute", "tokens_per_day"]
+LimitMode = Literal["enforce", "shadow"]
+LIMIT_NAMES: tuple[LimitName, ...] = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLimits:
-    """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream."""
+    """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream.
+    `shadow` names the limits in shadow mode (`mode: shadow`): checked and counted, never refusing."""
 
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     tokens_per_day: int | None = None
+    shadow: frozenset[LimitName] = frozenset()
+
+    def mode(self, name: LimitName) -> LimitMode:
+        return "shadow" if name in self.shadow else "enforce"
 
     @property
     def any(self) -> bool:

@@ -46,6 +46,7 @@ from gateway.observe.worker_state import (
     ReloadSource,
     StoreSource,
     WorkerStateCollector,
+    WouldBlockSource,
 )
 from gateway.records import RequestRecord
 
@@ -171,6 +172,10 @@ class GatewayMetrics:
     def watch_store(self, source: StoreSource) -> None:
         """Report the usage store's availability from `source` at every scrape."""
         self._worker_state.store = source
+
+    def watch_would_block(self, source: WouldBlockSource) -> None:
+        """Report the would-blocks of limits in shadow mode from `source` at every scrape."""
+        self._worker_state.would_block = source
 
     def _tallied(self, child: Any) -> Any:
         """`child` (a counter, gauge or histogram child) behind a plain-Python tally in one process."""

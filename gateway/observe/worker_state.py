@@ -1,9 +1,10 @@
 """The metrics of one worker's own state, computed when `/metrics` is scraped: provider availability,
-health, breaker state and connections, and config reload counts. Nothing here costs a request anything."""
+health, breaker state and connections, config reload counts, the usage store's state and the
+would-blocks of limits in shadow mode. Nothing here costs a request anything."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -44,6 +45,8 @@ class StoreStatus:
 ProviderSource = Callable[[], Iterable[ProviderStatus]]
 ReloadSource = Callable[[], ReloadCounts]
 StoreSource = Callable[[], StoreStatus]
+# (key name, limit name) -> requests a limit in shadow mode would have refused, since start
+WouldBlockSource = Callable[[], Mapping[tuple[str, str], int]]
 
 
 class WorkerStateCollector(Collector):
@@ -54,6 +57,7 @@ class WorkerStateCollector(Collector):
         self.providers: ProviderSource | None = None
         self.reloads: ReloadSource | None = None
         self.store: StoreSource | None = None
+        self.would_block: WouldBlockSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         extra = ["pid"] if self.pid else []
@@ -87,6 +91,16 @@ class WorkerStateCollector(Collector):
             unavailable.add_metric(tail, float(store.unavailable_requests))
             yield available
             yield unavailable
+        if self.would_block is not None:
+            would_block = CounterMetricFamily(
+                "gateway_limit_would_block",
+                "Requests a key's limit in shadow mode would have refused (they were admitted), by key "
+                "and limit",
+                labels=["key", "limit", *extra],
+            )
+            for (key, limit), count in sorted(self.would_block().items()):
+                would_block.add_metric([key, limit, *tail], float(count))
+            yield would_block
 
     def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
         assert self.providers is not None
