@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .prices import PriceTable
+
 ProviderType = Literal["openai", "ollama", "anthropic", "mock"]
 TransportKind = Literal["h1", "httpx"]
 # The API families a client or an upstream speaks (`translate/` has one translator per pair).
@@ -365,3 +367,4 @@ class GatewayConfig:
     version: str = ""  # short hash of the effective config
     access: AccessConfig = field(default_factory=AccessConfig)  # keys, auth and settings sections
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # settings.cors and settings.limits
+    prices: PriceTable | None = None  # the prices: section; None when no price is configured
