@@ -33,6 +33,10 @@ class RequestRecord:
     chunk_interval: float | None = None  # mean gap between a stream's events, seconds (2+ events)
     max_chunk_interval: float | None = None  # longest gap between two events of a stream, seconds
     api: str = "chat"  # the API the client spoke, by its short name (chat, messages)
+    # What the request cost (`prices:`), in nano-units (1e-9) of `currency`; None: no price applies.
+    cost: int | None = None
+    currency: str | None = None
+    cost_estimated: bool = False  # a stream cut before its usage: charged from what was streamed
 
     @property
     def prompt_tokens(self) -> int:

@@ -120,16 +120,18 @@ return 1
 
 _ADD_USAGE = """
 redis.call('SADD', KEYS[2], ARGV[1])
-local names = {'requests', 'errors', 'prompt_tokens', 'completion_tokens'}
+local names = {'requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cost', 'cost_estimated'}
 for i, name in ipairs(names) do redis.call('HINCRBY', KEYS[1], name, ARGV[i + 1]) end
-redis.call('HINCRBYFLOAT', KEYS[1], 'latency_sum', ARGV[6])
-if ARGV[7] ~= '' then
+redis.call('HINCRBYFLOAT', KEYS[1], 'latency_sum', ARGV[8])
+if ARGV[9] ~= '' then
   local low = redis.call('HGET', KEYS[1], 'latency_min')
-  if not low or tonumber(ARGV[7]) < tonumber(low) then redis.call('HSET', KEYS[1], 'latency_min', ARGV[7]) end
+  if not low or tonumber(ARGV[9]) < tonumber(low) then redis.call('HSET', KEYS[1], 'latency_min', ARGV[9]) end
 end
 local high = redis.call('HGET', KEYS[1], 'latency_max')
-if not high or tonumber(ARGV[8]) > tonumber(high) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[8]) end
-for i = 9, #ARGV do redis.call('HINCRBY', KEYS[1], 'latency_' .. (i - 9), ARGV[i]) end
+if not high or tonumber(ARGV[10]) > tonumber(high) then
+  redis.call('HSET', KEYS[1], 'latency_max', ARGV[10])
+end
+for i = 11, #ARGV do redis.call('HINCRBY', KEYS[1], 'latency_' .. (i - 11), ARGV[i]) end
 return 1
 """
 
@@ -263,6 +265,8 @@ def _usage_args(counters: UsageCounters) -> list[int | float | str]:
         counters.errors,
         counters.prompt_tokens,
         counters.completion_tokens,
+        counters.cost,
+        counters.cost_estimated,
         repr(counters.latency_sum),
         "" if counters.latency_min is None else repr(counters.latency_min),
         repr(counters.latency_max),
@@ -281,4 +285,6 @@ def _counters(fields: dict[str, str]) -> UsageCounters:
         latency_min=float(low) if low is not None else None,
         latency_max=float(fields.get("latency_max", 0.0)),
         latency_buckets=[int(fields.get(f"latency_{index}", 0)) for index in range(LATENCY_BUCKETS)],
+        cost=int(fields.get("cost", 0)),
+        cost_estimated=int(fields.get("cost_estimated", 0)),
     )

@@ -30,7 +30,9 @@ T = TypeVar("T")
 _ROW = ("key", "model", "route", "provider")
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "latency_sum")
 _BUCKETS = tuple(f"latency_{index}" for index in range(LATENCY_BUCKETS))
-_COLUMNS = (*_ROW, *_SUMS, "latency_min", "latency_max", *_BUCKETS)
+# Added after the first release: a file written before them gets them by `ALTER TABLE` on open.
+_COST = ("cost", "cost_estimated")
+_COLUMNS = (*_ROW, *_SUMS, "latency_min", "latency_max", *_BUCKETS, *_COST)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS usage (
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS usage (
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     latency_sum REAL NOT NULL, latency_min REAL, latency_max REAL NOT NULL,
     {", ".join(f"{name} INTEGER NOT NULL" for name in _BUCKETS)},
+    {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _COST)},
     PRIMARY KEY (key, model, route, provider)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS token_spend (
@@ -50,7 +53,7 @@ CREATE TABLE IF NOT EXISTS token_spend (
 _UPSERT_USAGE = (
     f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
     "ON CONFLICT (key, model, route, provider) DO UPDATE SET "
-    + ", ".join(f"{name} = {name} + excluded.{name}" for name in (*_SUMS, *_BUCKETS))
+    + ", ".join(f"{name} = {name} + excluded.{name}" for name in (*_SUMS, *_BUCKETS, *_COST))
     + ", latency_min = coalesce(min(latency_min, excluded.latency_min), latency_min, excluded.latency_min)"
     + ", latency_max = max(latency_max, excluded.latency_max)"
 )
@@ -123,6 +126,10 @@ def _connect(path: str) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
+    present = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    for name in _COST:
+        if name not in present:
+            db.execute(f"ALTER TABLE usage ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
     return db
 
 
@@ -157,6 +164,8 @@ def _usage_values(row: UsageKey, counters: UsageCounters) -> tuple[Any, ...]:
         counters.latency_min,
         counters.latency_max,
         *counters.latency_buckets,
+        counters.cost,
+        counters.cost_estimated,
     )
 
 
@@ -164,8 +173,9 @@ def _read_usage(db: sqlite3.Connection) -> dict[UsageKey, UsageCounters]:
     out: dict[UsageKey, UsageCounters] = {}
     for values in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage"):
         key, model, route, provider, requests, errors, prompt, completion, total, low, high = values[:11]
+        buckets, cost = list(values[11 : 11 + LATENCY_BUCKETS]), values[11 + LATENCY_BUCKETS :]
         out[UsageKey(key, model, route, provider)] = UsageCounters(
-            requests, errors, prompt, completion, total, low, high, list(values[11:])
+            requests, errors, prompt, completion, total, low, high, buckets, *cost
         )
     return out
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.access.keys import GatewayKey
+from gateway.config.prices import format_cost
 from gateway.records import RequestRecord
 
 # Upper bounds (milliseconds) of the latency buckets; one more bucket takes everything above.
@@ -48,6 +49,8 @@ class UsageCounters:
     latency_min: float | None = None
     latency_max: float = 0.0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+    cost: int = 0  # nano-units (1e-9) of the configured currency: integer sums are exact
+    cost_estimated: int = 0  # requests charged by an estimate (streams cut before their usage)
 
     def add(self, record: RequestRecord) -> None:
         self.requests += 1
@@ -55,6 +58,9 @@ class UsageCounters:
             self.errors += 1
         self.prompt_tokens += record.prompt_tokens
         self.completion_tokens += record.completion_tokens
+        if record.cost:
+            self.cost += record.cost
+            self.cost_estimated += record.cost_estimated
         if record.attempts:  # latency of requests sent upstream; refusals (401, 429, ...) take ~0 s
             self.observe_latency(record.duration)
 
@@ -69,6 +75,8 @@ class UsageCounters:
         self.errors += other.errors
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
+        self.cost_estimated += other.cost_estimated
         self.latency_sum += other.latency_sum
         if other.latency_min is not None:
             self.latency_min = (
@@ -97,6 +105,8 @@ class UsageCounters:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost": format_cost(self.cost),  # a decimal string, in the document's `currency`
+            "cost_estimated_requests": self.cost_estimated,
             "latency": latency,
         }
 

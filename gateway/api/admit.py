@@ -92,6 +92,7 @@ async def admit(
         trace=exchange.trace,
     )
     exchange.ctx = ctx
+    exchange.prices = runtime.config.prices
     if access is not None and key is not None:
         ctx.key_name = key.name
         exchange.limit_headers = await access.admit(key, match)

@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config.prices import PriceTable, format_cost
 from gateway.errors import GatewayError
 from gateway.observe.tracing_spans import RequestTrace
 from gateway.records import RequestObserver, RequestRecord
 from gateway.resilience.dispatch import RequestContext
 from gateway.streaming.relay import StreamStats
+from gateway.translate.token_estimate import estimate_input_tokens
 
 logger = logging.getLogger("gateway.api")
 
@@ -38,6 +40,7 @@ class Exchange:
     limit_headers: dict[str, str] | None = None  # x-ratelimit-* of an admitted key
     api: str = "chat"  # the inbound API's short name, for the record
     trace: RequestTrace | None = None  # the request's span; None: tracing is off
+    prices: PriceTable | None = None  # of the runtime serving it; None: no prices, nothing is costed
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
         ctx = self.ctx
@@ -55,7 +58,7 @@ class Exchange:
                 usage=usage,
                 api=self.api,
             )
-        return RequestRecord(
+        record = RequestRecord(
             request_id=ctx.request_id,
             model=self.model,
             route=ctx.route.name,
@@ -71,6 +74,12 @@ class Exchange:
             usage=usage,
             api=self.api,
         )
+        prices = self.prices
+        if prices is not None and usage is not None and ctx.provider is not None:
+            price = prices.price(ctx.provider, ctx.upstream_model or self.model)
+            if price is not None:
+                record.cost, record.currency = price.cost(usage), prices.currency
+        return record
 
     async def failed(self, error: GatewayError) -> None:
         """Record `error` (about to be answered) and put the gateway's headers on it."""
@@ -91,6 +100,8 @@ class Exchange:
     async def stream_finished(self, stats: StreamStats) -> None:
         """`RequestContext.on_stream_finish` callback: the record of a relayed stream."""
         record = self.record(200, usage=stats.usage)
+        if record.usage is None and stats.status != "ok" and stats.chunks and self.prices is not None:
+            self._charge_estimate(record, stats)
         record.time_to_first_chunk = stats.first_chunk - stats.started if stats.first_chunk else None
         record.chunks = stats.chunks
         record.stream_status = stats.status
@@ -105,6 +116,33 @@ class Exchange:
         await notify(self.observers, record)
         if self.trace is not None:
             self.trace.finish(record, self.ctx.body if self.ctx is not None else None, answer, failure)
+
+    def _charge_estimate(self, record: RequestRecord, stats: StreamStats) -> None:
+        """A stream cut before its usage arrived costs what was streamed: the prompt counted from the
+        request (`estimate_prompt_tokens`) and one output token per event the client got (providers send
+        about one token per event; the relay counts events already, so the hot path pays nothing)."""
+        ctx = self.ctx
+        if ctx is None:
+            return
+        estimate = {"prompt_tokens": estimate_prompt_tokens(ctx.body), "completion_tokens": stats.chunks}
+        costed = self.record(200, usage=estimate)
+        if costed.cost is not None:
+            record.cost, record.currency, record.cost_estimated = costed.cost, costed.currency, True
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """The prompt's tokens by the characters of what the model reads (no tokenizer: see README, Cost),
+    for every inbound API: chat and Messages `messages`, Responses `input`, completions `prompt`."""
+    read = body.get("messages") or body.get("input") or body.get("prompt")
+    return estimate_input_tokens({"system": body.get("system") or body.get("instructions"), "messages": read,
+                                  "tools": body.get("tools")})  # fmt: skip
+
+
+def cost_header(record: RequestRecord) -> str | None:
+    """`x-gateway-cost` of a non-streaming answer: `0.000123 USD`, or None when nothing was costed."""
+    if record.cost is None:
+        return None
+    return f"{format_cost(record.cost)} {record.currency}"
 
 
 def gateway_headers(ctx: RequestContext) -> dict[str, str]:

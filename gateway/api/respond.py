@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
-from gateway.api.recording import Exchange, gateway_headers
+from gateway.api.recording import Exchange, cost_header, gateway_headers
 from gateway.api.state import GatewayState
 from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER, use_asgi_streamer
 from gateway.errors import ClientClosedRequest
@@ -54,8 +54,12 @@ async def respond_complete(
     headers.update(reply.headers)
     if exchange.limit_headers:
         headers.update(exchange.limit_headers)
-    if exchange.observers or exchange.trace is not None:
-        await exchange.finish(exchange.record(reply.status_code, usage=reply.usage()), reply.content)
+    if exchange.observers or exchange.trace is not None or exchange.prices is not None:
+        record = exchange.record(reply.status_code, usage=reply.usage())
+        cost = cost_header(record)
+        if cost is not None:
+            headers["x-gateway-cost"] = cost
+        await exchange.finish(record, reply.content)
     return Response(reply.content, reply.status_code, headers, media_type="application/json")
 
 

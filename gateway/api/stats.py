@@ -12,5 +12,8 @@ from gateway.api.state import gateway_state
 
 async def stats(request: Request) -> Response:
     require_admin(request)
-    controller = gateway_state(request).running().access_control
-    return Response(orjson.dumps(await controller.stats()), media_type="application/json")
+    started = gateway_state(request).running()
+    document = await started.access_control.stats()
+    prices = started.holder.current.config.prices
+    document["currency"] = prices.currency if prices is not None else None  # of every `cost` in it
+    return Response(orjson.dumps(document), media_type="application/json")

@@ -4,7 +4,8 @@
                                   schemas/routes.schema.json, check across routes and files, resolve
                                   ${VAR} references, check keys/auth/settings (API_KEY included),
                                   build the frozen models of `models.py` (`GatewayConfig.access` too,
-                                  and `GatewayConfig.edge`: settings.cors and settings.limits, edge.py).
+                                  `GatewayConfig.edge`: settings.cors and settings.limits, edge.py,
+                                  and `GatewayConfig.prices`: the prices: section, prices.py).
 
 Every problem is a `Diagnostic` with file:line:col and a hint; a load with errors yields no config.
 """

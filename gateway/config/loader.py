@@ -22,6 +22,7 @@ from .diagnostics import Diagnostic, count
 from .discover import find_route_files
 from .edge import build_edge, check_edge
 from .models import GatewayConfig
+from .prices import build_prices, check_prices
 from .schema import validate_source
 from .sections import SectionPlaces, merge_sections
 from .semantics import check_access, check_semantics
@@ -87,6 +88,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
     if not count(diagnostics)[0]:  # no follow-on noise from an unresolved ${VAR}
         diagnostics.extend(check_access(sections, environ, SectionPlaces(sources)))
         diagnostics.extend(check_edge(sections, SectionPlaces(sources)))
+        diagnostics.extend(check_prices(sections, SectionPlaces(sources), providers))
     diagnostics = _ordered(diagnostics, labels)
     if count(diagnostics)[0]:
         return LoadResult(None, diagnostics, labels)
@@ -98,6 +100,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
         access=build_access(sections, environ, SectionPlaces(sources)),
         edge=build_edge(sections),
         tracing=build_tracing(sections),
+        prices=build_prices(sections),
     )
     return LoadResult(config, diagnostics, labels)
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .prices import PriceTable
 from .tracing import TracingSettings
 
 ProviderType = Literal["openai", "ollama", "anthropic", "mock"]
@@ -380,3 +381,4 @@ class GatewayConfig:
     access: AccessConfig = field(default_factory=AccessConfig)  # keys, auth and settings sections
     edge: EdgeSettings = field(default_factory=EdgeSettings)  # settings.cors and settings.limits
     tracing: TracingSettings = field(default_factory=TracingSettings)  # settings.tracing (read at startup)
+    prices: PriceTable | None = None  # the prices: section; None when no price is configured

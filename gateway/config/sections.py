@@ -1,7 +1,9 @@
-"""The reserved top-level sections (`keys`, `auth`, `settings`), merged over all files and interpolated.
+"""The reserved top-level sections (`keys`, `auth`, `settings`, `prices`), merged over all files and
+interpolated.
 
-The merged, interpolated sections are checked (`semantics.check_access`) and built into
-`GatewayConfig.access` (`builder.build_access`); `SectionPlaces` tells both where each entry was written.
+The merged, interpolated sections are checked (`semantics.check_access`, `edge.check_edge`,
+`prices.check_prices`) and built into `GatewayConfig` (`builder.build_access`, `edge.build_edge`,
+`prices.build_prices`); `SectionPlaces` tells both where each entry was written.
 Merging: mappings are merged
 key by key, lists are concatenated in load order, a scalar may be repeated only with the same value;
 anything written twice in conflicting ways is an error naming both places. A `${VAR}` here with no default
@@ -17,7 +19,7 @@ from .diagnostics import Diagnostic
 from .interpolate import InterpolationError, interpolate
 from .yaml_source import DocumentPath, SourceFile
 
-SECTIONS = ("keys", "auth", "settings")
+SECTIONS = ("keys", "auth", "settings", "prices")
 NO_FILE = "keys/auth/settings"  # the label of sections given as plain data, without a file
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from gateway.config.prices import format_cost
 from gateway.records import RequestRecord
 
 ACCESS_LOGGER = "gateway.access_log"
@@ -42,6 +43,10 @@ def access_fields(record: RequestRecord) -> dict[str, Any]:
         "completion_tokens": record.completion_tokens if record.usage else None,
         "key": record.key_name,
         "error": record.error_code,
+        # A decimal string: exact, where a JSON number would be read as a float.
+        "cost": None if record.cost is None else format_cost(record.cost),
+        "currency": record.currency,
+        "cost_estimated": record.cost_estimated,
     }
     if record.stream:
         fields["stream_status"] = record.stream_status
@@ -80,6 +85,10 @@ class AccessLog:
             tail.append(f" key={record.key_name}")
         if record.error_code:
             tail.append(f" error={record.error_code}")
+        if record.cost is not None:
+            tail.append(f" cost={format_cost(record.cost)} {record.currency}")
+            if record.cost_estimated:
+                tail.append(" cost_estimated=true")
         logger.log(
             level,
             TEXT_FORMAT,

@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.config.prices import NANO
 from gateway.observe.tally import CountTally, HistogramTally
 from gateway.observe.worker_state import (
     ProviderSource,
@@ -121,6 +122,13 @@ class GatewayMetrics:
             ["route", "provider", "kind"],
             registry=own,
         )
+        self.cost = Counter(
+            "gateway_cost",
+            "What requests cost by the configured prices (prices:), in `currency`, by route, provider "
+            "and upstream model (cut streams by their estimate)",
+            ["route", "provider", "model", "currency"],
+            registry=own,
+        )
         self.attempts = Histogram(
             "gateway_request_attempts",
             "Upstream attempts per request (1 = neither retried nor failed over)",
@@ -151,6 +159,7 @@ class GatewayMetrics:
         # serves, and one lookup per request finds every series the request touches.
         self._request_series: dict[tuple[str | None, str | None, int, bool, str], _RequestSeries] = {}
         self._stream_series: dict[tuple[str, str, str], _StreamSeries] = {}
+        self._cost_series: dict[tuple[str | None, str | None, str | None, str | None], Any] = {}
         # In one process the hot path counts in plain Python and `flush()` hands the sums to
         # prometheus-client before each scrape: its per-sample lock and Python-level bucket search cost
         # twice what the counting does. In multiprocess mode a scrape reads the other workers' files,
@@ -226,9 +235,19 @@ class GatewayMetrics:
                 series.prompt_tokens.inc(prompt)
             if completion:
                 series.completion_tokens.inc(completion)
+        if record.cost:
+            self._count_cost(record, record.cost)
         if record.stream_status is not None:  # a relayed stream ended (`stream_opened` was called)
             self.open_streams.dec()
             self._stream_finished(record, record.stream_status)
+
+    def _count_cost(self, record: RequestRecord, nano: int) -> None:
+        key = (record.route, record.provider, record.upstream_model, record.currency)
+        series = self._cost_series.get(key)
+        if series is None:
+            labels = [value or NONE for value in key]
+            series = self._cost_series[key] = self._tallied(self.cost.labels(*labels))
+        series.inc(nano / NANO)
 
     def _stream_finished(self, record: RequestRecord, outcome: str) -> None:
         key = (record.route or NONE, record.provider or NONE, outcome)

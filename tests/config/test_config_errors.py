@@ -286,7 +286,7 @@ INLINE_CASES = [
                 "How targets are chosen",
             ),
             ("6:14: error: routes.chat.targets must not be empty", "Where requests go"),
-            ("7:1: error: unknown key 'polices' in the route file", "did you mean 'providers'?"),
+            ("7:1: error: unknown key 'polices' in the route file", "did you mean 'prices'?"),
         ],
         id="several-schema-errors-in-order",
     ),
