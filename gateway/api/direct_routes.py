@@ -53,9 +53,13 @@ async def call_endpoint(endpoint: DirectEndpoint, scope: Scope, receive: Receive
     try:
         answer = await endpoint(request)
     except GatewayError as exc:
+        # Its traceback holds the endpoint's frames, which hold the exchange, which holds the error: a
+        # reference cycle per failed request for the collector to find. Rendered now, it is not needed.
+        exc.__traceback__ = None
         answer = error_response(exc, _request_id(request), path=scope["path"])
-    except Exception:
+    except Exception as exc:
         answer = unexpected_error(request)
+        exc.__traceback__ = None  # logged with it above; the same cycle otherwise
     try:
         await answer(scope, receive, send)
     except GatewayError as exc:  # raised while answering, e.g. a chunked body over the limit

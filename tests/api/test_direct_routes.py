@@ -131,7 +131,7 @@ def test_an_error_after_the_head_closes_the_connection(
         running_gateway(serve(write_routes, simulator)) as gateway,
         httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client,
     ):
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # closed, or reset
             client.post("/v1/chat/completions", json=CHAT)
         assert client.get("/health").status_code == 200  # the server goes on serving
 
