@@ -86,8 +86,8 @@ class ConfigSide:
             return Verdict(None, choices, None, None, None, False), 0
         access = "allowed" if decision.admitted else _DENIED.get(decision.outcome, decision.outcome)
         route = decision.route
-        if not decision.admitted:
-            return Verdict(route, choices, access if key_known else None, None, None, False), 0
+        if not decision.admitted:  # refused: it goes to no target
+            return Verdict(route, frozenset(), access if key_known else None, None, None, False), 0
         limited = None
         limits = decision.limits
         if limits is not None and limits.any and request.key is not None:
@@ -101,6 +101,7 @@ class ConfigSide:
             price = self.judge.price(_answering(decision, request))
             cost = None if price is None else price.cost(usage)
         spend = request.tokens if ran and limits is not None and limits.counts_tokens else 0
+        choices = choices if limited is None else frozenset()
         return Verdict(route, choices, access if key_known else None, limited, cost, ran), spend
 
     def spend(self, key: str, tokens: int, at: float) -> None:
