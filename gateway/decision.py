@@ -4,7 +4,7 @@
 It asks the same `RoutingTable.resolve` a request uses and follows the admission order of
 `api/admit.py`: the key (401), the route (404), the route's APIs (404), the key's allowlist (403). The
 targets come in the order the `ordered` strategy tries them, each native (sent unchanged) or translated.
-Limits are the key's; whether a request is over one depends on traffic (`replay_limits.py` simulates it).
+Limits are the key's; whether a request is over one depends on traffic (`replay_compare.py` simulates it).
 
 `load_offline` loads route files as `validate-config` does, but gives each unset `${VAR}` of a key's
 secret a placeholder: these commands refer to keys by name and never need their secrets.
