@@ -1,4 +1,4 @@
-"""`gateway serve | validate-config | explain | schema | hash-key`: options -> config -> server."""
+"""`gateway serve | validate-config | explain | diff | schema | hash-key`: options -> config -> server."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from gateway.api.server import GatewayServer, bind_listener
 from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.config.apis import SHORT_NAMES
+from gateway.diff_command import FORMATS as DIFF_FORMATS
+from gateway.diff_command import run_diff
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
 from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
@@ -84,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         "responses (/v1/responses), embeddings (/v1/embeddings) or completions (/v1/completions)",
     )
 
+    diff = commands.add_parser(
+        "diff", help="the routing change between two configs (directories, or git revisions); exit 1 if any"
+    )
+    diff.add_argument("old", help="the config before: a directory or file, or a git revision")
+    diff.add_argument("new", help="the config after: a directory or file, or a git revision")
+    diff.add_argument("path", nargs="?", help="with --git: the config path in both (default routes)")
+    diff.add_argument("--git", action="store_true", help="OLD and NEW are git revisions")
+    diff.add_argument("--config", help="OLD and NEW are git revisions of this config path")
+    diff.add_argument("--format", choices=list(DIFF_FORMATS), default="text")
+
     commands.add_parser("schema", help="print the JSON Schema of route files")
     commands.add_parser(
         "hash-key", help="read a gateway key on stdin, print its `sha256:` form for `keys: ... secret:`"
@@ -98,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_validate(args.paths, args.format)
     if args.command == "explain":
         return run_explain(args.model, [args.config], args.format, api=args.api)
+    if args.command == "diff":
+        path = args.config or args.path
+        return run_diff(args.old, args.new, path=path, git=args.git or path is not None, fmt=args.format)
     if args.command == "schema":
         sys.stdout.write(schema_text())
         return 0
