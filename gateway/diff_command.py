@@ -57,7 +57,7 @@ def run_diff(
             hint = "; to compare git revisions, add --git (or --config PATH)"
             return _fail(out, fmt, [f"no such file or directory: {side}{hint}" for side in missing])
         sides = [
-            load_side(name, label, cwd / label, _root(cwd / label), environ, relabel=False)
+            load_side(name, label, cwd / label, _root(cwd / label), environ, shown_from=cwd)
             for name, label in (("old", old), ("new", new))
         ]
         return _report(sides, fmt, out)
@@ -69,7 +69,7 @@ def run_diff(
                 root = Path(temporary) / name
                 extracted = extract_revision(top, revision, relative, root)
                 sides.append(
-                    load_side(name, f"{revision}:{relative}", extracted, root, environ, relabel=True)
+                    load_side(name, f"{revision}:{relative}", extracted, root, environ, shown_from=root)
                 )
             return _report(sides, fmt, out)
     except GitError as exc:

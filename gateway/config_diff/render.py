@@ -101,7 +101,7 @@ def render_text(diff: Diff) -> str:
         for change in changes:
             where = places(change.old_at, change.new_at)
             lines.append(
-                f"  {SIGILS[change.kind]} {SINGULAR[group]} {change.name}: {describe(change)}"
+                f"  {SIGILS[change.kind]} {_entity(change.group, change.name)}: {describe(change)}"
                 + (f"  ({where})" if where else "")
             )
             if change.note and change.name not in noted:
@@ -174,7 +174,7 @@ def render_markdown(diff: Diff) -> str:
         lines += ["", "| | what | change | where |", "|---|---|---|---|"]
         for change in diff.changes[:MARKDOWN_ROWS]:
             lines.append(
-                f"| {SIGILS[change.kind]} | {SINGULAR[change.group]} `{_cell(change.name)}` | "
+                f"| {SIGILS[change.kind]} | {_markdown_entity(change.group, change.name)} | "
                 f"{_cell(describe(change))} | {_cell(places(change.old_at, change.new_at))} |"
             )
         if len(diff.changes) > MARKDOWN_ROWS:
@@ -189,6 +189,14 @@ def render_markdown(diff: Diff) -> str:
             + ", ".join(f"{SINGULAR[move.group]} `{_cell(move.name)}`" for move in diff.moves),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _entity(group: str, name: str) -> str:
+    return group if group == "settings" else f"{SINGULAR[group]} {name}"
+
+
+def _markdown_entity(group: str, name: str) -> str:
+    return group if group == "settings" else f"{SINGULAR[group]} `{_cell(name)}`"
 
 
 def _cell(text: str) -> str:

@@ -43,7 +43,7 @@ class Side:
     root: Path
     result: LoadResult
     sources: tuple[SourceFile, ...]
-    relabel: bool  # git sides: print paths relative to the repository, not the temp directory
+    shown_from: Path  # paths are printed relative to it: the working directory, or a git side's root
 
     @property
     def config(self) -> GatewayConfig:
@@ -51,7 +51,7 @@ class Side:
         return self.result.config
 
     def shown(self, label: str) -> str:
-        return os.path.relpath(label, self.root) if self.relabel else label
+        return os.path.relpath(label, self.shown_from)
 
     def relative(self, label: str) -> str:
         return os.path.relpath(label, self.root)
@@ -74,7 +74,7 @@ class Side:
 
 
 def load_side(
-    name: str, label: str, path: Path, root: Path, environ: Mapping[str, str], relabel: bool
+    name: str, label: str, path: Path, root: Path, environ: Mapping[str, str], shown_from: Path
 ) -> Side:
     """Load `path` (directory or file) with unset variables read as placeholders."""
     files, _ = find_route_files([path])
@@ -83,7 +83,7 @@ def load_side(
     )
     effective = {**placeholders(sources, environ), **environ}
     result = load_config([path], effective)
-    return Side(name, label, root, result, sources, relabel)
+    return Side(name, label, root, result, sources, shown_from)
 
 
 def placeholders(sources: tuple[SourceFile, ...], environ: Mapping[str, str]) -> dict[str, str]:

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from gateway.config import GatewayConfig, Position, ProviderConfig, RouteConfig, Target
 from gateway.config.apis import LONG_TO_SHORT, upstream_api
-from gateway.config.policy import route_retry
+from gateway.config.models import ApiName
+from gateway.config.policy import first_target_provider, route_retry
 from gateway.config.yaml_source import DocumentPath
 from gateway.routing.table import RoutingTable
 
@@ -20,7 +21,6 @@ from .flatten import Flat, flatten, url_into
 from .sides import Side
 
 GROUPS = ("models", "routes", "providers", "keys", "prices", "settings")
-PASSED_THROUGH = "(as asked)"  # a target without `model:` sends the name the client asked for
 TLS_FILES = ("tls.ca_bundle", "tls.client_cert", "tls.client_key")
 # GatewayConfig and AccessConfig fields with an entity of their own; any other field (a section added
 # later) is compared generically in the settings.
@@ -94,25 +94,27 @@ def _model(side: Side, table: RoutingTable, name: str, listed: bool) -> Entity |
     fields: Flat = {"route": route.name, "match": kind}
     if not _is_glob(name):
         fields["listed"] = listed
-    for api in route.apis:
-        fields[f"chain.{LONG_TO_SHORT[api]}"] = tuple(
-            _hop(target, name, config.providers.get(target.provider), api) for target in _tried(route)
+    tried = _tried(route)
+    chain = tuple(f"{target.provider}/{target.model or name}" for target in tried)
+    fields["chain"] = chain
+    for api in route.apis:  # how each provider is reached from each inbound API, in provider order
+        fields[f"api.{LONG_TO_SHORT[api]}"] = tuple(
+            sorted(_reached(target, config.providers.get(target.provider), api) for target in tried)
         )
     at = _shown(side, route.position)
-    chat = fields.get("chain.chat") or next((v for k, v in fields.items() if k.startswith("chain.")), ())
-    summary = f"route {route.name} ({kind}): " + (
-        ", ".join(str(hop) for hop in chat) if isinstance(chat, tuple) else ""
-    )
+    summary = f"route {route.name} ({kind}): " + ", ".join(chain)
     places: dict[str, str | None] = dict.fromkeys(fields, at)
-    return Entity(fields, at, _file(side, route.position), summary, places)
+    return Entity(fields, at, None, summary, places)  # models follow their route: no move of their own
 
 
-def _hop(target: Target, name: str, provider: ProviderConfig | None, api: str) -> str:
-    hop = f"{target.provider}/{target.model or name}"
-    if provider is None:
-        return hop
-    upstream = upstream_api(api, tuple(provider.apis))  # type: ignore[arg-type]
-    return hop if upstream == api or upstream is None else f"{hop} via {LONG_TO_SHORT[upstream]}"
+def _reached(target: Target, provider: ProviderConfig | None, api: ApiName) -> str:
+    """`primary native`, `claude via messages`: what an `api` request is sent to `target` in."""
+    upstream = None if provider is None else upstream_api(api, tuple(provider.apis))
+    if upstream is None:
+        return f"{target.provider} unreachable"
+    return (
+        f"{target.provider} native" if upstream == api else f"{target.provider} via {LONG_TO_SHORT[upstream]}"
+    )
 
 
 def _tried(route: RouteConfig) -> list[Target]:
@@ -133,7 +135,7 @@ def _route(side: Side, route: RouteConfig) -> Entity:
     }
     paths: dict[str, DocumentPath] = {}
     for index, target in enumerate(route.targets):
-        key = f"target {_target_name(target)}"
+        key = f"targets[{_target_name(target)}]"
         fields[f"{key}.priority"] = target.priority
         paths[f"{key}.priority"] = ("targets", index, "priority")
         if route.strategy == "weighted":  # weights mean nothing to the other strategies
@@ -141,15 +143,22 @@ def _route(side: Side, route: RouteConfig) -> Entity:
             paths[f"{key}.weight"] = ("targets", index, "weight")
     fields.update(flatten(retry, "retry"))
     fields["retry from"] = retry_from
-    if route.timeouts is None:
-        fields["timeouts"] = "each target's provider's"
-    else:
-        fields.update(flatten(route.timeouts, "timeouts"))
+    # One line: the route's own timeouts replace every target's provider's as a whole.
+    fields["timeouts"] = (
+        "each target's provider's"
+        if route.timeouts is None
+        else ", ".join(f"{name} {_plain(value)}" for name, value in flatten(route.timeouts).items())
+    )
     fields.update(flatten(route, skip=frozenset({*_ROUTE_DONE})))
     places = {
         name: side.at(("routes", route.name, *paths.get(name, _document_path(name)))) for name in fields
     }
-    summary = f"model {route.model}: " + ", ".join(str(target) for target in fields["targets"])  # type: ignore[union-attr]
+    first = first_target_provider(route.targets, config.providers)
+    if route.retry is None and first is not None:  # the retry written on the first target's provider
+        for name in fields:
+            if name.startswith("retry."):
+                places[name] = side.at(("providers", first.name, *_document_path(name)))
+    summary = f"model {route.model}: " + ", ".join(_target_name(target) for target in route.targets)
     return Entity(fields, _shown(side, route.position), _file(side, route.position), summary, places)
 
 
@@ -168,7 +177,7 @@ _ROUTE_DONE = {
 
 
 def _target_name(target: Target) -> str:
-    return f"{target.provider}/{target.model or PASSED_THROUGH}"
+    return target.provider if target.model is None else f"{target.provider}/{target.model}"
 
 
 def _provider(side: Side, provider: ProviderConfig) -> Entity:
@@ -252,6 +261,10 @@ def _document_path(name: str) -> DocumentPath:
     """A flat field name as a path into the route file (`retry.backoff.base`); where the names differ
     the nearest written part is found instead."""
     return tuple(name.replace(" from", "").split("."))
+
+
+def _plain(value: object) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _per_million(pico: object) -> str:
