@@ -87,7 +87,9 @@ def _report(sides: list[Side], fmt: str, out: TextIO) -> int:
         for side in broken:
             lines.append(f"{side.name} side ({side.label}) does not load:")
             lines += [str(diagnostic) for diagnostic in side.errors()]
-        return _fail(out, fmt, lines, [d.to_dict() for side in broken for d in side.errors()])
+        return _fail(
+            out, fmt, lines, [{"side": side.name, **d.to_dict()} for side in broken for d in side.errors()]
+        )
     old, new = sides
     names = list(dict.fromkeys(model_names(old.config) + model_names(new.config)))
     changes, moves = compare(snapshot(old, names), snapshot(new, names))

@@ -167,8 +167,9 @@ def render_markdown(diff: Diff) -> str:
     lines = [
         f"### {title}",
         "",
-        f"`{diff.old.label}` ({diff.old.version}) → `{diff.new.label}` ({diff.new.version}): "
-        + diff.summary(),
+        f"`{diff.old.label}` ({diff.old.version}) → `{diff.new.label}` ({diff.new.version})",
+        "",
+        _markdown_counts(diff),
     ]
     if diff.changes:
         lines += ["", "| | what | change | where |", "|---|---|---|---|"]
@@ -193,6 +194,13 @@ def render_markdown(diff: Diff) -> str:
 
 def _entity(group: str, name: str) -> str:
     return group if group == "settings" else f"{SINGULAR[group]} {name}"
+
+
+def _markdown_counts(diff: Diff) -> str:
+    if not diff.changes:
+        return diff.summary()[0].upper() + diff.summary()[1:] + "."
+    counts = ", ".join(f"{group} {number}" for group, number in diff.counts().items())
+    return f"**{_plural(len(diff.changes), 'change')}** ({counts})"
 
 
 def _markdown_entity(group: str, name: str) -> str:

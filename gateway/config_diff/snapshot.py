@@ -254,6 +254,7 @@ def _settings(side: Side) -> Entity:
     places = {
         name: side.at(SETTINGS_PLACES.get(name) or ("settings", *_document_path(name))) for name in fields
     }
+    places["auth"] = places["auth"] or side.at(("keys",))  # without `auth:`, the keys decide the mode
     return Entity(fields, None, None, "", places)
 
 
