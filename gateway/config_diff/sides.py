@@ -160,7 +160,14 @@ def extract_revision(top: Path, revision: str, path: str, into: Path) -> Path:
     )
     archive = _git(["archive", "--format=tar", revision, "--", path], top, f"{revision} has no {path}")
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        for member in tar.getmembers():
+            target = (into / member.name).resolve()
+            if not member.isfile() or not target.is_relative_to(into.resolve()):
+                continue  # route files are regular files; nothing may land outside `into`
+            source = tar.extractfile(member)
+            if source is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(source.read())
     return into / path
 
 

@@ -57,7 +57,7 @@ def model_names(config: GatewayConfig) -> list[str]:
     """The names a client can ask for (exact, aliases, listed) and the globs, in the order written."""
     table = RoutingTable(config)
     globs = [route.model for route in config.routes if route.is_pattern]
-    return table.model_names() + [glob for glob in dict.fromkeys(globs)]
+    return table.model_names() + list(dict.fromkeys(globs))
 
 
 def snapshot(side: Side, names: Iterable[str]) -> Snapshot:
@@ -97,7 +97,9 @@ def _model(side: Side, table: RoutingTable, name: str, listed: bool) -> Entity |
     tried = _tried(route)
     chain = tuple(f"{target.provider}/{target.model or name}" for target in tried)
     fields["chain"] = chain
-    for api in route.apis:  # how each provider is reached from each inbound API, in provider order
+    # The order `gateway explain` lists (priority, then list order); per inbound API how each provider
+    # is reached, sorted so that a reordering shows once, in `chain`.
+    for api in route.apis:
         fields[f"api.{LONG_TO_SHORT[api]}"] = tuple(
             sorted(_reached(target, config.providers.get(target.provider), api) for target in tried)
         )
@@ -136,6 +138,8 @@ def _route(side: Side, route: RouteConfig) -> Entity:
     paths: dict[str, DocumentPath] = {}
     for index, target in enumerate(route.targets):
         key = f"targets[{_target_name(target)}]"
+        if f"{key}.priority" in fields:  # the same provider and model twice: tell them apart by place
+            key = f"targets[{_target_name(target)}#{index + 1}]"
         fields[f"{key}.priority"] = target.priority
         paths[f"{key}.priority"] = ("targets", index, "priority")
         if route.strategy == "weighted":  # weights mean nothing to the other strategies
