@@ -14,8 +14,9 @@ from types import MappingProxyType
 from gateway.config import KeyLimits
 from gateway.config.models import GatewayConfig
 from gateway.config.yaml_source import parse_source
-from gateway.config_diff.compare import compare
+from gateway.config_diff.compare import Change, compare
 from gateway.config_diff.flatten import Secret, flatten
+from gateway.config_diff.render import MARKDOWN_ROWS, Diff, SideInfo, render_markdown
 from gateway.config_diff.sides import Side, load_side, placeholders, shown_value
 from gateway.config_diff.snapshot import model_names, snapshot
 from gateway.diff_command import run_diff
@@ -150,3 +151,28 @@ def test_a_name_that_changes_route_is_reported_though_no_route_of_it_changed(tmp
         "(old old/routes.yaml:14 -> new new/sonnet.yaml:2)"
     ) in lines
     assert "  + route sonnet: model claude-sonnet: claude/claude-sonnet-4  (new new/sonnet.yaml:2)" in lines
+
+
+def test_markdown_stays_short_for_a_large_change() -> None:
+    changes = [
+        Change(
+            "routes",
+            f"route-{number:02d}",
+            "changed",
+            "strategy",
+            "ordered",
+            "weighted",
+            "a.yaml:1",
+            "a.yaml:1",
+        )
+        for number in range(MARKDOWN_ROWS + 7)
+    ]
+    side = SideInfo("old", "v1", ("a.yaml",))
+    text = render_markdown(Diff(side, dataclasses.replace(side, label="new", version="v2"), changes, []))
+    rows = [line for line in text.splitlines() if line.startswith("| ~ |")]
+    assert len(rows) == MARKDOWN_ROWS
+    assert (
+        rows[0] == "| ~ | route `route-00` | strategy: ordered -> weighted | old a.yaml:1 -> new a.yaml:1 |"
+    )
+    assert text.splitlines()[-1] == "…and 7 more (see `gateway diff` in the job log)."
+    assert f"**{MARKDOWN_ROWS + 7} changes** (routes {MARKDOWN_ROWS + 7})" in text
