@@ -1,5 +1,5 @@
-"""`gateway serve | validate-config | explain | test | replay | schema | hash-key`: options -> config ->
-server (or a report).
+"""`gateway serve | validate-config | explain | diff | test | replay | schema | hash-key`: options -> config
+-> server (or a report).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from gateway.api.server import GatewayServer, bind_listener
 from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.config.apis import SHORT_NAMES
+from gateway.diff_command import FORMATS as DIFF_FORMATS
+from gateway.diff_command import run_diff
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
 from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
@@ -100,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", required=True, help="the candidate config: route files dir or file")
     replay.add_argument("--baseline", help="compare with this config instead of what the log says")
     replay.add_argument("--format", choices=["text", "json"], default="text")
+    diff = commands.add_parser(
+        "diff", help="the routing change between two configs (directories, or git revisions); exit 1 if any"
+    )
+    diff.add_argument("old", help="the config before: a directory or file, or a git revision")
+    diff.add_argument("new", help="the config after: a directory or file, or a git revision")
+    diff.add_argument("path", nargs="?", help="with --git: the config path in both (default routes)")
+    diff.add_argument("--git", action="store_true", help="OLD and NEW are git revisions")
+    diff.add_argument("--config", help="OLD and NEW are git revisions of this config path")
+    diff.add_argument("--format", choices=list(DIFF_FORMATS), default="text")
 
     commands.add_parser("schema", help="print the JSON Schema of route files")
     commands.add_parser(
@@ -119,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_route_tests(args.config, args.files, args.format)
     if args.command == "replay":
         return run_replay(args.config, args.access_log, args.baseline, args.format)
+    if args.command == "diff":
+        path = args.config or args.path
+        return run_diff(args.old, args.new, path=path, git=args.git or path is not None, fmt=args.format)
     if args.command == "schema":
         sys.stdout.write(schema_text())
         return 0
