@@ -224,22 +224,40 @@ LimitMode = Literal["enforce", "shadow"]
 LIMIT_NAMES: tuple[LimitName, ...] = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
 
 
+# Budgets in currency (the `prices:` currency): per UTC day, per UTC month, or over a rolling window.
+BudgetName = Literal["budget_per_day", "budget_per_month", "budget_per_window"]
+BUDGET_NAMES: tuple[BudgetName, ...] = ("budget_per_day", "budget_per_month", "budget_per_window")
+DEFAULT_BUDGET_MAX_OUTPUT_TOKENS = 4096  # reserved for a request that names no max output tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One budget of a key: `limit` in nano-units (1e-9) of the currency, like every cost."""
+
+    name: BudgetName
+    limit: int
+    window: int | None = None  # seconds of a budget_per_window; None for the calendar ones
+    shadow: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLimits:
     """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream.
-    `shadow` names the limits in shadow mode (`mode: shadow`): checked and counted, never refusing."""
+    `shadow` names the limits in shadow mode (`mode: shadow`): checked and counted, never refusing.
+    `budgets` are checked and reserved in the same store call (`access/budgets.py`)."""
 
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     tokens_per_day: int | None = None
     shadow: frozenset[LimitName] = frozenset()
+    budgets: tuple[Budget, ...] = ()
 
     def mode(self, name: LimitName) -> LimitMode:
         return "shadow" if name in self.shadow else "enforce"
 
     @property
     def any(self) -> bool:
-        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day)
+        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day or self.budgets)
 
     @property
     def counts_tokens(self) -> bool:
@@ -308,6 +326,7 @@ class AccessConfig:
     keys: tuple[KeyConfig, ...] = ()
     store: StoreSettings = field(default_factory=StoreSettings)
     ignored_keys: int = 0
+    budget_default_max_output_tokens: int = DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
 
 
 # The settings.cors and settings.limits sections: what the inbound HTTP edge accepts (api/cors.py,
