@@ -117,9 +117,11 @@ def _unpriced_targets(
         if globs and not any(fnmatch.fnmatchcase(name, glob) for glob in globs for name in names):
             continue
         for target in route.targets:
-            model = target.model or (None if route.is_pattern else route.model)
-            if model is not None and table.price(target.provider, model) is None:
-                yield f"{target.provider}/{model} (route {route.name})"
+            # Without a model of its own a target gets the name asked for: the route's or an alias.
+            asked = () if route.is_pattern else names
+            for model in (target.model,) if target.model else asked:
+                if table.price(target.provider, model) is None:
+                    yield f"{target.provider}/{model} (route {route.name})"
 
 
 def _diagnostic(
