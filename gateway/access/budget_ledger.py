@@ -22,7 +22,7 @@ from gateway.access.budget_windows import (
     place,
     rolling_retry,
 )
-from gateway.config.models import Budget, BudgetName
+from gateway.config.budget_models import Budget, BudgetName
 
 SpendRow = tuple[str, str, int, int]  # (key, place, slot, nano-units)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.config.models import Budget, BudgetName
+from gateway.config.budget_models import Budget, BudgetName
 
 DAY_SECONDS = 86400
 BUCKETS_PER_WINDOW = 60

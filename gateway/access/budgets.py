@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway.access.budget_windows import BudgetState, BudgetVerdict
 from gateway.access.limits import format_duration
-from gateway.config.models import Budget, BudgetName
+from gateway.config.budget_models import Budget, BudgetName
 from gateway.config.prices import PICO_PER_NANO, Price, PriceTable, format_cost
 from gateway.errors import PermissionDenied, RateLimited
 from gateway.routing.table import RouteMatch

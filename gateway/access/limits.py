@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from gateway.access.budget_windows import BudgetVerdict
 from gateway.access.keys import KeyLimits
-from gateway.config.models import BudgetName, LimitName
+from gateway.config.budget_models import BudgetName
+from gateway.config.models import LimitName
 from gateway.errors import RateLimited
 
 MINUTE = 60.0

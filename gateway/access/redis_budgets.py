@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.access.budget_windows import DAY_SECONDS, HOLD_SECONDS, BudgetState, period, place
-from gateway.config.models import Budget, BudgetName
+from gateway.config.budget_models import Budget, BudgetName
 
 CODES: dict[BudgetName, int] = {"budget_per_day": 1, "budget_per_month": 2, "budget_per_window": 4}
 _MS = 1000

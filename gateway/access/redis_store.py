@@ -31,7 +31,8 @@ from gateway.access.limits import DAY, DAY_BUCKET, MINUTE, MINUTE_BUCKET, Admiss
 from gateway.access.settings import StoreSettings
 from gateway.access.store import Settlement, StoreUnavailable, UsageBatch
 from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
-from gateway.config.models import LIMIT_NAMES, Budget
+from gateway.config.budget_models import Budget
+from gateway.config.models import LIMIT_NAMES
 
 _ADMIT_HEAD = """
 local t = redis.call('TIME')

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.access.keys import KeyRing, key_from_config
+from gateway.config.budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
 from gateway.config.builder import build_access
-from gateway.config.models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS, AccessConfig, AuthMode, StoreSettings
+from gateway.config.models import AccessConfig, AuthMode, StoreSettings
 from gateway.config.sections import SectionPlaces
 from gateway.config.semantics import check_access
 

@@ -27,7 +27,7 @@ from gateway.access.local_limiter import LocalLimiter
 from gateway.access.settings import StoreSettings
 from gateway.access.store import Settlement, UsageBatch
 from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
-from gateway.config.models import Budget
+from gateway.config.budget_models import Budget
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from gateway.access.budget_windows import BudgetState
 from gateway.access.keys import KeyLimits
 from gateway.access.limits import Admission
 from gateway.access.usage import UsageCounters, UsageKey
-from gateway.config.models import Budget
+from gateway.config.budget_models import Budget
 
 
 class StoreUnavailable(Exception):

@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from .budget_models import BUDGET_NAMES, Budget
 from .diagnostics import Diagnostic, Severity
-from .models import BUDGET_NAMES, Budget, RouteConfig
+from .models import RouteConfig
 from .prices import NANO, PriceTable, build_prices
 from .sections import SectionPlaces
 from .yaml_source import DocumentPath

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 from .address_guard import OPT_IN, refused_url
 from .apis import DEFAULT_APIS, SHORT_NAMES, reachable_apis
+from .budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
 from .budgets import build_budgets
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
-    DEFAULT_BUDGET_MAX_OUTPUT_TOKENS,
     DEFAULT_DISCOVER_TTL,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_TOKENS,

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS, Budget
 from .prices import PriceTable
 from .tracing import TracingSettings
 
@@ -222,22 +223,6 @@ def secret_digest(secret: str) -> bytes:
 LimitName = Literal["requests_per_minute", "tokens_per_minute", "tokens_per_day"]
 LimitMode = Literal["enforce", "shadow"]
 LIMIT_NAMES: tuple[LimitName, ...] = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
-
-
-# Budgets in currency (the `prices:` currency): per UTC day, per UTC month, or over a rolling window.
-BudgetName = Literal["budget_per_day", "budget_per_month", "budget_per_window"]
-BUDGET_NAMES: tuple[BudgetName, ...] = ("budget_per_day", "budget_per_month", "budget_per_window")
-DEFAULT_BUDGET_MAX_OUTPUT_TOKENS = 4096  # reserved for a request that names no max output tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """One budget of a key: `limit` in nano-units (1e-9) of the currency, like every cost."""
-
-    name: BudgetName
-    limit: int
-    window: int | None = None  # seconds of a budget_per_window; None for the calendar ones
-    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)

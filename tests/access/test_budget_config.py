@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.budget_models import Budget
 from gateway.config.loader import LoadResult, load_config
-from gateway.config.models import Budget
 
 SECRET = "sha256:" + "ab" * 32
 PROVIDERS = """\

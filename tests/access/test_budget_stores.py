@@ -18,7 +18,7 @@ from gateway.access.controller import create_store
 from gateway.access.keys import KeyLimits
 from gateway.access.settings import StoreSettings
 from gateway.access.store import Settlement, UsageBatch, UsageStore
-from gateway.config.models import Budget
+from gateway.config.budget_models import Budget
 from tests.support.access_support import redis_prefix
 
 pytestmark = pytest.mark.timeout(120)

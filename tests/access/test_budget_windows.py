@@ -16,8 +16,9 @@ from gateway.access.budget_windows import (
     rolling_retry,
 )
 from gateway.access.budgets import budget_error, max_output_tokens, maximum_cost
+from gateway.config.budget_models import Budget
 from gateway.config.budgets import nano_amount
-from gateway.config.models import Budget, RouteConfig, Target
+from gateway.config.models import RouteConfig, Target
 from gateway.config.prices import Price, PriceTable
 from gateway.routing.table import RouteMatch
 
