@@ -12,6 +12,7 @@ so the holds of a replica that died mid-request do not block the budget for ever
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,14 +49,20 @@ def period(budget: Budget, now: float) -> Period:
         day = math.floor(now / DAY_SECONDS)
         return Period(day, day, float((day + 1) * DAY_SECONDS))
     if budget.name == "budget_per_month":
-        moment = datetime.fromtimestamp(now, UTC)
-        year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-        slot = moment.year * 12 + moment.month - 1
-        return Period(slot, slot, datetime(year, month, 1, tzinfo=UTC).timestamp())
+        return _month_of_day(math.floor(now / DAY_SECONDS))
     assert budget.window is not None  # the schema requires it
     width = budget.window / BUCKETS_PER_WINDOW
     index = math.floor(now / width)
     return Period(index, index - BUCKETS_PER_WINDOW + 1, (index + 1) * width + budget.window, width)
+
+
+@functools.lru_cache(maxsize=64)
+def _month_of_day(day: int) -> Period:
+    """The month holding UTC day number `day` (memoised: a calendar lookup per day, not per request)."""
+    moment = datetime.fromtimestamp(day * DAY_SECONDS, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    slot = moment.year * 12 + moment.month - 1
+    return Period(slot, slot, datetime(year, month, 1, tzinfo=UTC).timestamp())
 
 
 def rolling_retry(
