@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from gateway.access.keys import GatewayKey
-from gateway.access.store import UsageBatch, UsageStore
+from gateway.access.store import Settlement, UsageBatch, UsageStore
 from gateway.access.usage import UsageCounters, UsageKey
 from gateway.records import RequestRecord
 
@@ -55,6 +55,10 @@ class UsageRecorder:
             if spent:
                 slot = (key.name, int(self._clock()))
                 batch.spend[slot] = batch.spend.get(slot, 0) + spent
+
+    def settle(self, settlement: Settlement) -> None:
+        """A budget settlement, written with the next batch (no I/O here)."""
+        self._pending.settlements.append(settlement)
 
     async def flush(self) -> None:
         """Commit what has been recorded so far (also called by /stats so it reads current numbers)."""

@@ -13,14 +13,19 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.access.budgets import BudgetHold, max_output_tokens, maximum_cost
+from gateway.access.controller import AccessController
+from gateway.access.keys import GatewayKey
 from gateway.api.input_limits import check_counts
-from gateway.api.recording import Exchange
+from gateway.api.recording import Exchange, estimate_prompt_tokens
 from gateway.api.state import GatewayState
 from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
+from gateway.config.prices import PriceTable
 from gateway.errors import ModelNotFound, Unauthorized
 from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.resilience.dispatch import RequestContext
+from gateway.routing.table import RouteMatch
 from gateway.runtime.snapshot import Runtime
 
 # The raw body -> a dict with a non-empty string `model`; raises `InvalidRequest` otherwise.
@@ -47,13 +52,15 @@ async def admit(
     api: ApiName,
     parse: BodyParser,
     forwarded: tuple[tuple[str, str], ...] = (),
+    *,
+    metered: bool = True,
 ) -> Runtime:
     """Authenticate (401, before the body is read), parse (400, or 413 past `max_body_bytes` while the
     body is read: api/input_limits.py), route (404), admit the key (403, 429).
 
     Fills in `exchange.model`, `exchange.ctx` and `exchange.limit_headers`; returns the runtime snapshot
     the request is served from to its end. `forwarded` are the client's headers that go on unchanged to
-    an upstream of the same API.
+    an upstream of the same API. `metered=False` (count_tokens: it costs nothing) skips budgets.
     """
     started = state.running()
     exchange.api = LONG_TO_SHORT[api]
@@ -95,8 +102,30 @@ async def admit(
     exchange.prices = runtime.config.prices
     if access is not None and key is not None:
         ctx.key_name = key.name
-        exchange.limit_headers = await access.admit(key, match)
+        hold = None
+        if key.limits.budgets and metered:  # keys without budgets pay this one attribute check
+            hold = budget_hold(key, body, api, match, runtime.config.prices, access)
+            exchange.hold, exchange.access = hold, access  # settled on every exit (api/recording.py)
+        exchange.limit_headers = await access.admit(key, match, hold)
     return runtime
+
+
+def budget_hold(
+    key: GatewayKey,
+    body: dict[str, Any],
+    api: ApiName,
+    match: RouteMatch,
+    prices: PriceTable | None,
+    access: AccessController,
+) -> BudgetHold:
+    """The claim of a request of a key with budgets: its maximum cost at the dearest target of its route
+    (prompt estimate + max output tokens), or unpriced. Costs the prompt estimate (a pass over the text)."""
+    budgets = key.limits.budgets
+    if prices is None:  # the loader refuses budgets without prices:; a hand-built config may not
+        return BudgetHold(key.name, budgets, None, "", unpriced="(no prices: section)")
+    output = max_output_tokens(body, api, access.settings.budget_default_max_output_tokens)
+    amount, unpriced = maximum_cost(prices, match, estimate_prompt_tokens(body), output)
+    return BudgetHold(key.name, budgets, amount, prices.currency, unpriced=unpriced)
 
 
 async def _discard_chunked_body(request: Request) -> None:

@@ -97,7 +97,7 @@ async def count_tokens(request: Request) -> Response:
     exchange = open_exchange(request, state)
     try:
         runtime = await admit(
-            request, state, exchange, API, parse_count_tokens_body, forwarded_headers(request)
+            request, state, exchange, API, parse_count_tokens_body, forwarded_headers(request), metered=False
         )
         ctx = exchange.ctx
         assert ctx is not None
