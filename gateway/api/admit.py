@@ -38,11 +38,13 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id  # for the error handlers (api/errors.py)
     bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
+    running = state.started
+    runtime = None if running is None else running.holder.current  # admit() takes it again
     tracing = state.tracing
     if tracing is None:
-        return Exchange(request_id, started, state.observers)
+        return Exchange(request_id, started, state.observers, runtime=runtime)
     trace = tracing.request(request.method, request.url.path, request.headers, request_id)
-    return Exchange(request_id, started, state.observers, trace=trace)
+    return Exchange(request_id, started, state.observers, trace=trace, runtime=runtime)
 
 
 async def admit(
@@ -75,7 +77,7 @@ async def admit(
     check_counts(body, api, state.edge.limits)
     model: str = body["model"]
     exchange.model = model
-    runtime = started.holder.current
+    runtime = exchange.runtime = started.holder.current
     match = runtime.table.resolve(model)
     if match is None:
         raise ModelNotFound(

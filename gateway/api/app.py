@@ -26,6 +26,7 @@ from gateway.api.auth import access_settings, apply_access, reload_access, start
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.completions import completions
+from gateway.api.config_version import ConfigVersionMiddleware
 from gateway.api.cors import CorsMiddleware
 from gateway.api.direct_routes import DirectEndpoint, DirectRoutes
 from gateway.api.embeddings import embeddings
@@ -38,6 +39,7 @@ from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.responses import responses
 from gateway.api.state import GatewayState, Started
 from gateway.api.stats import stats
+from gateway.api.workers import publish_worker_config
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError
@@ -114,6 +116,7 @@ def create_app(
             gateway_metrics.watch_store(lambda: StoreStatus(guard.down_since is None, guard.unavailable))
             gateway_metrics.watch_would_block(access.shadow.counts)
         started = Started(holder, reloader, checker, access_control=access, access=None)
+        started.worker_files = publish_worker_config(holder, reloader)  # with --workers N
         apply_access(started, access)
         state.started = started  # from here on, handlers can serve
         reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
@@ -128,6 +131,8 @@ def create_app(
             yield
         finally:
             await reloader.aclose()  # stop watching first: no swap while shutting down
+            if started.worker_files is not None:
+                started.worker_files.remove()
             await state.late_watches.aclose()
             await access.aclose()  # last usage flush, then the store
             await checker.aclose()  # no probe may use a client being closed
@@ -160,7 +165,9 @@ def create_app(
 
     def edge(framework: ASGIApp) -> ASGIApp:
         # A POST to an inbound API goes straight to its endpoint; the rest through FastAPI's stack.
-        inner: ASGIApp = DirectRoutes(framework, INBOUND_APIS)
+        # The rest gets x-gateway-config-version here; the inbound APIs put it on their answers themselves
+        # (no wrapper around a stream's `send`).
+        inner: ASGIApp = DirectRoutes(ConfigVersionMiddleware(framework, state=state), INBOUND_APIS)
         # Counts every request until its last byte, so a reload closes old providers only once idle.
         inner = InflightMiddleware(inner, tracker=state.tracker, drain=state.drain)
         # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.

@@ -105,7 +105,9 @@ async def count_tokens(request: Request) -> Response:
         content, status = await _count_upstream(runtime, ctx.body, ctx.raw, ctx.forwarded, headers)
         if exchange.observers or exchange.trace is not None:
             await exchange.finish(exchange.record(status))
-        return Response(content, status, headers, media_type="application/json")
+        response = Response(content, status, headers, media_type="application/json")
+        response.raw_headers.append(runtime.version_header)
+        return response
     except GatewayError as exc:
         await exchange.failed(exc)
         raise

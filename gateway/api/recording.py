@@ -19,9 +19,11 @@ from gateway.access.budgets import BudgetHold
 from gateway.access.controller import AccessController
 from gateway.config.prices import PriceTable, format_cost
 from gateway.errors import GatewayError
+from gateway.observe.config_version import CONFIG_VERSION_HEADER
 from gateway.observe.tracing_spans import RequestTrace
 from gateway.records import RequestObserver, RequestRecord
 from gateway.resilience.dispatch import RequestContext
+from gateway.runtime.snapshot import Runtime
 from gateway.streaming.relay import StreamStats
 from gateway.translate.token_estimate import estimate_input_tokens
 
@@ -45,6 +47,7 @@ class Exchange:
     prices: PriceTable | None = None  # of the runtime serving it; None: no prices, nothing is costed
     hold: BudgetHold | None = None  # a key with budgets: settled with the real cost in `finish`
     access: AccessController | None = None  # who settles `hold`
+    runtime: Runtime | None = None  # the snapshot serving it (its config version), once started
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
         ctx = self.ctx
@@ -61,6 +64,7 @@ class Exchange:
                 duration=time.perf_counter() - self.started,
                 usage=usage,
                 api=self.api,
+                config_version=self.runtime.config.version if self.runtime is not None else "",
             )
         record = RequestRecord(
             request_id=ctx.request_id,
@@ -77,6 +81,7 @@ class Exchange:
             key_name=ctx.key_name,
             usage=usage,
             api=self.api,
+            config_version=self.runtime.config.version if self.runtime is not None else "",
         )
         prices = self.prices
         if prices is not None and usage is not None and ctx.provider is not None:
@@ -89,6 +94,8 @@ class Exchange:
         """Record `error` (about to be answered) and put the gateway's headers on it."""
         ctx = self.ctx
         error.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
+        if self.runtime is not None:
+            error.headers[CONFIG_VERSION_HEADER] = self.runtime.config.version
         if self.observers or self.trace is not None or self.hold is not None:
             record = self.record(error.status_code)
             record.error_code = error.code

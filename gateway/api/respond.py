@@ -61,7 +61,10 @@ async def respond_complete(
         if cost is not None:
             headers["x-gateway-cost"] = cost
         await exchange.finish(record, reply.content)
-    return Response(reply.content, reply.status_code, headers, media_type="application/json")
+    response = Response(reply.content, reply.status_code, headers, media_type="application/json")
+    if exchange.runtime is not None:
+        response.raw_headers.append(exchange.runtime.version_header)
+    return response
 
 
 async def respond_stream(
@@ -100,6 +103,8 @@ async def respond_stream(
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
     if exchange.limit_headers:
         headers.extend((name.encode(), value.encode()) for name, value in exchange.limit_headers.items())
+    if exchange.runtime is not None:
+        headers.append(exchange.runtime.version_header)
     return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
 
 
