@@ -34,6 +34,20 @@ from bench.load_client import chat_body
 from bench.processes import free_port
 from bench.targets import MODEL, REPO, gateway_conf
 
+# The variants of bench/tracing_overhead.py (the SDK's own environment variables).
+TRACING = {
+    "on": {"OTEL_TRACES_EXPORTER": "otlp"},
+    "on@10%": {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+    "on@0%": {  # what an unsampled request costs
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+    },
+}
 TOTAL = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -44,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="20-token streams instead of JSON answers")
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose gateway is measured")
     parser.add_argument("--streamer", default="asgi")
+    parser.add_argument(
+        "--tracing",
+        choices=["on", "on@10%", "on@0%"],
+        help="export traces over OTLP/HTTP to a sink: every request, 1 in 10, or none (the unsampled cost)",
+    )
     parser.add_argument("--keep", type=Path, help="copy callgrind's dump here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
@@ -56,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=args.stream,
         streamer=args.streamer,
         keep=args.keep,
+        tracing=args.tracing,
     )
-    kind = "stream" if args.stream else "json"
+    kind = ("stream" if args.stream else "json") + (f", tracing {args.tracing}" if args.tracing else "")
     print(
         f"{kind}: {count / args.requests:,.0f} instructions per request "
         f"({args.requests} requests, {args.repo})"
@@ -65,7 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(repo: Path, requests: int, warmup: int, *, stream: bool, streamer: str, keep: Path | None) -> int:
+def measure(
+    repo: Path,
+    requests: int,
+    warmup: int,
+    *,
+    stream: bool,
+    streamer: str,
+    keep: Path | None,
+    tracing: str | None = None,
+) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-instr-") as tmp:
         workdir = Path(tmp)
         mock_port, port = free_port(), free_port()
@@ -80,6 +109,13 @@ def measure(repo: Path, requests: int, warmup: int, *, stream: bool, streamer: s
         (config / "bench.yaml").write_text(gateway_conf(mock_port, streamer))
         out = workdir / "callgrind.out"
         env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(repo)}
+        sink = None
+        if tracing is not None:
+            sink_port = free_port()
+            sink = subprocess.Popen(
+                [sys.executable, "-m", "bench.tracing_overhead", "--sink", str(sink_port)], cwd=REPO
+            )
+            env.update(TRACING[tracing], OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}")
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
         command += [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
         gateway = subprocess.Popen(
@@ -107,10 +143,10 @@ def measure(repo: Path, requests: int, warmup: int, *, stream: bool, streamer: s
                 shutil.copyfile(dumps[-1], keep)
             return int(found.group(1))
         finally:
-            gateway.terminate()
-            mock.terminate()
-            gateway.wait(60)
-            mock.wait(10)
+            for process in (gateway, mock, sink):
+                if process is not None:
+                    process.terminate()
+                    process.wait(60)
 
 
 def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -24,6 +24,7 @@ from gateway.config.models import ApiName
 from gateway.config.prices import PriceTable
 from gateway.errors import ModelNotFound, Unauthorized
 from gateway.observe.request_id import accept_request_id, bind_request_id
+from gateway.observe.trace_sampling import UnsampledTrace
 from gateway.resilience.dispatch import RequestContext
 from gateway.routing.table import RouteMatch
 from gateway.runtime.snapshot import Runtime
@@ -43,8 +44,10 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     tracing = state.tracing
     if tracing is None:
         return Exchange(request_id, started, state.observers, runtime=runtime)
-    trace = tracing.request(request.method, request.url.path, request.headers, request_id)
-    return Exchange(request_id, started, state.observers, trace=trace, runtime=runtime)
+    trace = tracing.request(request.method, request.scope["path"], request.headers, request_id)
+    if isinstance(trace, UnsampledTrace):  # no span: only a traceparent goes upstream
+        return Exchange(request_id, started, state.observers, upstream_trace=trace, runtime=runtime)
+    return Exchange(request_id, started, state.observers, trace=trace, upstream_trace=trace, runtime=runtime)
 
 
 async def admit(
@@ -98,7 +101,7 @@ async def admit(
         started=exchange.started,
         forwarded=forwarded,
         raw=raw,
-        trace=exchange.trace,
+        trace=exchange.upstream_trace,
     )
     exchange.ctx = ctx
     exchange.prices = runtime.config.prices

@@ -22,6 +22,7 @@ from gateway.errors import GatewayError
 from gateway.observe.config_version import CONFIG_VERSION_HEADER
 from gateway.observe.tracing_spans import RequestTrace
 from gateway.records import RequestObserver, RequestRecord
+from gateway.resilience.attempt_trace import AttemptTracer
 from gateway.resilience.dispatch import RequestContext
 from gateway.runtime.snapshot import Runtime
 from gateway.streaming.relay import StreamStats
@@ -43,7 +44,8 @@ class Exchange:
     ctx: RequestContext | None = None  # once routed
     limit_headers: dict[str, str] | None = None  # x-ratelimit-* of an admitted key
     api: str = "chat"  # the inbound API's short name, for the record
-    trace: RequestTrace | None = None  # the request's span; None: tracing is off
+    trace: RequestTrace | None = None  # the request's span; None: tracing is off or it is not sampled
+    upstream_trace: AttemptTracer | None = None  # what its attempts report to (`trace`, or headers only)
     prices: PriceTable | None = None  # of the runtime serving it; None: no prices, nothing is costed
     hold: BudgetHold | None = None  # a key with budgets: settled with the real cost in `finish`
     access: AccessController | None = None  # who settles `hold`

@@ -19,11 +19,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway import __version__
 from gateway.config.tracing import TracingSettings
+from gateway.observe.trace_sampling import SamplingRule, UnsampledTrace
 from gateway.observe.tracing_spans import RequestTrace
 
 logger = logging.getLogger("gateway.tracing")
@@ -57,11 +57,14 @@ def traces_endpoint(endpoint: str) -> str:
 class Tracing:
     """The app's tracer provider; `request()` opens the span of one inbound request."""
 
-    __slots__ = ("_propagator", "_tracer", "capture_content", "provider")
+    __slots__ = ("_propagator", "_tracer", "capture_content", "provider", "sampling")
 
-    def __init__(self, provider: TracerProvider, *, capture_content: bool = False) -> None:
+    def __init__(
+        self, provider: TracerProvider, *, capture_content: bool = False, sampling: SamplingRule | None = None
+    ) -> None:
         self.provider = provider
         self.capture_content = capture_content
+        self.sampling = sampling  # decided before the SDK (observe/trace_sampling.py); None: by the SDK
         self._tracer = provider.get_tracer("gateway", __version__)
         self._propagator = TraceContextTextMapPropagator()
 
@@ -73,9 +76,9 @@ class Tracing:
             return None
         service = settings.service_name or environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
         resource = Resource.create({"service.name": service, "service.version": __version__})
-        sampler: Sampler | None = None  # the SDK reads OTEL_TRACES_SAMPLER(_ARG)
-        if settings.sample_ratio is not None:
-            sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
+        sampling = SamplingRule.of(settings.sample_ratio, environ)
+        # None: an unknown OTEL_TRACES_SAMPLER, read by the SDK itself
+        sampler = sampling.sdk_sampler() if sampling is not None else None
         provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
         for name in names:
             exporter: SpanExporter
@@ -91,11 +94,19 @@ class Tracing:
             service,
             "captured" if settings.capture_content else "not captured",
         )
-        return cls(provider, capture_content=settings.capture_content)
+        return cls(provider, capture_content=settings.capture_content, sampling=sampling)
 
-    def request(self, method: str, path: str, headers: Mapping[str, str], request_id: str) -> RequestTrace:
-        """The SERVER span of a request that just arrived, continuing the client's `traceparent`."""
-        parent = self._propagator.extract(headers) if "traceparent" in headers else None
+    def request(
+        self, method: str, path: str, headers: Mapping[str, str], request_id: str
+    ) -> RequestTrace | UnsampledTrace:
+        """The SERVER span of a request that just arrived, continuing the client's `traceparent`; an
+        `UnsampledTrace` (no span at all) when the request is not sampled."""
+        traceparent = headers.get("traceparent")
+        if self.sampling is not None:
+            sampled, client_parent = self.sampling.decide(traceparent)
+            if not sampled:
+                return UnsampledTrace(client_parent, headers.get("tracestate"))
+        parent = self._propagator.extract(headers) if traceparent is not None else None
         return RequestTrace(
             self._tracer, self._propagator, parent, method, path, request_id, self.capture_content
         )

@@ -153,6 +153,7 @@ class AttemptTrace:
     """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`)."""
 
     __slots__ = ("_ended", "_request", "headers", "span", "started")
+    recording = True
 
     def __init__(
         self, request: RequestTrace, number: int, provider: str, provider_type: str, model: str, url: str

@@ -16,6 +16,8 @@ class AttemptSpan(Protocol):
 
     # Headers that carry this attempt's span context upstream (`traceparent`, maybe `tracestate`).
     headers: tuple[tuple[str, str], ...]
+    # False for an unsampled request's attempt: then only `headers` matter (no answer is read for it).
+    recording: bool
 
     def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
         """A whole answer arrived (`content` as the upstream sent it)."""

@@ -280,8 +280,9 @@ class Dispatcher:
             except TimeoutError:
                 raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
         content = translator.response_body(reply.content)
-        if ctx.attempt_span is not None:
-            ctx.attempt_span.completed(reply.content, translator.response_usage(reply.content))
+        span = ctx.attempt_span
+        if span is not None and span.recording:  # an unsampled request's span only carries headers
+            span.completed(reply.content, translator.response_usage(reply.content))
         return Completion(reply.status_code, content, reply.headers, reply.content, translator)
 
     async def _stream_once(
@@ -310,8 +311,9 @@ class Dispatcher:
                     await relay.prime()
             # Only now: a stream cut mid-way counts against its target (a failed start did already).
             relay.on_finish.append(entry.health.stream_finished)
-            if ctx.attempt_span is not None:  # first: the attempt's span ends before the request's
-                relay.on_finish.insert(0, ctx.attempt_span.stream_finished)
+            span = ctx.attempt_span
+            if span is not None and span.recording:  # first: the attempt's span ends before the request's
+                relay.on_finish.insert(0, span.stream_finished)
             return relay
         except TimeoutError:
             await _discard(relay)
