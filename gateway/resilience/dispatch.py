@@ -38,6 +38,7 @@ from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
 from gateway.routing.table import RouteMatch
 from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
+from gateway.streaming.streamed import StreamedPieces
 from gateway.translate import Translator, translator_for
 
 logger = logging.getLogger("gateway.resilience")
@@ -67,6 +68,7 @@ class RequestContext:
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
     trace: AttemptTracer | None = None  # the request's tracer; None: tracing is off
     attempt_span: AttemptSpan | None = None  # the current attempt's span, while tracing
+    keep_streamed: bool = False  # a stream keeps what it hands the client (prices are configured)
 
     @property
     def route(self) -> RouteConfig:
@@ -359,6 +361,8 @@ class Dispatcher:
             message = f"provider {provider.name!r} timed out mid-stream ({why})"
             upstream = DeadlineByteStream(upstream, limit_at, message)
         stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model or "", started=ctx.started)
+        if ctx.keep_streamed:
+            stats.streamed = StreamedPieces()
         return translator.open_relay(upstream, stats, ctx.on_stream_finish)
 
 

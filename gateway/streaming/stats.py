@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.streaming.streamed import StreamedPieces
 
 
 @dataclass(slots=True)
@@ -30,6 +31,9 @@ class StreamStats:
     failure: GatewayError | None = field(default=None, repr=False)  # what ended the stream mid-way
     usage: dict[str, Any] | None = None
     response_model: str | None = None  # the `model` of the usage event, when the upstream's stream has one
+    usage_partial: bool = False  # `usage` is what arrived before the stream was cut (its output not yet)
+    # What the client was handed, kept while prices are configured (a cut stream is charged from it).
+    streamed: StreamedPieces | None = field(default=None, repr=False)
 
     def count_chunks(self, count: int) -> None:
         """`count` event frames handed to the client now (together: the gap between them is zero)."""
