@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 
 from tests.e2e import test_cost_e2e as cost_e2e
