@@ -128,9 +128,11 @@ class Exchange:
         (in a worker thread, loaded by the first cut stream): the prompt from the request, the output from
         the frames the client got (`stats.streamed`). A prompt count the upstream sent before the cut
         (Anthropic's `message_start`) is used as it is. The record carries the estimate as its usage."""
-        ctx = self.ctx
-        if ctx is None:
+        ctx, prices = self.ctx, self.prices
+        if ctx is None or ctx.provider is None or prices is None:
             return
+        if prices.price(ctx.provider, ctx.upstream_model or self.model) is None:
+            return  # not priced: nothing to count (and no tokenizer to load for it)
         tokenizer = await self.tokenizer.get() if self.tokenizer is not None else None
         if tokenizer is None:  # no tokenizer installed: the prompt by characters, a token per event
             prompt, output = estimate_prompt_tokens(ctx.body), stats.chunks
@@ -149,7 +151,7 @@ class Exchange:
 
 def _count_cut_stream(tokenizer: Tokenizer, body: dict[str, Any], stats: StreamStats) -> tuple[int, int]:
     """Prompt and output tokens of a cut stream (blocking: tokenizing a long prompt takes milliseconds)."""
-    return count_prompt(tokenizer, body), count_output(tokenizer, stats.streamed, stats.chunks)
+    return count_prompt(tokenizer, body), count_output(tokenizer, stats)
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:

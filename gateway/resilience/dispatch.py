@@ -38,7 +38,6 @@ from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
 from gateway.routing.table import RouteMatch
 from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
-from gateway.streaming.streamed import StreamedPieces
 from gateway.translate import Translator, translator_for
 
 logger = logging.getLogger("gateway.resilience")
@@ -362,7 +361,7 @@ class Dispatcher:
             upstream = DeadlineByteStream(upstream, limit_at, message)
         stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model or "", started=ctx.started)
         if ctx.keep_streamed:
-            stats.streamed = StreamedPieces()
+            stats.streamed = []
         return translator.open_relay(upstream, stats, ctx.on_stream_finish)
 
 

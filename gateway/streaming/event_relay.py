@@ -21,7 +21,7 @@ from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT
 from gateway.streaming.relay_protocol import ByteStream, cut_cause
 from gateway.streaming.sse import EventParser
-from gateway.streaming.stats import StreamStats
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 
 logger = logging.getLogger("gateway.stream")
 
@@ -134,8 +134,8 @@ class EventRelay:
             out, self._pending = self._pending, b""
             while True:
                 if out:
-                    if streamed is not None:
-                        streamed.keep(out, stats.chunks)
+                    if streamed is not None and stats.bytes <= STREAMED_LIMIT:
+                        streamed.append(out)  # this piece is counted in `stats.bytes` already
                     yield out
                 if self._done:
                     stats.streamed = None  # a complete stream: nothing to estimate

@@ -25,7 +25,7 @@ from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.event_scan import carries_usage, last_event, usage_at
 from gateway.streaming.relay_protocol import ByteStream, EventTranslator, Relay, cut_cause
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
-from gateway.streaming.stats import StreamStats
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 from gateway.streaming.stream_errors import first_event_error
 
 __all__ = [
@@ -128,8 +128,8 @@ class StreamRelay:
                     out = batch + out if out else batch
                 if out:
                     handed = time.perf_counter()
-                    if streamed is not None:
-                        streamed.keep(out, stats.chunks)
+                    if streamed is not None and stats.bytes <= STREAMED_LIMIT:
+                        streamed.append(out)  # this piece is counted in `stats.bytes` already
                     yield out
                     if self._debug:
                         count += 1

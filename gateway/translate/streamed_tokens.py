@@ -1,5 +1,5 @@
 """The output tokens of a stream cut before its usage arrived: the text the client got, read back from
-the frames the relay handed it (`streaming/streamed.py`) and counted under cl100k.
+the frames the relay handed it (`StreamStats.streamed`) and counted under cl100k.
 
 Runs once per cut stream, never per chunk: the relay only keeps references to what it sent. Every client
 API's frames are read by their shape, so no API name is needed: chat and completions chunks (`choices`:
@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from gateway.streaming.sse import DONE, SSEParser
-from gateway.streaming.streamed import StreamedPieces
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 from gateway.translate.tokenizer import Tokenizer
 
 _CHAT_DELTA_KEYS = ("content", "reasoning_content", "reasoning", "refusal")
@@ -58,16 +58,16 @@ def count_streamed(tokenizer: Tokenizer, pieces: Iterable[bytes]) -> int:
     return sum(tokenizer.count("".join(parts)) for parts in streamed_texts(pieces).values())
 
 
-def count_output(tokenizer: Tokenizer, streamed: StreamedPieces | None, events: int) -> int:
-    """The output tokens of a cut stream of `events` events. Past what was kept (`StreamedPieces` is
-    bounded), each further event counts the kept part's tokens per event; nothing kept (no prices when
-    the stream began): one token per event."""
-    if streamed is None:
-        return events
-    tokens = count_streamed(tokenizer, streamed.pieces)
-    rest = events - streamed.events_kept
-    if streamed.full and rest > 0:
-        tokens += math.ceil(rest * tokens / streamed.events_kept) if streamed.events_kept else rest
+def count_output(tokenizer: Tokenizer, stats: StreamStats) -> int:
+    """The output tokens of a cut stream. Past `STREAMED_LIMIT` nothing more was kept: the rest counts
+    the kept part's tokens per byte. Nothing kept (no prices when the stream began): a token per event."""
+    pieces = stats.streamed
+    if pieces is None:
+        return stats.chunks
+    tokens = count_streamed(tokenizer, pieces)
+    kept = sum(len(piece) for piece in pieces)
+    if stats.bytes > STREAMED_LIMIT and kept:
+        tokens += math.ceil(tokens * (stats.bytes - kept) / kept)
     return tokens
 
 

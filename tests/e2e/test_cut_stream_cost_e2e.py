@@ -10,8 +10,10 @@ import time
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
+from gateway.api.state import app_state
 from tests.e2e import test_cost_e2e as cost_e2e
 from tests.e2e.test_cost_e2e import (
     CLAUDE_INPUT,
@@ -156,3 +158,23 @@ async def test_stats_split_by_utc_day(gateway: RunningGateway, anthropic_sim: Pr
         ("team", "claude-sim"),
         ("team", "sim-model"),
     ]
+
+
+async def test_the_tokenizer_is_loaded_by_the_first_priced_cut_stream_only(
+    gateway: RunningGateway, simulator: ProviderSimulator, access_lines: pytest.LogCaptureFixture
+) -> None:
+    tokenizer = app_state(gateway.app).tokenizer
+    assert not tokenizer.loaded  # not at startup
+    for model in ("unpriced", "sim-model"):
+        simulator.enqueue(Behaviour(text="one two three four five", drop_after=3, stamp=False))
+        async with openai_client(gateway) as client:
+            stream = await client.chat.completions.create(model=model, messages=HELLO, stream=True)  # type: ignore[arg-type]
+            with pytest.raises(openai.APIError):
+                async with stream:
+                    async for _chunk in stream:
+                        pass
+        line = await access_line(access_lines, stream.response.headers["x-request-id"])
+        if model == "unpriced":  # nothing to charge: no count, no load
+            assert "cost=" not in line.getMessage() and "prompt_tokens=-" in line.getMessage()
+            assert not tokenizer.loaded
+    assert "cost_estimated=true" in line.getMessage() and tokenizer.loaded

@@ -11,7 +11,7 @@ from gateway.errors import UpstreamReadError
 from gateway.streaming.event_relay import EventRelay
 from gateway.streaming.relay import StreamRelay, StreamStats
 from gateway.streaming.sse import DONE_FRAME
-from gateway.streaming.streamed import StreamedPieces
+from gateway.streaming.stats import STREAMED_LIMIT
 from gateway.translate.messages_messages import MessagesEvents
 from tests.streaming.test_streaming_relay import ScriptedUpstream, chunk, openai_events, sse
 
@@ -23,7 +23,7 @@ TEXT_DELTA = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_del
 
 def kept_stats() -> StreamStats:
     stats = StreamStats("req_test", "sim", "m")
-    stats.streamed = StreamedPieces()
+    stats.streamed = []
     return stats
 
 
@@ -36,7 +36,7 @@ async def test_a_cut_chat_stream_keeps_the_pieces_it_handed_out_until_its_callba
     seen: list[list[bytes]] = []
     reads = [sse(chunk("a"), chunk("b")), sse(chunk("c")), UpstreamReadError("dropped")]
     relay = StreamRelay(ScriptedUpstream(reads), stats, events=openai_events(drop_usage=False))
-    relay.on_finish.append(lambda s: seen.append(list(s.streamed.pieces)) if s.streamed else None)
+    relay.on_finish.append(lambda s: seen.append(list(s.streamed)) if s.streamed else None)
     await relay.prime()
     frames = [frame async for frame in relay.frames()]
     await relay.aclose()
@@ -83,7 +83,7 @@ async def test_a_cut_messages_stream_keeps_its_frames_and_marks_its_usage_partia
     ]
     relay = EventRelay(ScriptedUpstream(reads), stats, MessagesEvents("sim"))
     relay.on_finish.append(
-        lambda s: seen.append((list(s.streamed.pieces) if s.streamed else [], s.usage, s.usage_partial))
+        lambda s: seen.append((list(s.streamed) if s.streamed else [], s.usage, s.usage_partial))
     )
     await relay.prime()
     frames = [frame async for frame in relay.frames()]
@@ -112,12 +112,18 @@ async def test_a_complete_messages_stream_has_final_usage_and_lets_go() -> None:
     assert stats.usage is not None and stats.usage["completion_tokens"] == 5 and not stats.usage_partial
 
 
-def test_the_bound_stops_keeping_and_remembers_where() -> None:
-    kept = StreamedPieces(limit=10)
-    kept.keep(b"12345", 1)
-    kept.keep(b"678", 2)
-    kept.keep(b"abc", 3)  # 11 bytes: over
-    kept.keep(b"d", 4)  # would fit, but the stream's middle is gone: nothing more is kept
-    assert kept.pieces == [b"12345", b"678"] and kept.full and kept.events_kept == 2 and kept.size == 8
-    kept.drop()
-    assert kept.pieces == [] and kept.size == 0
+async def test_past_the_limit_nothing_more_is_kept() -> None:
+    stats = kept_stats()
+    big = "x" * 1000
+    reads = [sse(*(chunk(big) for _ in range(100))) for _ in range(15)]  # ~1.6 MB in pieces of ~107 kB
+    relay = StreamRelay(
+        ScriptedUpstream([*reads, UpstreamReadError("x")]), stats, events=openai_events(drop_usage=False)
+    )
+    kept: list[bytes] = []
+    relay.on_finish.append(lambda s: kept.extend(s.streamed or ()))
+    await relay.prime()
+    frames = [frame async for frame in relay.frames()]
+    await relay.aclose()
+    size = sum(len(piece) for piece in kept)
+    assert size <= STREAMED_LIMIT < stats.bytes
+    assert kept == frames[: len(kept)] and size + len(frames[len(kept)]) > STREAMED_LIMIT

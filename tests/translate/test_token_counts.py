@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.streaming.streamed import StreamedPieces
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 from gateway.translate.prompt_tokens import IMAGE_TOKENS, count_messages, count_prompt, count_tools
 from gateway.translate.streamed_tokens import count_output, count_streamed, streamed_texts
 from gateway.translate.tokenizer import Tokenizer, load_cl100k
@@ -257,17 +257,25 @@ def test_responses_stream_text_reasoning_and_arguments(cl100k: Tokenizer) -> Non
     assert count_streamed(cl100k, [sse(*events, named=True)]) == expected
 
 
-def test_past_the_kept_bytes_each_event_counts_the_kept_tokens_per_event(cl100k: Tokenizer) -> None:
-    kept = StreamedPieces(limit=1000)
-    piece = sse(chat_chunk(content="Hello world"), chat_chunk(content=" again"))  # 3 tokens, 2 events
-    kept.keep(piece, 2)
-    kept.keep(b"x" * 1000, 40)  # does not fit: from here on nothing is kept
-    kept.keep(b"y", 41)
-    assert kept.full and kept.pieces == [piece] and kept.events_kept == 2
-    # 3 tokens kept over 2 events; 98 more events at 1.5 tokens each: 147.
-    assert count_output(cl100k, kept, events=100) == 3 + 147
+def cut_stats(streamed: list[bytes] | None, *, size: int, events: int) -> StreamStats:
+    stats = StreamStats("req", "sim", "m", bytes=size, chunks=events, status="error")
+    stats.streamed = streamed
+    return stats
+
+
+def test_a_stream_within_the_limit_counts_what_was_kept(cl100k: Tokenizer) -> None:
+    piece = sse(chat_chunk(content="Hello world"), chat_chunk(content=" again"))  # 3 tokens
+    error_frame = 150  # counted in the stream's bytes, never kept: no scaling for it
+    assert count_output(cl100k, cut_stats([piece], size=len(piece) + error_frame, events=2)) == 3
+
+
+def test_past_the_limit_the_rest_counts_the_kept_tokens_per_byte(cl100k: Tokenizer) -> None:
+    piece = sse(chat_chunk(content="Hello world"), chat_chunk(content=" again"))  # 3 tokens
+    kept = [piece] * (STREAMED_LIMIT // len(piece))
+    size = 3 * sum(len(p) for p in kept)  # two thirds of the stream were not kept
+    assert count_output(cl100k, cut_stats(kept, size=size, events=2 * len(kept))) == 3 * 3 * len(kept)
 
 
 def test_nothing_kept_counts_an_event_a_token(cl100k: Tokenizer) -> None:
-    assert count_output(cl100k, None, events=7) == 7
-    assert count_output(cl100k, StreamedPieces(), events=7) == 0  # kept, and nothing of it was text
+    assert count_output(cl100k, cut_stats(None, size=900, events=7)) == 7
+    assert count_output(cl100k, cut_stats([], size=900, events=7)) == 0  # kept, and nothing was text
