@@ -75,9 +75,11 @@ def count_figures() -> dict[str, float]:
     code = "".join(path.read_text() for path in sorted((ROOT / "gateway" / "streaming").glob("*.py")))
     figures: dict[str, float] = {}
     for name, text in (("prose", prose), ("code", code)):
-        started = time.perf_counter()
-        tokens = tokenizer.count(text)
-        took = time.perf_counter() - started
+        took = float("inf")
+        for _ in range(5):  # the least disturbed of five (the machine is shared)
+            started = time.perf_counter()
+            tokens = tokenizer.count(text)
+            took = min(took, time.perf_counter() - started)
         figures[f"{name}_mb_per_s"] = len(text.encode()) / took / 1e6
         figures[f"{name}_chars_per_token"] = len(text) / tokens
     # A cut stream at the retention limit: 1 MiB of chat frames, parsed and counted.
