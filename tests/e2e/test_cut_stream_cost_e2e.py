@@ -14,6 +14,8 @@ import openai
 import pytest
 
 from gateway.api.state import app_state
+from gateway.translate import tokenizer as tokenizer_module
+from gateway.translate.tokenizer import Tokenizer, TokenizerUnavailable
 from tests.e2e import test_cost_e2e as cost_e2e
 from tests.e2e.test_cost_e2e import (
     CLAUDE_INPUT,
@@ -178,3 +180,28 @@ async def test_the_tokenizer_is_loaded_by_the_first_priced_cut_stream_only(
             assert "cost=" not in line.getMessage() and "prompt_tokens=-" in line.getMessage()
             assert not tokenizer.loaded
     assert "cost_estimated=true" in line.getMessage() and tokenizer.loaded
+
+
+async def test_without_a_tokenizer_a_cut_stream_is_charged_by_characters(
+    gateway: RunningGateway,
+    simulator: ProviderSimulator,
+    access_lines: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing() -> Tokenizer:
+        raise TokenizerUnavailable("the cl100k encoding file is not installed")
+
+    monkeypatch.setattr(tokenizer_module, "load_cl100k", missing)
+    # Events: the role chunk and three words, then the drop.
+    simulator.enqueue(Behaviour(text="one two three four five", drop_after=4, stamp=False))
+    async with openai_client(gateway) as client:
+        stream = await client.chat.completions.create(model="sim-model", messages=HELLO, stream=True)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIError):
+            async with stream:
+                async for _chunk in stream:
+                    pass
+    line = await access_line(access_lines, stream.response.headers["x-request-id"])
+    # "Hello there friend": 18 characters, four a token: 5; one token per event: 4.
+    assert "prompt_tokens=5 completion_tokens=4" in line.getMessage()
+    assert f"cost={shown(cost(5, 4, SIM_INPUT, SIM_OUTPUT))} USD cost_estimated=true" in line.getMessage()
+    assert not app_state(gateway.app).tokenizer.loaded

@@ -150,3 +150,11 @@ def test_the_encoding_loads_without_network_and_writes_nothing(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["6", "False"]
     assert list(cache.iterdir()) == [] and list(temp.iterdir()) == []
+
+
+async def test_a_broken_install_answers_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Tokenizer:
+        raise ImportError("tiktoken's extension module failed to load")
+
+    monkeypatch.setattr(tokenizer_module, "load_cl100k", broken)
+    assert await LazyTokenizer().get() is None
