@@ -17,12 +17,15 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
-RUN pip install . --no-deps --no-build-isolation && useradd --system --uid 10001 --no-create-home gateway
+RUN pip install . --no-deps --no-build-isolation \
+    && groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home gateway
 
 # Default route files; docker-compose.yaml mounts ./routes over them, read-only.
 COPY routes ./routes
 
-USER gateway
+# Numeric, so Kubernetes can check `runAsNonRoot` against the image (deploy/kubernetes/ sets the same).
+USER 10001:10001
 EXPOSE 9000
 
 # slim has no curl: the health check is a Python one-liner.

@@ -1,4 +1,6 @@
-"""`gateway serve | validate-config | explain | schema | hash-key`: options -> config -> server."""
+"""`gateway serve | validate-config | explain | diff | test | replay | schema | hash-key`: options -> config
+-> server (or a report).
+"""
 
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from gateway.api.server import GatewayServer, bind_listener
 from gateway.api.state import app_state
 from gateway.config import schema_text
 from gateway.config.apis import SHORT_NAMES
+from gateway.diff_command import FORMATS as DIFF_FORMATS
+from gateway.diff_command import run_diff
 from gateway.errors import ConfigError
 from gateway.explain_command import run_explain
 from gateway.observe.logging import FORMAT_ENV, LEVEL_ENV, configure_logging
 from gateway.observe.metrics import multiprocess_directory
+from gateway.replay_command import run_replay
+from gateway.route_test_command import run_route_tests
 from gateway.runtime.limits import raise_open_files_limit
 from gateway.validate_command import run_validate
 
@@ -84,6 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
         "responses (/v1/responses), embeddings (/v1/embeddings) or completions (/v1/completions)",
     )
 
+    route_tests = commands.add_parser("test", help="check route test files (expected routes, targets, keys)")
+    route_tests.add_argument(
+        "--config", default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG), help="route files dir or file"
+    )
+    route_tests.add_argument("files", nargs="*", help="route test files or dirs (default: CONFIG/tests/)")
+    route_tests.add_argument("--format", choices=["text", "json", "github"], default="text")
+
+    replay = commands.add_parser("replay", help="which logged requests a candidate config would change")
+    replay.add_argument("access_log", help="a JSON access log (LOG_FORMAT=json)")
+    replay.add_argument("--config", required=True, help="the candidate config: route files dir or file")
+    replay.add_argument("--baseline", help="compare with this config instead of what the log says")
+    replay.add_argument("--format", choices=["text", "json"], default="text")
+    diff = commands.add_parser(
+        "diff", help="the routing change between two configs (directories, or git revisions); exit 1 if any"
+    )
+    diff.add_argument("old", help="the config before: a directory or file, or a git revision")
+    diff.add_argument("new", help="the config after: a directory or file, or a git revision")
+    diff.add_argument("path", nargs="?", help="with --git: the config path in both (default routes)")
+    diff.add_argument("--git", action="store_true", help="OLD and NEW are git revisions")
+    diff.add_argument("--config", help="OLD and NEW are git revisions of this config path")
+    diff.add_argument("--format", choices=list(DIFF_FORMATS), default="text")
+
     commands.add_parser("schema", help="print the JSON Schema of route files")
     commands.add_parser(
         "hash-key", help="read a gateway key on stdin, print its `sha256:` form for `keys: ... secret:`"
@@ -98,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_validate(args.paths, args.format)
     if args.command == "explain":
         return run_explain(args.model, [args.config], args.format, api=args.api)
+    if args.command == "test":
+        return run_route_tests(args.config, args.files, args.format)
+    if args.command == "replay":
+        return run_replay(args.config, args.access_log, args.baseline, args.format)
+    if args.command == "diff":
+        path = args.config or args.path
+        return run_diff(args.old, args.new, path=path, git=args.git or path is not None, fmt=args.format)
     if args.command == "schema":
         sys.stdout.write(schema_text())
         return 0

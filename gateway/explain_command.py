@@ -30,9 +30,10 @@ from gateway.config import (
     Timeouts,
     load_config,
 )
-from gateway.config.apis import LONG_TO_SHORT, SHORT_NAMES, upstream_api
+from gateway.config.apis import LONG_TO_SHORT, SHORT_NAMES
 from gateway.config.models import ApiName
 from gateway.config.policy import effective_policy, route_retry
+from gateway.decision import ordered_targets, plan_target
 from gateway.routing.table import RouteMatch, RoutingTable
 
 EXIT_MATCH = 0
@@ -115,7 +116,7 @@ def explain(
         "retry": _retry(policy),
         "retry_from": source,
         "deadline": policy.deadline,
-        "targets": [_target(route, target, match, config, api) for target in _ordered_targets(route)],
+        "targets": [_target(route, target, match, config, api) for target in ordered_targets(route)],
     }
 
 
@@ -157,18 +158,15 @@ def _no_match(model: str, config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _ordered_targets(route: RouteConfig) -> list[Target]:
-    return sorted(route.targets, key=lambda target: target.priority)
-
-
 def _target(
     route: RouteConfig, target: Target, match: RouteMatch, config: GatewayConfig, api: ApiName
 ) -> dict[str, Any]:
     provider = config.providers.get(target.provider)
+    plan = plan_target(target, match, config, api)
     entry: dict[str, Any] = {
-        "provider": target.provider,
-        "upstream_model": target.model or match.model,
-        "priority": target.priority,
+        "provider": plan.provider,
+        "upstream_model": plan.upstream_model,
+        "priority": plan.priority,
     }
     if route.strategy == "weighted":
         total = sum(t.weight for t in route.targets) or 1.0
@@ -180,14 +178,14 @@ def _target(
         return entry
     policy = effective_policy(route, target, config.providers)
     assert policy is not None  # the provider is configured
-    upstream = upstream_api(api, tuple(provider.apis))
+    upstream = plan.upstream_api
     entry.update(
         {
             "type": provider.type,
             "base_url": provider.base_url,
             "upstream_api": None if upstream is None else LONG_TO_SHORT[upstream],
             "upstream_base_url": None if upstream is None else provider.apis[upstream],
-            "translation": "native" if upstream == api else "translated" if upstream else "impossible",
+            "translation": plan.translation,
             "available": provider.unavailable_reason is None,
             "reason": provider.unavailable_reason,
             "timeouts": _timeouts(policy.timeouts),

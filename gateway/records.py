@@ -37,6 +37,7 @@ class RequestRecord:
     cost: int | None = None
     currency: str | None = None
     cost_estimated: bool = False  # a stream cut before its usage: charged from what was streamed
+    config_version: str = ""  # of the config snapshot that served the request
 
     @property
     def prompt_tokens(self) -> int:

@@ -39,7 +39,7 @@ def run_validate(
         out.write(json.dumps(_as_json(result, status), indent=2) + "\n")
     elif fmt == "github":
         for diagnostic in result.diagnostics:
-            print(_github_command(diagnostic), file=out)
+            print(github_command(diagnostic), file=out)
         print(_summary(result, status), file=out)
     else:
         for diagnostic in result.diagnostics:
@@ -76,7 +76,7 @@ def _as_json(result: LoadResult, status: int) -> dict[str, object]:
     }
 
 
-def _github_command(diagnostic: Diagnostic) -> str:
+def github_command(diagnostic: Diagnostic) -> str:
     """`::error file=F,line=L,col=C,title=T::message` (GitHub Actions workflow command)."""
     properties = [f"file={_escape_property(diagnostic.path)}"]
     if diagnostic.line is not None:

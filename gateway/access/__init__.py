@@ -10,6 +10,10 @@
     redis_store.py    shared store: one Lua script per admission, one MULTI per usage flush
     recorder.py       `UsageRecorder`: the request observer that batches usage for the store
     shadow.py         `ShadowCounts`: would-blocks of limits in `mode: shadow`, counted and logged
+    budget_windows.py budget periods (UTC day, UTC month, rolling window), `BudgetState`, the verdict
+    budget_ledger.py  budgets counted in this process (memory, SQLite): spend per slot, holds in flight
+    redis_budgets.py  the budget Lua of the Redis admission script, and the settle script
+    budgets.py        `BudgetHold`: a request's maximum cost, its hold and settle; the 429 budget_exceeded
     controller.py     `AccessController`: authenticate, admit, stats; owns the store and the recorder
 
 A chat request (api/chat.py): `authenticate(headers)` before the body is read (401), then, once the route
@@ -25,6 +29,11 @@ request but known only after it, so they can be overshot by the requests in flig
 plus those that finished within the last flush interval. See `limits.py`. A limit in `mode: shadow` is
 checked the same way but never refuses: the requests it would have refused are counted (`shadow.py`)
 and left out of its window, so the count is what the limit would refuse if it were on.
+
+Budgets (`budget_per_day`, `budget_per_month`, `budget_per_window`, in the prices: currency): before
+dispatch a request is priced at its maximum (prompt estimate + max output tokens at the dearest target
+of its route) and the store checks and holds that amount in the same atomic step as the limits; when it
+ends it is settled exactly once with its real cost (`Exchange.finish`), riding the usage batch.
 
 Stores: `memory` (default) and SQLite files count limits per process; a file keeps usage and the daily
 token spend across restarts. Redis counts everything on the server, so replicas share one quota. If the

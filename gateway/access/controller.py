@@ -3,7 +3,9 @@
 The API calls it in two steps, so a bad key is refused before the body is even read:
 
     key = access.authenticate(request.headers)        # 401: no key, unknown key
-    headers = await access.admit(key, match)          # 403: model not allowed; 429: over a limit
+    headers = await access.admit(key, match, hold)    # 403: model not allowed; 429: over a limit/budget
+    ...
+    access.settle(hold, cost)                         # once, when the request ends (budgets only)
 
 With no keys configured the app holds no controller at all, so the open path costs one attribute check.
 """
@@ -11,17 +13,21 @@ With no keys configured the app holds no controller at all, so the open path cos
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
+from typing import Any
 
+from gateway.access.budgets import BudgetHold, budget_error, unpriced_error
 from gateway.access.keys import GatewayKey, presented_key
 from gateway.access.recorder import UsageRecorder
 from gateway.access.redis_store import RedisStore
 from gateway.access.settings import AccessSettings, StoreSettings
 from gateway.access.shadow import ShadowCounts
 from gateway.access.sqlite_store import SQLiteStore
-from gateway.access.store import StoreUnavailable, UsageStore
+from gateway.access.store import Settlement, StoreUnavailable, UsageStore
 from gateway.access.store_guard import StoreGuard
 from gateway.access.usage import render_stats
+from gateway.config.prices import format_cost
 from gateway.errors import LimitsUnavailable, PermissionDenied, Unauthorized
 from gateway.routing.table import RouteMatch
 
@@ -82,8 +88,12 @@ class AccessController:
             )
         return key
 
-    async def admit(self, key: GatewayKey, match: RouteMatch) -> dict[str, str] | None:
-        """The rate-limit headers for the response, or None when the key has no limits."""
+    async def admit(
+        self, key: GatewayKey, match: RouteMatch, hold: BudgetHold | None = None
+    ) -> dict[str, str] | None:
+        """The rate-limit headers for the response, or None when the key has no limits. `hold` (keys
+        with budgets) is checked and reserved with the limits; the caller settles it when the request
+        ends, whatever happened (`settle`)."""
         if not key.allows(match):
             raise PermissionDenied(
                 f"The key {key.name!r} is not allowed to use the model `{match.model}`.",
@@ -96,8 +106,16 @@ class AccessController:
         if guard.resting():  # a failure just now: do not make every request wait on a dead store
             guard.without_store()
             return None
+        amount = None if hold is None else hold.amount
+        if hold is not None and amount is None:  # a route target without a price
+            self._unpriced(key, match, hold)
         try:
-            admission = await self.store.admit(key.name, key.limits)
+            store = self.store
+            admission = await (
+                store.admit(key.name, key.limits)
+                if amount is None
+                else store.admit(key.name, key.limits, amount)
+            )
         except StoreUnavailable as exc:
             guard.failed(str(exc))
             guard.without_store()  # raises LimitsUnavailable in fail_closed mode
@@ -105,10 +123,36 @@ class AccessController:
         if guard.down_since is not None:
             guard.answered()
         if not admission.allowed:
+            verdict = admission.budget
+            if hold is not None and amount is not None and verdict is not None and verdict.exceeded:
+                raise budget_error(key.name, verdict.exceeded, amount, hold.currency, admission.headers())
             raise admission.error(key.name, key.limits)
         if admission.would_block:
             self.shadow.observed(key.name, admission.would_block)
-        return admission.headers()
+        headers = admission.headers()
+        if hold is not None:
+            hold.hold_id, hold.verdict = admission.hold_id, admission.budget
+            headers.update(hold.headers())
+        return headers
+
+    def _unpriced(self, key: GatewayKey, match: RouteMatch, hold: BudgetHold) -> None:
+        """Refuse (403) a request that cannot be priced while an enforced budget applies; with shadow
+        budgets only, let it through unreserved: each of them counts a would-block."""
+        if any(not budget.shadow for budget in hold.budgets):
+            raise unpriced_error(key.name, match.model, hold.unpriced)
+        self.shadow.observed(key.name, [budget.name for budget in hold.budgets])
+
+    def settle(self, hold: BudgetHold, cost: int) -> None:
+        """The end of a request with budgets: its hold is replaced by `cost` (nano-units), exactly once
+        (a second call is a no-op), without I/O: the store takes it at once or with the next flush."""
+        if hold.settled:
+            return
+        hold.settled = True
+        if hold.hold_id is None and not cost:
+            return  # refused, or nothing held and nothing spent
+        settlement = Settlement(hold.key, hold.budgets, hold.hold_id, cost, time.time())
+        self.store.settle(settlement)
+        self.recorder.settle(settlement)
 
     async def stats(self) -> dict[str, object]:
         await self.recorder.flush()
@@ -119,7 +163,38 @@ class AccessController:
                 f"Usage statistics are unavailable: the usage store cannot answer ({exc}).",
                 headers={"retry-after": "1"},
             ) from None
-        return render_stats(rows, self.settings.keys.keys, self.store.description)
+        document = render_stats(rows, self.settings.keys.keys, self.store.description)
+        document["budgets"] = await self._budget_stats()
+        return document
+
+    async def _budget_stats(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per key with budgets, each budget's limit, spend, holds in flight, what is left and when its
+        period ends (in the document's `currency`)."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for key in self.settings.keys.keys:
+            budgets = key.limits.budgets
+            if not budgets:
+                continue
+            try:
+                states = await self.store.read_budgets(key.name, budgets)
+            except StoreUnavailable as exc:
+                raise LimitsUnavailable(
+                    f"Usage statistics are unavailable: the usage store cannot answer ({exc}).",
+                    headers={"retry-after": "1"},
+                ) from None
+            out[key.name] = {
+                state.name: {
+                    "limit": format_cost(state.limit),
+                    "spent": format_cost(state.spent),
+                    "reserved": format_cost(state.reserved),
+                    "remaining": format_cost(state.remaining),
+                    "resets_at": round(state.resets_at, 3),
+                    "mode": "shadow" if budget.shadow else "enforce",
+                    **({"window": budget.window} if budget.window else {}),
+                }
+                for budget, state in zip(budgets, states, strict=True)
+            }
+        return out
 
     async def start(self) -> None:
         """Open the store; a store that cannot answer yet is an outage (the failure mode applies), not a

@@ -26,7 +26,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gateway.access.budget_windows import BudgetVerdict
 from gateway.access.keys import KeyLimits
+from gateway.config.budget_models import BudgetName
 from gateway.config.models import LimitName
 from gateway.errors import RateLimited
 
@@ -60,7 +62,9 @@ class Admission:
     tokens: LimitState | None = None  # the per-minute token window, else the per-day one
     exceeded: Exceeded | None = None
     retry_after: float = 0.0  # seconds until the exceeded limit admits a request again
-    would_block: tuple[Exceeded, ...] = ()  # shadow limits this admitted request is over
+    would_block: tuple[Exceeded | BudgetName, ...] = ()  # shadow limits this admitted request is over
+    budget: BudgetVerdict | None = None  # the key's budgets (refused: `budget.exceeded` is set)
+    hold_id: str | None = None  # the reservation of an admitted request with budgets, to settle
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -73,7 +77,7 @@ class Admission:
 
     def error(self, key_name: str, limits: KeyLimits) -> RateLimited:
         """The 429 for a refused admission (message names the key and the limit, never a secret)."""
-        assert self.exceeded is not None
+        assert self.exceeded is not None  # budget refusals are budgets.budget_error's
         limit = getattr(limits, self.exceeded)
         headers = self.headers()
         headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))

@@ -11,6 +11,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
+from gateway.access.budget_ledger import BudgetLedger
+from gateway.access.budget_windows import BudgetVerdict
 from gateway.access.keys import KeyLimits
 from gateway.access.limits import (
     DAY,
@@ -98,13 +100,17 @@ class LocalLimiter:
     """Windows per key name, in memory. `clock` is wall time so persisted token spend means the same
     after a restart."""
 
-    __slots__ = ("_clock", "_windows")
+    __slots__ = ("_clock", "_windows", "budgets")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._windows: dict[str, KeyWindows] = {}
+        self.budgets = BudgetLedger()
 
-    def admit(self, key: str, limits: KeyLimits) -> Admission:
+    def admit(self, key: str, limits: KeyLimits, amount: int | None = None) -> Admission:
+        """Check and count one request; with `amount` (its maximum cost) also check and hold it against
+        the key's budgets. Refused on tokens or budgets, it takes no request slot; refused on requests,
+        it holds nothing."""
         now = self._clock()
         windows = self._windows.get(key)
         if windows is None:
@@ -126,9 +132,13 @@ class LocalLimiter:
                     would_block.append(name)
                 elif wait > retry:
                     exceeded, retry = name, wait
+        budget: BudgetVerdict | None = None
+        if exceeded is None and amount is not None and limits.budgets:
+            budget = self.budgets.check(key, limits.budgets, amount, now)
+        refused = exceeded is not None or (budget is not None and budget.exceeded is not None)
         requests: LimitState | None = None
         if limits.requests_per_minute:
-            if exceeded is None:
+            if not refused:
                 admitted, requests, wait = windows.requests.acquire(limits.requests_per_minute, now)
                 if not admitted:
                     if "requests_per_minute" in limits.shadow:
@@ -139,7 +149,14 @@ class LocalLimiter:
                 requests = _peek(windows.requests, limits.requests_per_minute, now)
         if exceeded is not None:
             return Admission(False, requests, tokens, exceeded, retry)
-        return Admission(True, requests, tokens, would_block=tuple(would_block))
+        if budget is None:
+            return Admission(True, requests, tokens, would_block=tuple(would_block))
+        if budget.exceeded is not None:
+            wait = max(0.0, budget.exceeded.resets_at - now)
+            return Admission(False, requests, tokens, retry_after=wait, budget=budget)
+        hold_id = self.budgets.hold(key, budget, now)
+        shadowed = (*would_block, *budget.would_block)
+        return Admission(True, requests, tokens, would_block=shadowed, budget=budget, hold_id=hold_id)
 
     def spend(self, key: str, tokens: int, at: float) -> None:
         windows = self._windows.get(key)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from gateway.access.keys import GatewayKey
-from gateway.access.store import UsageBatch, UsageStore
+from gateway.access.store import Settlement, UsageBatch, UsageStore
 from gateway.access.usage import UsageCounters, UsageKey, utc_day
 from gateway.records import RequestRecord
 
@@ -66,6 +66,10 @@ class UsageRecorder:
         if number != self._day_number:
             self._day_number, self._day_name = number, utc_day(now)
         return self._day_name
+
+    def settle(self, settlement: Settlement) -> None:
+        """A budget settlement, written with the next batch (no I/O here)."""
+        self._pending.settlements.append(settlement)
 
     async def flush(self) -> None:
         """Commit what has been recorded so far (also called by /stats so it reads current numbers)."""

@@ -3,7 +3,8 @@
 Each admission is one Lua script (one round trip): it drops expired entries, checks the token windows
 and the request log and, when everything is under its limit, records the request, all atomically on the
 Redis server, with the server's clock (`TIME`), so replicas with skewed clocks still agree on windows.
-Usage rows and token spend are written in the background, one pipelined `MULTI` per flush.
+Usage rows and token spend are written in the background, one pipelined `MULTI` per flush. Budgets are
+checked and held in the same admission script and settled in the same flush (redis_budgets.py).
 
 Keys (all under `settings.stats_store_prefix`, default `gateway`):
     {prefix}:limit:{key}:requests       sorted set: admission times (ms) in the last minute
@@ -18,18 +19,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from typing import cast
 
 import redis.asyncio as redis
 
+from gateway.access import redis_budgets
+from gateway.access.budget_windows import BudgetState, judge, period
 from gateway.access.keys import KeyLimits
 from gateway.access.limits import DAY, DAY_BUCKET, MINUTE, MINUTE_BUCKET, Admission, Exceeded, LimitState
 from gateway.access.settings import StoreSettings
-from gateway.access.store import StoreUnavailable, UsageBatch
+from gateway.access.store import Settlement, StoreUnavailable, UsageBatch
 from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
+from gateway.config.budget_models import Budget
 from gateway.config.models import LIMIT_NAMES
 
-_ADMIT = """
+_ADMIT_HEAD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rpm, tpm, tpd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -65,6 +70,9 @@ local function tokens(key, limit, window, width)
   return used, reset, retry
 end
 
+"""
+
+_ADMIT_TOKENS = """
 local exceeded, retry, would = 0, 0, 0
 local token_limit, token_remaining, token_reset = 0, 0, 0
 if tpd > 0 then
@@ -81,6 +89,9 @@ if tpm > 0 then
     if wait > 0 then would = would + 2 end
   elseif wait > retry then exceeded, retry = 2, wait end
 end
+"""
+
+_ADMIT_REQUESTS = """
 local request_remaining, request_reset = 0, 0
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - minute)
@@ -103,9 +114,27 @@ if rpm > 0 then
     end
   end
 end
-if exceeded ~= 0 then would = 0 end
-return {exceeded, retry, request_remaining, request_reset, token_limit, token_remaining, token_reset, would}
 """
+
+_ADMIT_RETURN = """
+if exceeded ~= 0 then would = 0 end
+local out = {exceeded, retry, request_remaining, request_reset, token_limit, token_remaining, token_reset,
+  would, held}
+for _, value in ipairs(budget_out) do out[#out + 1] = value end
+return out
+"""
+
+# Tokens, then budgets (refused on either: no request slot is taken), then the request log, then the
+# budget hold (refused on requests: nothing is held). Budget parts: redis_budgets.py.
+_ADMIT = (
+    _ADMIT_HEAD
+    + redis_budgets.ADMIT_FUNCTIONS
+    + _ADMIT_TOKENS
+    + redis_budgets.BUDGET_CHECK
+    + _ADMIT_REQUESTS
+    + redis_budgets.BUDGET_HOLD
+    + _ADMIT_RETURN
+)
 
 _SPEND = """
 local t = redis.call('TIME')
@@ -165,6 +194,8 @@ class RedisStore:
         self._admit = self._client.register_script(_ADMIT)
         self._spend = self._client.register_script(_SPEND)
         self._add_usage = self._client.register_script(_ADD_USAGE)
+        self._settle = self._client.register_script(redis_budgets.SETTLE)
+        self._read_budgets = self._client.register_script(redis_budgets.READ)
         self._index = f"{self.prefix}:usage:index"
 
     async def open(self) -> None:
@@ -173,27 +204,41 @@ class RedisStore:
         except (redis.RedisError, OSError) as exc:
             raise await self._unavailable(exc) from None
 
-    async def admit(self, key: str, limits: KeyLimits) -> Admission:
+    async def admit(self, key: str, limits: KeyLimits, amount: int | None = None) -> Admission:
         base = f"{self.prefix}:limit:{key}"
+        budgets = limits.budgets if amount is not None else ()
+        now = time.time()
+        hold_id = os.urandom(8).hex()  # a unique member: two requests in the same ms both count
         try:
             result = await self._admit(
-                keys=[f"{base}:requests", f"{base}:tokens:minute", f"{base}:tokens:day"],
+                keys=[
+                    f"{base}:requests",
+                    f"{base}:tokens:minute",
+                    f"{base}:tokens:day",
+                    *(redis_budgets.budget_keys(self.prefix, key, budgets) if budgets else ()),
+                ],
                 args=[
                     limits.requests_per_minute or 0,
                     limits.tokens_per_minute or 0,
                     limits.tokens_per_day or 0,
-                    os.urandom(8).hex(),  # a unique member: two requests in the same ms both count
+                    hold_id,
                     int(MINUTE * _MS),
                     int(MINUTE_BUCKET * _MS),
                     int(DAY * _MS),
                     int(DAY_BUCKET * _MS),
                     *("1" if name in limits.shadow else "0" for name in LIMIT_NAMES),
+                    *(
+                        redis_budgets.budget_args(budgets, amount, now)
+                        if budgets and amount is not None
+                        else ()
+                    ),
                 ],
             )
         except (redis.RedisError, OSError) as exc:
             raise await self._unavailable(exc) from None
-        code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset, would = map(
-            int, result
+        values = [int(value) for value in result]
+        code, retry, req_remaining, req_reset, token_limit, token_remaining, token_reset, would, held = (
+            values[:9]
         )
         requests = None
         if limits.requests_per_minute:
@@ -201,7 +246,33 @@ class RedisStore:
         tokens = LimitState(token_limit, token_remaining, token_reset / _MS) if token_limit else None
         exceeded = _EXCEEDED.get(code)
         would_block = tuple(name for bit, name in _WOULD_BLOCK if would & bit)
-        return Admission(exceeded is None, requests, tokens, exceeded, retry / _MS, would_block)
+        if exceeded is not None or not budgets or amount is None or len(values) == 9:
+            return Admission(exceeded is None, requests, tokens, exceeded, retry / _MS, would_block)
+        verdict = judge(budgets, redis_budgets.states_of(budgets, values[9:], now), amount)
+        if verdict.exceeded is not None:  # the script refused on the same sums (code 4)
+            wait = max(0.0, verdict.exceeded.resets_at - now)
+            return Admission(False, requests, tokens, retry_after=wait, budget=verdict)
+        shadowed = (*would_block, *verdict.would_block)
+        return Admission(True, requests, tokens, would_block=shadowed, budget=verdict,
+                         hold_id=hold_id if held else None)  # fmt: skip
+
+    def settle(self, settlement: Settlement) -> None:
+        """Nothing in this process: the batch carries it to Redis (`commit`)."""
+
+    async def read_budgets(self, key: str, budgets: tuple[Budget, ...]) -> list[BudgetState]:
+        now = time.time()
+        keys = ["", "", "", *redis_budgets.budget_keys(self.prefix, key, budgets)]
+        args = [0] * 11 + redis_budgets.budget_args(budgets, 0, now)
+        try:
+            values = [int(value) for value in await self._read_budgets(keys=keys, args=args)]
+        except (redis.RedisError, OSError) as exc:
+            raise await self._unavailable(exc) from None
+        return [
+            BudgetState(
+                budget.name, budget.limit, values[2 * i], values[2 * i + 1], period(budget, now).resets_at
+            )
+            for i, budget in enumerate(budgets)
+        ]
 
     async def commit(self, batch: UsageBatch) -> None:
         spent: dict[str, int] = {}
@@ -217,6 +288,15 @@ class RedisStore:
                               int(DAY * _MS)],
                         client=pipe,
                     )  # fmt: skip
+                now = time.time()
+                for settled in batch.settlements:
+                    await self._settle(
+                        keys=redis_budgets.budget_keys(self.prefix, settled.key, settled.budgets),
+                        args=redis_budgets.settle_args(
+                            settled.budgets, settled.hold_id, settled.cost, settled.at, now
+                        ),
+                        client=pipe,
+                    )
                 for row, counters in batch.rows.items():
                     row_id = _row_id(row)
                     await self._add_usage(

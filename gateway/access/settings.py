@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.access.keys import KeyRing, key_from_config
+from gateway.config.budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
 from gateway.config.builder import build_access
 from gateway.config.models import AccessConfig, AuthMode, StoreSettings
 from gateway.config.sections import SectionPlaces
@@ -47,6 +48,7 @@ class AccessSettings:
     keys: KeyRing = field(default_factory=lambda: KeyRing(()))
     store: StoreSettings = field(default_factory=StoreSettings)
     ignored_keys: int = 0  # keys configured but not checked (auth: none)
+    budget_default_max_output_tokens: int = DEFAULT_BUDGET_MAX_OUTPUT_TOKENS  # reserved without max_tokens
 
     @property
     def enforced(self) -> bool:
@@ -66,7 +68,9 @@ class AccessSettings:
 def settings_from_config(access: AccessConfig) -> AccessSettings:
     """The settings of a loaded config's access model (checked by the loader: this cannot fail)."""
     ring = KeyRing(key_from_config(key) for key in access.keys)
-    return AccessSettings(access.mode, ring, access.store, access.ignored_keys)
+    return AccessSettings(
+        access.mode, ring, access.store, access.ignored_keys, access.budget_default_max_output_tokens
+    )
 
 
 def build_access_settings(sections: Mapping[str, Any], environ: Mapping[str, str]) -> AccessSettings:

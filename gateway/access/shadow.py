@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from gateway.access.limits import Exceeded
-
 logger = logging.getLogger("gateway.access")
 
 LOG_INTERVAL = 60.0  # seconds between two "would have been limited" lines of one key
@@ -30,8 +28,9 @@ class ShadowCounts:
         self._counts: dict[tuple[str, str], int] = {}  # (key, limit name) -> would-blocks
         self._logged_at: dict[str, float] = {}  # key name -> clock of its last log line
 
-    def observed(self, key: str, limits: Iterable[Exceeded]) -> None:
-        """One admitted request of `key` that each of `limits` (in shadow mode) would have refused."""
+    def observed(self, key: str, limits: Iterable[str]) -> None:
+        """One admitted request of `key` that each of `limits` (limits or budgets in shadow mode) would
+        have refused."""
         counts = self._counts
         names = tuple(limits)
         if not names:

@@ -6,7 +6,9 @@ adds to the stored counters, so a batch is one short transaction and two process
 add up correctly (WAL journal, busy timeout). Rows are per UTC day (`day`); a file written before that
 is migrated on open, its rows kept with no day. Request limits are counted in memory (`LocalLimiter`):
 exact for one process; replicas that must share a quota use the Redis store. Per-day token spend is
-written too and read back on start, so a restart does not reset a daily token limit.
+written too and read back on start, so a restart does not reset a daily token limit. Budgets are counted
+in memory too (`BudgetLedger`: check and hold in one step, settled at a request's end); their spend per
+slot is written with each batch and read back on start, so a restart does not reset a monthly budget.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.access.budget_windows import BudgetState, period, place
 from gateway.access.keys import KeyLimits
 from gateway.access.limits import DAY, DAY_BUCKET, Admission
 from gateway.access.local_limiter import LocalLimiter
 from gateway.access.settings import StoreSettings
-from gateway.access.store import UsageBatch
+from gateway.access.store import Settlement, UsageBatch
 from gateway.access.usage import LATENCY_BUCKETS, UsageCounters, UsageKey
+from gateway.config.budget_models import Budget
 
 T = TypeVar("T")
 
@@ -56,6 +60,10 @@ CREATE TABLE IF NOT EXISTS token_spend (
     key TEXT NOT NULL, bucket INTEGER NOT NULL, tokens INTEGER NOT NULL,
     PRIMARY KEY (key, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budget_spend (
+    key TEXT NOT NULL, place TEXT NOT NULL, slot INTEGER NOT NULL, nano INTEGER NOT NULL,
+    PRIMARY KEY (key, place, slot)
+) WITHOUT ROWID;
 """
 
 _UPSERT_USAGE = (
@@ -64,6 +72,10 @@ _UPSERT_USAGE = (
     + ", ".join(f"{name} = {name} + excluded.{name}" for name in (*_SUMS, *_BUCKETS, *_COST))
     + ", latency_min = coalesce(min(latency_min, excluded.latency_min), latency_min, excluded.latency_min)"
     + ", latency_max = max(latency_max, excluded.latency_max)"
+)
+_UPSERT_BUDGET = (
+    "INSERT INTO budget_spend (key, place, slot, nano) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key, place, slot) DO UPDATE SET nano = nano + excluded.nano"
 )
 _UPSERT_SPEND = (
     "INSERT INTO token_spend (key, bucket, tokens) VALUES (?, ?, ?) "
@@ -87,15 +99,24 @@ class SQLiteStore:
         oldest_bucket = int((self._clock() - DAY) // DAY_BUCKET)
         spends = await self._run(_read_spend, oldest_bucket)
         self._limiter.load((key, bucket * DAY_BUCKET, tokens) for key, bucket, tokens in spends)
+        self._limiter.budgets.load(await self._run(_read_budget_spend))
 
-    async def admit(self, key: str, limits: KeyLimits) -> Admission:
-        return self._limiter.admit(key, limits)
+    async def admit(self, key: str, limits: KeyLimits, amount: int | None = None) -> Admission:
+        return self._limiter.admit(key, limits, amount)
+
+    def settle(self, settlement: Settlement) -> None:
+        self._limiter.budgets.settle(
+            settlement.key, settlement.budgets, settlement.hold_id, settlement.cost, settlement.at
+        )
+
+    async def read_budgets(self, key: str, budgets: tuple[Budget, ...]) -> list[BudgetState]:
+        return self._limiter.budgets.states(key, budgets, self._clock())
 
     async def commit(self, batch: UsageBatch) -> None:
         for (key, second), tokens in batch.spend.items():
             self._limiter.spend(key, tokens, float(second))
         oldest_bucket = int((self._clock() - DAY) // DAY_BUCKET)
-        await self._run(_write, batch, oldest_bucket)
+        await self._run(_write, batch, oldest_bucket, _budget_rows(batch.settlements, self._clock()))
 
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
         return await self._run(_read_usage)
@@ -162,7 +183,27 @@ def _add_day(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
-def _write(db: sqlite3.Connection, batch: UsageBatch, oldest_bucket: int) -> None:
+BudgetRows = tuple[dict[tuple[str, str, int], int], dict[str, int]]
+
+
+def _budget_rows(settlements: list[Settlement], now: float) -> BudgetRows:
+    """(spend to add per (key, place, slot), the oldest slot still needed per place)."""
+    spend: dict[tuple[str, str, int], int] = {}
+    oldest: dict[str, int] = {}
+    for settlement in settlements:
+        for budget in settlement.budgets:
+            where = place(budget)
+            if settlement.cost:
+                row = (settlement.key, where, period(budget, settlement.at).slot)
+                spend[row] = spend.get(row, 0) + settlement.cost
+            current = period(budget, now)
+            # A calendar slot is kept one period more (a request settled just after midnight).
+            keep = current.oldest - (1 if budget.window is None else 0)
+            oldest[where] = min(oldest.get(where, keep), keep)
+    return spend, oldest
+
+
+def _write(db: sqlite3.Connection, batch: UsageBatch, oldest_bucket: int, budgets: BudgetRows) -> None:
     usage = [_usage_values(row, counters) for row, counters in batch.rows.items()]
     spend: dict[tuple[str, int], int] = {}
     for (key, second), tokens in batch.spend.items():
@@ -173,6 +214,9 @@ def _write(db: sqlite3.Connection, batch: UsageBatch, oldest_bucket: int) -> Non
         db.executemany(_UPSERT_USAGE, usage)
         db.executemany(_UPSERT_SPEND, [(key, bucket, tokens) for (key, bucket), tokens in spend.items()])
         db.execute("DELETE FROM token_spend WHERE bucket < ?", (oldest_bucket,))
+        budget_spend, oldest = budgets
+        db.executemany(_UPSERT_BUDGET, [(*row, nano) for row, nano in budget_spend.items()])
+        db.executemany("DELETE FROM budget_spend WHERE place = ? AND slot < ?", list(oldest.items()))
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -214,3 +258,7 @@ def _read_spend(db: sqlite3.Connection, oldest_bucket: int) -> list[tuple[str, i
     return db.execute(
         "SELECT key, bucket, tokens FROM token_spend WHERE bucket >= ?", (oldest_bucket,)
     ).fetchall()
+
+
+def _read_budget_spend(db: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
+    return db.execute("SELECT key, place, slot, nano FROM budget_spend").fetchall()

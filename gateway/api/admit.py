@@ -13,14 +13,19 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.access.budgets import BudgetHold, max_output_tokens, maximum_cost
+from gateway.access.controller import AccessController
+from gateway.access.keys import GatewayKey
 from gateway.api.input_limits import check_counts
-from gateway.api.recording import Exchange
+from gateway.api.recording import Exchange, estimate_prompt_tokens
 from gateway.api.state import GatewayState
 from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
+from gateway.config.prices import PriceTable
 from gateway.errors import ModelNotFound, Unauthorized
 from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.resilience.dispatch import RequestContext
+from gateway.routing.table import RouteMatch
 from gateway.runtime.snapshot import Runtime
 
 # The raw body -> a dict with a non-empty string `model`; raises `InvalidRequest` otherwise.
@@ -33,11 +38,13 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     request_id = accept_request_id(request.headers.get("x-request-id"))
     request.state.request_id = request_id  # for the error handlers (api/errors.py)
     bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
+    running = state.started
+    runtime = None if running is None else running.holder.current  # admit() takes it again
     tracing = state.tracing
     if tracing is None:
-        return Exchange(request_id, started, state.observers)
+        return Exchange(request_id, started, state.observers, runtime=runtime)
     trace = tracing.request(request.method, request.url.path, request.headers, request_id)
-    return Exchange(request_id, started, state.observers, trace=trace)
+    return Exchange(request_id, started, state.observers, trace=trace, runtime=runtime)
 
 
 async def admit(
@@ -47,13 +54,15 @@ async def admit(
     api: ApiName,
     parse: BodyParser,
     forwarded: tuple[tuple[str, str], ...] = (),
+    *,
+    metered: bool = True,
 ) -> Runtime:
     """Authenticate (401, before the body is read), parse (400, or 413 past `max_body_bytes` while the
     body is read: api/input_limits.py), route (404), admit the key (403, 429).
 
     Fills in `exchange.model`, `exchange.ctx` and `exchange.limit_headers`; returns the runtime snapshot
     the request is served from to its end. `forwarded` are the client's headers that go on unchanged to
-    an upstream of the same API.
+    an upstream of the same API. `metered=False` (count_tokens: it costs nothing) skips budgets.
     """
     started = state.running()
     exchange.api = LONG_TO_SHORT[api]
@@ -68,7 +77,7 @@ async def admit(
     check_counts(body, api, state.edge.limits)
     model: str = body["model"]
     exchange.model = model
-    runtime = started.holder.current
+    runtime = exchange.runtime = started.holder.current
     match = runtime.table.resolve(model)
     if match is None:
         raise ModelNotFound(
@@ -95,8 +104,30 @@ async def admit(
     exchange.prices = runtime.config.prices
     if access is not None and key is not None:
         ctx.key_name = key.name
-        exchange.limit_headers = await access.admit(key, match)
+        hold = None
+        if key.limits.budgets and metered:  # keys without budgets pay this one attribute check
+            hold = budget_hold(key, body, api, match, runtime.config.prices, access)
+            exchange.hold, exchange.access = hold, access  # settled on every exit (api/recording.py)
+        exchange.limit_headers = await access.admit(key, match, hold)
     return runtime
+
+
+def budget_hold(
+    key: GatewayKey,
+    body: dict[str, Any],
+    api: ApiName,
+    match: RouteMatch,
+    prices: PriceTable | None,
+    access: AccessController,
+) -> BudgetHold:
+    """The claim of a request of a key with budgets: its maximum cost at the dearest target of its route
+    (prompt estimate + max output tokens), or unpriced. Costs the prompt estimate (a pass over the text)."""
+    budgets = key.limits.budgets
+    if prices is None:  # the loader refuses budgets without prices:; a hand-built config may not
+        return BudgetHold(key.name, budgets, None, "", unpriced="(no prices: section)")
+    output = max_output_tokens(body, api, access.settings.budget_default_max_output_tokens)
+    amount, unpriced = maximum_cost(prices, match, estimate_prompt_tokens(body), output)
+    return BudgetHold(key.name, budgets, amount, prices.currency, unpriced=unpriced)
 
 
 async def _discard_chunked_body(request: Request) -> None:

@@ -26,7 +26,9 @@ from gateway.api.auth import access_settings, apply_access, reload_access, start
 from gateway.api.chat import chat_completions, chat_completions_asgi
 from gateway.api.compare import streaming_compare
 from gateway.api.completions import completions
+from gateway.api.config_version import ConfigVersionMiddleware
 from gateway.api.cors import CorsMiddleware
+from gateway.api.direct_routes import DirectEndpoint, DirectRoutes
 from gateway.api.embeddings import embeddings
 from gateway.api.errors import install_error_handlers
 from gateway.api.inflight import InflightMiddleware
@@ -37,6 +39,7 @@ from gateway.api.metrics import metrics_enabled, metrics_endpoint, watch_app
 from gateway.api.responses import responses
 from gateway.api.state import GatewayState, Started
 from gateway.api.stats import stats
+from gateway.api.workers import publish_worker_config
 from gateway.config import Diagnostic, load_config
 from gateway.config.models import GatewayConfig
 from gateway.errors import ConfigError
@@ -113,6 +116,7 @@ def create_app(
             gateway_metrics.watch_store(lambda: StoreStatus(guard.down_since is None, guard.unavailable))
             gateway_metrics.watch_would_block(access.shadow.counts)
         started = Started(holder, reloader, checker, access_control=access, access=None)
+        started.worker_files = publish_worker_config(holder, reloader)  # with --workers N
         apply_access(started, access)
         state.started = started  # from here on, handlers can serve
         reloader.on_swap.append(lambda _, new: reload_access(started, access, new.config))
@@ -127,6 +131,8 @@ def create_app(
             yield
         finally:
             await reloader.aclose()  # stop watching first: no swap while shutting down
+            if started.worker_files is not None:
+                started.worker_files.remove()
             await state.late_watches.aclose()
             await access.aclose()  # last usage flush, then the store
             await checker.aclose()  # no probe may use a client being closed
@@ -135,7 +141,7 @@ def create_app(
                 state.tracing = None
                 await asyncio.to_thread(tracing.shutdown)
 
-    app = FastAPI(
+    app = GatewayApp(
         title="gateway",
         version=__version__,
         lifespan=lifespan,
@@ -147,13 +153,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.state.gateway = state  # the one state object: read it with gateway_state() (api/state.py)
-    app.router.add_route("/v1/chat/completions", asgi_endpoint(chat_completions), methods=["POST"])
-    app.router.add_route("/v1/chat/completions/asgi", asgi_endpoint(chat_completions_asgi), methods=["POST"])
-    app.router.add_route("/v1/embeddings", embeddings, methods=["POST"])
-    app.router.add_route("/v1/completions", asgi_endpoint(completions), methods=["POST"])
-    app.router.add_route("/v1/responses", asgi_endpoint(responses), methods=["POST"])
-    app.router.add_route("/v1/messages", asgi_endpoint(messages), methods=["POST"])
-    app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
+    for path, endpoint in INBOUND_APIS.items():  # in the router too: other methods get 405, not 404
+        app.router.add_route(path, asgi_endpoint(endpoint), methods=["POST"])
     app.router.add_route("/streaming-compare", streaming_compare, methods=["GET"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
@@ -161,13 +162,44 @@ def create_app(
     app.router.add_route("/stats", stats, methods=["GET"])
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"])
     app.router.add_route("/admin/config", admin_config, methods=["GET"])
-    # Counts every request until its last byte, so a reload closes old providers only once they are idle.
-    app.add_middleware(InflightMiddleware, tracker=state.tracker, drain=state.drain)
-    # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.
-    app.add_middleware(InputLimitsMiddleware, state=state)
-    # Outermost of ours, so the limits' answers carry CORS headers too (a browser could not read them).
-    app.add_middleware(CorsMiddleware, state=state)
+
+    def edge(framework: ASGIApp) -> ASGIApp:
+        # A POST to an inbound API goes straight to its endpoint; the rest through FastAPI's stack.
+        # The rest gets x-gateway-config-version here; the inbound APIs put it on their answers themselves
+        # (no wrapper around a stream's `send`).
+        inner: ASGIApp = DirectRoutes(ConfigVersionMiddleware(framework, state=state), INBOUND_APIS)
+        # Counts every request until its last byte, so a reload closes old providers only once idle.
+        inner = InflightMiddleware(inner, tracker=state.tracker, drain=state.drain)
+        # Before the key check and any endpoint: 431/413 from the head, 413 while a chunked body is read.
+        inner = InputLimitsMiddleware(inner, state=state)
+        # Outermost, so the limits' answers carry CORS headers too (a browser could not read them).
+        return CorsMiddleware(inner, state=state)
+
+    app.edge = edge
     return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the gateway's own pure-ASGI edge in front of its whole middleware stack (`edge`, set
+    by `create_app`), so the inbound APIs skip the framework's layers (`api/direct_routes.py`)."""
+
+    edge: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        framework = super().build_middleware_stack()
+        return framework if self.edge is None else self.edge(framework)
+
+
+# The inbound APIs, by path: POST only.
+INBOUND_APIS: dict[str, DirectEndpoint] = {
+    "/v1/chat/completions": chat_completions,
+    "/v1/chat/completions/asgi": chat_completions_asgi,
+    "/v1/embeddings": embeddings,
+    "/v1/completions": completions,
+    "/v1/responses": responses,
+    "/v1/messages": messages,
+    "/v1/messages/count_tokens": count_tokens,
+}
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

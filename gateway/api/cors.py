@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.config_version import served_version_header
 from gateway.api.state import GatewayState
 from gateway.config.models import CorsSettings
 
@@ -145,6 +146,9 @@ class CorsMiddleware:
                 private = True
         if origin is not None and method is not None and scope["method"] == "OPTIONS":
             status, headers, body = policy.preflight(origin, method, asked, private)
+            version = served_version_header(self.state)
+            if version is not None:
+                headers = [*headers, version]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

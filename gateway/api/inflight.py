@@ -14,7 +14,9 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.config_version import served_version_header
 from gateway.api.errors import error_response
+from gateway.api.state import app_state
 from gateway.errors import ShuttingDown
 from gateway.runtime.drain import CUT_MESSAGE, Drain, InflightRequest
 from gateway.runtime.inflight import InflightTracker
@@ -76,7 +78,9 @@ def cut_alone(entry: InflightRequest) -> bool:
 async def answer_cut(scope: Scope, receive: Receive, send: Send) -> None:
     """A 503 in the API's error shape, unless the answer had begun (the server then closes the
     connection: the client sees a cut-off body, never a complete-looking one)."""
-    response = error_response(ShuttingDown(CUT_MESSAGE), path=scope["path"])
+    app = scope.get("app")
+    version = served_version_header(app_state(app)) if app is not None else None
+    response = error_response(ShuttingDown(CUT_MESSAGE), path=scope["path"], version=version)
     response.headers["connection"] = "close"
     with contextlib.suppress(RuntimeError):  # the server refuses a second head: this one's had gone out
         await response(scope, receive, send)

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.config_version import served_version_header
 from gateway.api.errors import error_response
 from gateway.api.state import GatewayState
 from gateway.config.models import ApiName, InputLimits
@@ -49,7 +50,7 @@ class InputLimitsMiddleware:
                 "(settings.limits.max_headers)",
                 headers=CLOSE,
             )
-            await error_response(error, path=scope["path"])(scope, receive, send)
+            await self._refuse(error, scope, receive, send)
             return
         size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         length: bytes | None = None
@@ -66,17 +67,21 @@ class InputLimitsMiddleware:
                 "(settings.limits.max_header_bytes)",
                 headers=CLOSE,
             )
-            await error_response(error, path=scope["path"])(scope, receive, send)
+            await self._refuse(error, scope, receive, send)
             return
         if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
             error = body_too_large(limits.max_body_bytes)
-            await error_response(error, path=scope["path"])(scope, receive, send)
+            await self._refuse(error, scope, receive, send)
             return
         if not chunked:  # with a Content-Length the server reads the body to that length, no further
             await self.app(scope, receive, send)
             return
         bounded = ChunkedBody(receive, send, limits.max_body_bytes)
         await self.app(scope, bounded.receive, bounded.send)
+
+    async def _refuse(self, error: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
+        version = served_version_header(self.state)
+        await error_response(error, path=scope["path"], version=version)(scope, receive, send)
 
 
 def body_too_large(limit: int) -> RequestTooLarge:

@@ -97,7 +97,7 @@ async def count_tokens(request: Request) -> Response:
     exchange = open_exchange(request, state)
     try:
         runtime = await admit(
-            request, state, exchange, API, parse_count_tokens_body, forwarded_headers(request)
+            request, state, exchange, API, parse_count_tokens_body, forwarded_headers(request), metered=False
         )
         ctx = exchange.ctx
         assert ctx is not None
@@ -105,7 +105,9 @@ async def count_tokens(request: Request) -> Response:
         content, status = await _count_upstream(runtime, ctx.body, ctx.raw, ctx.forwarded, headers)
         if exchange.observers or exchange.trace is not None:
             await exchange.finish(exchange.record(status))
-        return Response(content, status, headers, media_type="application/json")
+        response = Response(content, status, headers, media_type="application/json")
+        response.raw_headers.append(runtime.version_header)
+        return response
     except GatewayError as exc:
         await exchange.failed(exc)
         raise

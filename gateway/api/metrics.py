@@ -55,8 +55,10 @@ def watch_app(metrics: GatewayMetrics, holder: RuntimeHolder, reloader: ReloadMa
     """Connect `metrics` to the app's runtime and reload manager (the lifespan calls it once)."""
     metrics.watch_providers(lambda: provider_statuses(holder.current))
     metrics.watch_reloads(lambda: ReloadCounts(reloader.reload_count, reloader.rejected_count))
-    metrics.config_loaded(holder.current.config.version)
-    reloader.on_swap.append(lambda _, new: metrics.config_loaded(new.config.version))
+    metrics.config_loaded(holder.current.config.version, holder.current.loaded_at)
+    metrics.reload_result(True)
+    reloader.on_swap.append(lambda _, new: metrics.config_loaded(new.config.version, new.loaded_at))
+    reloader.on_attempt.append(lambda attempt: metrics.reload_result(attempt.outcome != "rejected"))
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -16,11 +16,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.access.budgets import BudgetHold
+from gateway.access.controller import AccessController
 from gateway.config.prices import PriceTable, format_cost
 from gateway.errors import GatewayError
+from gateway.observe.config_version import CONFIG_VERSION_HEADER
 from gateway.observe.tracing_spans import RequestTrace
 from gateway.records import RequestObserver, RequestRecord
 from gateway.resilience.dispatch import RequestContext
+from gateway.runtime.snapshot import Runtime
 from gateway.streaming.relay import StreamStats
 from gateway.translate.prompt_tokens import count_prompt
 from gateway.translate.streamed_tokens import count_output
@@ -45,6 +49,9 @@ class Exchange:
     api: str = "chat"  # the inbound API's short name, for the record
     trace: RequestTrace | None = None  # the request's span; None: tracing is off
     prices: PriceTable | None = None  # of the runtime serving it; None: no prices, nothing is costed
+    hold: BudgetHold | None = None  # a key with budgets: settled with the real cost in `finish`
+    access: AccessController | None = None  # who settles `hold`
+    runtime: Runtime | None = None  # the snapshot serving it (its config version), once started
     tokenizer: LazyTokenizer | None = None  # for a priced stream: what charges it when it is cut
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
@@ -62,6 +69,7 @@ class Exchange:
                 duration=time.perf_counter() - self.started,
                 usage=usage,
                 api=self.api,
+                config_version=self.runtime.config.version if self.runtime is not None else "",
             )
         record = RequestRecord(
             request_id=ctx.request_id,
@@ -78,6 +86,7 @@ class Exchange:
             key_name=ctx.key_name,
             usage=usage,
             api=self.api,
+            config_version=self.runtime.config.version if self.runtime is not None else "",
         )
         prices = self.prices
         if prices is not None and usage is not None and ctx.provider is not None:
@@ -90,10 +99,18 @@ class Exchange:
         """Record `error` (about to be answered) and put the gateway's headers on it."""
         ctx = self.ctx
         error.headers.update(gateway_headers(ctx) if ctx is not None else {"x-gateway-attempts": "0"})
-        if self.observers or self.trace is not None:
+        if self.runtime is not None:
+            error.headers[CONFIG_VERSION_HEADER] = self.runtime.config.version
+        if self.observers or self.trace is not None or self.hold is not None:
             record = self.record(error.status_code)
             record.error_code = error.code
             await self.finish(record)
+
+    def cancelled(self) -> None:
+        """The request was cancelled from outside (shutdown) before an answer: no record follows, so
+        its hold is released here, charged nothing (what the upstream did is unknown)."""
+        if self.hold is not None and self.access is not None:
+            self.access.settle(self.hold, 0)
 
     async def crashed(self, exc: Exception) -> GatewayError:
         """Log and record the bug `exc` (call it in its `except` block); returns the error to answer."""
@@ -118,7 +135,11 @@ class Exchange:
     async def finish(
         self, record: RequestRecord, answer: bytes | None = None, failure: GatewayError | None = None
     ) -> None:
-        """Hand `record` to the observers and end the request's span (`answer`: the body sent)."""
+        """Settle the budget hold, hand `record` to the observers and end the request's span (`answer`:
+        the body sent). Every exit of a request comes here once (errors via `failed`, streams via
+        `stream_finished`); the hold's own flag makes a second settle a no-op."""
+        if self.hold is not None and self.access is not None:
+            self.access.settle(self.hold, budget_cost(record, self.hold))
         await notify(self.observers, record)
         if self.trace is not None:
             self.trace.finish(record, self.ctx.body if self.ctx is not None else None, answer, failure)
@@ -160,6 +181,17 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
     read = body.get("messages") or body.get("input") or body.get("prompt")
     return estimate_input_tokens({"system": body.get("system") or body.get("instructions"), "messages": read,
                                   "tools": body.get("tools")})  # fmt: skip
+
+
+def budget_cost(record: RequestRecord, hold: BudgetHold) -> int:
+    """What a request of a key with budgets is charged: its cost (a cut stream's estimate included);
+    nothing when no attempt produced an answer (refused, every target failed, the client left before
+    the first event); an answer that reported no usage, its hold (the most it could have cost)."""
+    if record.cost is not None:
+        return record.cost
+    if record.status_code < 400 and record.attempts and record.stream_status in (None, "ok"):
+        return hold.amount or 0
+    return 0
 
 
 def cost_header(record: RequestRecord) -> str | None:

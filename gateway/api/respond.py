@@ -40,6 +40,7 @@ async def respond_complete(
         await watch.close()
         if ours:
             raise ClientClosedRequest("the client closed the connection before the answer") from None
+        exchange.cancelled()
         raise
     except BaseException:
         late.discard(watch)
@@ -54,13 +55,16 @@ async def respond_complete(
     headers.update(reply.headers)
     if exchange.limit_headers:
         headers.update(exchange.limit_headers)
-    if exchange.observers or exchange.trace is not None or exchange.prices is not None:
+    if exchange.observers or exchange.trace is not None or exchange.prices is not None or exchange.hold:
         record = exchange.record(reply.status_code, usage=reply.usage())
         cost = cost_header(record)
         if cost is not None:
             headers["x-gateway-cost"] = cost
         await exchange.finish(record, reply.content)
-    return Response(reply.content, reply.status_code, headers, media_type="application/json")
+    response = Response(reply.content, reply.status_code, headers, media_type="application/json")
+    if exchange.runtime is not None:
+        response.raw_headers.append(exchange.runtime.version_header)
+    return response
 
 
 async def respond_stream(
@@ -75,7 +79,7 @@ async def respond_stream(
     """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
     header = request.headers.get(ASGI_OVERRIDE_HEADER)
     asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
-    if exchange.observers or exchange.trace is not None:
+    if exchange.observers or exchange.trace is not None or exchange.hold is not None:
         ctx.on_stream_finish.append(exchange.stream_finished)
         if exchange.prices is not None:  # a cut stream is charged by what it streamed
             ctx.keep_streamed, exchange.tokenizer = True, state.tokenizer
@@ -83,7 +87,11 @@ async def respond_stream(
     # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream
     # request at once rather than when the first event finds nobody to send it to.
     watch = DisconnectWatch(request.receive)
-    relay = await _open_stream(dispatcher, ctx, watch)
+    try:
+        relay = await _open_stream(dispatcher, ctx, watch)
+    except asyncio.CancelledError:
+        exchange.cancelled()  # not the client leaving (that is ClientClosedRequest): shutdown
+        raise
     if not asgi:  # Starlette's response watches `receive` itself
         await watch.close()
     for stream_observer in state.stream_observers:
@@ -97,6 +105,8 @@ async def respond_stream(
     headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
     if exchange.limit_headers:
         headers.extend((name.encode(), value.encode()) for name, value in exchange.limit_headers.items())
+    if exchange.runtime is not None:
+        headers.append(exchange.runtime.version_header)
     return AsgiStreamer(relay, headers, watch=watch) if asgi else StarletteStreamer(relay, headers)
 
 

@@ -20,6 +20,7 @@ from gateway.access.settings import AccessSettings
 from gateway.config.models import EdgeSettings
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.tracing import Tracing
+from gateway.observe.worker_config import WorkerConfigFiles
 from gateway.records import RequestObserver, StreamObserver
 from gateway.resilience.checker import HealthChecker
 from gateway.runtime.drain import Drain
@@ -50,6 +51,8 @@ class Started:
     # The same object while keys are enforced, else None: the chat path checks only this (a reload may
     # change it, see `api/auth.py`).
     access: AccessController | None
+    # This worker's published config state, when workers share a directory (`api/workers.py`).
+    worker_files: WorkerConfigFiles | None = None
 
 
 @dataclass(slots=True)

@@ -5,7 +5,8 @@
                                   ${VAR} references, check keys/auth/settings (API_KEY included),
                                   build the frozen models of `models.py` (`GatewayConfig.access` too,
                                   `GatewayConfig.edge`: settings.cors and settings.limits, edge.py,
-                                  and `GatewayConfig.prices`: the prices: section, prices.py).
+                                  and `GatewayConfig.prices`: the prices: section, prices.py;
+                                  key budgets: budgets.py, their value objects budget_models.py).
 
 Every problem is a `Diagnostic` with file:line:col and a hint; a load with errors yields no config.
 """

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from .address_guard import OPT_IN, refused_url
 from .apis import DEFAULT_APIS, SHORT_NAMES, reachable_apis
+from .budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
+from .budgets import build_budgets
 from .diagnostics import Diagnostic
 from .interpolate import Interpolated, InterpolationError, interpolate
 from .models import (
@@ -354,6 +356,7 @@ def key_limits(spec: Mapping[str, Any]) -> KeyLimits:
         values["tokens_per_minute"],
         values["tokens_per_day"],
         frozenset(shadow),
+        build_budgets(spec, default),
     )
 
 
@@ -383,9 +386,10 @@ def build_access(
         flush_interval=float(settings.get("stats_flush_interval", DEFAULT_FLUSH_INTERVAL)),
         failure_mode=settings.get("store_failure_mode", "fail_closed"),
     )
+    default_output = int(settings.get("budget_default_max_output_tokens", DEFAULT_BUDGET_MAX_OUTPUT_TOKENS))
     if sections.get("auth") == "none":
-        return AccessConfig("none", (), store, ignored_keys=len(keys))
-    return AccessConfig("keys" if keys else "open", tuple(keys), store)
+        return AccessConfig("none", (), store, len(keys), default_output)
+    return AccessConfig("keys" if keys else "open", tuple(keys), store, 0, default_output)
 
 
 def _place(places: SectionPlaces, path: DocumentPath) -> Position | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..errors import ConfigError
+from .budgets import check_budgets
 from .builder import build_access, build_providers, build_routes
 from .diagnostics import Diagnostic, count
 from .discover import find_route_files
@@ -89,6 +90,7 @@ def load_config(paths: Sequence[str | Path], environ: Mapping[str, str] | None =
         diagnostics.extend(check_access(sections, environ, SectionPlaces(sources)))
         diagnostics.extend(check_edge(sections, SectionPlaces(sources)))
         diagnostics.extend(check_prices(sections, SectionPlaces(sources), providers))
+        diagnostics.extend(check_budgets(sections, SectionPlaces(sources), routes))
     diagnostics = _ordered(diagnostics, labels)
     if count(diagnostics)[0]:
         return LoadResult(None, diagnostics, labels)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .budget_models import DEFAULT_BUDGET_MAX_OUTPUT_TOKENS, Budget
 from .prices import PriceTable
 from .tracing import TracingSettings
 
@@ -227,19 +228,21 @@ LIMIT_NAMES: tuple[LimitName, ...] = ("requests_per_minute", "tokens_per_minute"
 @dataclass(frozen=True, slots=True)
 class KeyLimits:
     """Per key; None = no limit. Token limits count prompt + completion tokens reported by upstream.
-    `shadow` names the limits in shadow mode (`mode: shadow`): checked and counted, never refusing."""
+    `shadow` names the limits in shadow mode (`mode: shadow`): checked and counted, never refusing.
+    `budgets` are checked and reserved in the same store call (`access/budgets.py`)."""
 
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     tokens_per_day: int | None = None
     shadow: frozenset[LimitName] = frozenset()
+    budgets: tuple[Budget, ...] = ()
 
     def mode(self, name: LimitName) -> LimitMode:
         return "shadow" if name in self.shadow else "enforce"
 
     @property
     def any(self) -> bool:
-        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day)
+        return bool(self.requests_per_minute or self.tokens_per_minute or self.tokens_per_day or self.budgets)
 
     @property
     def counts_tokens(self) -> bool:
@@ -308,6 +311,7 @@ class AccessConfig:
     keys: tuple[KeyConfig, ...] = ()
     store: StoreSettings = field(default_factory=StoreSettings)
     ignored_keys: int = 0
+    budget_default_max_output_tokens: int = DEFAULT_BUDGET_MAX_OUTPUT_TOKENS
 
 
 # The settings.cors and settings.limits sections: what the inbound HTTP edge accepts (api/cors.py,

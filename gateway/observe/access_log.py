@@ -20,7 +20,7 @@ from gateway.records import RequestRecord
 ACCESS_LOGGER = "gateway.access_log"
 TEXT_FORMAT = (
     "%s model=%s route=%s provider=%s status=%d attempts=%d duration_ms=%.1f "
-    "prompt_tokens=%s completion_tokens=%s%s"
+    "prompt_tokens=%s completion_tokens=%s config_version=%s%s"
 )
 
 
@@ -47,6 +47,7 @@ def access_fields(record: RequestRecord) -> dict[str, Any]:
         "cost": None if record.cost is None else format_cost(record.cost),
         "currency": record.currency,
         "cost_estimated": record.cost_estimated,
+        "config_version": record.config_version or None,
     }
     if record.stream:
         fields["stream_status"] = record.stream_status
@@ -101,6 +102,7 @@ class AccessLog:
             record.duration * 1000,
             record.prompt_tokens if usage else "-",
             record.completion_tokens if usage else "-",
+            record.config_version or "-",
             "".join(tail),
             extra={"access": access_fields(record), "request_id": record.request_id},
         )

@@ -13,8 +13,9 @@ labels. The workers share one listening socket, so a scrape lands on any one of 
 labels every scrape would show one worker's counters and the series of the others would go stale and
 come back at random. In multiprocess mode each worker writes its samples to memory-mapped files under
 `PROMETHEUS_MULTIPROC_DIR` and whichever worker answers a scrape sums them all: counters and
-histograms add up across workers, open streams too (`livesum`), and the config version is shown per
-worker (`liveall`, with a `pid` label: a reload that reached only some workers is visible).
+histograms add up across workers, open streams too (`livesum`), and the config version, when it was
+loaded and whether the last reload was good are shown per worker (`liveall`, with a `pid` label: a
+reload that reached only some workers is visible).
 prometheus-client chooses the mode when it is first imported, so `gateway serve` sets the variable (to
 a fresh directory) before it starts the workers. What a scrape cannot sum is the state each worker
 keeps for itself (provider health, breakers, reload counts): those come from the worker that answers,
@@ -42,6 +43,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.config.prices import NANO
 from gateway.observe.tally import CountTally, HistogramTally
+from gateway.observe.worker_config import process_alive, remove_worker_files
 from gateway.observe.worker_state import (
     ProviderSource,
     ReloadSource,
@@ -151,6 +153,18 @@ class GatewayMetrics:
             "gateway_config_info",
             "1 for the config version in use (a short hash of the effective config)",
             ["version"],
+            registry=own,
+            multiprocess_mode="liveall",
+        )
+        self.config_loaded_at = Gauge(
+            "gateway_config_last_reload_timestamp_seconds",
+            "When the config in use was loaded (startup or the last applied reload), Unix time",
+            registry=own,
+            multiprocess_mode="liveall",
+        )
+        self.config_reload_ok = Gauge(
+            "gateway_config_last_reload_successful",
+            "0 while the last reload was rejected (the last good config keeps serving), else 1",
             registry=own,
             multiprocess_mode="liveall",
         )
@@ -266,8 +280,10 @@ class GatewayMetrics:
         """The stream observer: a stream's first event is in and about to be relayed."""
         self.open_streams.inc()
 
-    def config_loaded(self, version: str) -> None:
-        """The config in use (at startup and after each applied reload)."""
+    def config_loaded(self, version: str, loaded_at: float | None = None) -> None:
+        """The config in use (at startup and after each applied reload), loaded at `loaded_at`."""
+        if loaded_at is not None:
+            self.config_loaded_at.set(loaded_at)
         if version == self._config_version:
             return
         if self._config_version is not None:
@@ -278,20 +294,26 @@ class GatewayMetrics:
         self.config_info.labels(version).set(1)
         self._config_version = version
 
+    def reload_result(self, ok: bool) -> None:
+        """How the last reload went (at startup: ok); not ok means the last good config keeps serving."""
+        self.config_reload_ok.set(1 if ok else 0)
+
 
 @contextlib.contextmanager
 def multiprocess_directory(workers: int) -> Iterator[str | None]:
     """For `gateway serve`, around building the app and running the server: the metrics directory.
 
     `$PROMETHEUS_MULTIPROC_DIR` when set (created if missing, and emptied of the previous run's `*.db`
-    files, as prometheus-client requires); else, with several workers, a fresh temporary directory set
-    in the environment the workers inherit and removed afterwards; else None (one process, in memory).
+    files, as prometheus-client requires, and of its workers' config files); else, with several workers,
+    a fresh temporary directory set in the environment the workers inherit and removed afterwards; else
+    None (one process, in memory).
     """
     given = os.environ.get(MULTIPROCESS_ENV)
     if given:
         os.makedirs(given, exist_ok=True)
         for path in glob.glob(os.path.join(given, "*.db")):
             os.remove(path)
+        remove_worker_files(given)
         yield given
         return
     if workers <= 1:
@@ -361,16 +383,6 @@ def forget_dead_workers(directory: str) -> None:
         if found is None:
             continue
         pid = int(found.group(1))
-        if not _alive(pid):
+        if not process_alive(pid):
             with contextlib.suppress(FileNotFoundError):  # another worker's scrape got there first
                 prometheus_multiprocess.mark_process_dead(pid, directory)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

@@ -124,6 +124,7 @@ class RequestTrace:
             "gateway.route": record.route,
             "gateway.provider": record.provider,
             "gateway.key": record.key_name,  # the key's name, never its secret
+            "gateway.config_version": record.config_version or None,
             "gateway.stream.status": record.stream_status,
             "gen_ai.provider.name": self.provider_type,
             "gen_ai.response.model": self.response_model,

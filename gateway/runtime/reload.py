@@ -39,6 +39,7 @@ logger = logging.getLogger("gateway.reload")
 Outcome = Literal["applied", "unchanged", "rejected"]
 Loader = Callable[[Sequence[str | Path]], LoadResult]
 SwapListener = Callable[[Runtime, Runtime], None]
+AttemptListener = Callable[["ReloadAttempt"], None]
 
 DEFAULT_RETIRE_TIMEOUT = 600.0
 # A load counts only if the files look the same `SETTLE_DELAY` seconds after it as before it.
@@ -86,6 +87,8 @@ class ReloadManager:
         self.sighup_installed = False
         # Called after each swap with (old, new) runtime, e.g. for health checkers to follow the config.
         self.on_swap: list[SwapListener] = []
+        # Called after every reload attempt, whatever its outcome (after the swap listeners when applied).
+        self.on_attempt: list[AttemptListener] = []
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -139,6 +142,7 @@ class ReloadManager:
                 found = tuple(result.diagnostics)
                 self.last_attempt = ReloadAttempt(time.time(), trigger, "unchanged", found)
                 logger.debug("config reload (%s): unchanged (version %s)", trigger, config.version)
+                self._tell_attempt(self.last_attempt)
                 return "unchanged"
             try:
                 runtime, retired = build_runtime(config, current)
@@ -159,10 +163,18 @@ class ReloadManager:
                     listener(current, runtime)
                 except Exception:
                     logger.exception("reload listener %r failed", listener)
+            self._tell_attempt(self.last_attempt)
             if retired:
                 self._retiring.update(retired)
                 self._spawn(self._retire(retired, ended), "retire-providers")
             return "applied"
+
+    def _tell_attempt(self, attempt: ReloadAttempt) -> None:
+        for listener in self.on_attempt:
+            try:
+                listener(attempt)
+            except Exception:
+                logger.exception("reload attempt listener %r failed", listener)
 
     def _load_settled(self) -> LoadResult:
         """Load until the files did not change during the load (runs in a worker thread)."""
@@ -188,6 +200,7 @@ class ReloadManager:
             len(errors),
             "\n".join(str(diagnostic) for diagnostic in errors),
         )
+        self._tell_attempt(attempt)
         return "rejected"
 
     def _log_applied(self, trigger: str, old: Runtime, new: Runtime, retired: list[Provider]) -> None:

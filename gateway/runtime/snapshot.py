@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from gateway.config.models import GatewayConfig
+from gateway.observe.config_version import HeaderPair, version_header
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.resilience.dispatch import Dispatcher
@@ -24,6 +25,11 @@ class Runtime:
     registry: ProviderRegistry
     dispatcher: Dispatcher
     loaded_at: float = field(default_factory=time.time)
+    # `x-gateway-config-version` of every answer served from this snapshot, encoded once here.
+    version_header: HeaderPair = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version_header", version_header(self.config.version))
 
 
 def build_runtime(config: GatewayConfig, previous: Runtime | None = None) -> tuple[Runtime, list[Provider]]:

@@ -22,7 +22,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("serve", "validate-config", "explain", "schema"):
+    for command in ("serve", "validate-config", "explain", "diff", "test", "replay", "schema", "hash-key"):
         assert command in out
 
 

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, wait_until
 from tests.support.resilience_support import MODEL, provider, route, write_gateway_config
 from tests.support.simulator import Behaviour, ProviderSimulator
 
@@ -31,14 +31,6 @@ def send_and_leave(port: int, path: str, body: dict[str, object], after: float) 
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head + payload)
         time.sleep(after)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.access.keys import hash_secret
 from tests.support.access_support import bearer, keyed_routes_yaml
-from tests.support.harness import free_port, running_gateway
+from tests.support.harness import free_port, running_gateway, wait_until
 from tests.support.redis_server import NOT_INSTALLED, running_redis_server
 
 KEY = "sk-gw-outage-team"
@@ -45,15 +45,6 @@ def chat(client: httpx.Client) -> httpx.Response:
     response = client.post("/v1/chat/completions", json=CHAT, headers=bearer(KEY))
     assert time.monotonic() - started < QUICK, "a request hung on the dead store"
     return response
-
-
-def poll(predicate: Callable[[], bool], timeout: float) -> float:
-    """Seconds until `predicate` held (fails after `timeout`)."""
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
@@ -97,7 +88,7 @@ def test_redis_killed_and_restarted(mode: str, write_routes: Callable[..., Path]
         assert stats.status_code == 503 and stats.json()["error"]["code"] == "store_unavailable"
 
         redis.enter_context(running_redis_server(binary, port))  # back, empty (no persistence)
-        recovered = poll(lambda: "x-ratelimit-remaining-requests" in chat(client).headers, timeout=2.0)
+        recovered = wait_until(lambda: "x-ratelimit-remaining-requests" in chat(client).headers, timeout=2.0)
         assert recovered < 2.0
         assert client.get("/health").json()["store"]["state"] == "ok"
         assert "gateway_store_available 1.0" in client.get("/metrics", headers=bearer(ADMIN)).text

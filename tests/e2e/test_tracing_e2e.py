@@ -117,6 +117,10 @@ async def test_json_chat_makes_a_server_span_parent_of_its_attempt_span(
     assert server.attributes["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens  # type: ignore[union-attr]
     assert server.attributes["gen_ai.usage.output_tokens"] == answer.usage.completion_tokens  # type: ignore[union-attr]
     assert server.attributes["gateway.route"] == ALIAS
+    assert (
+        server.attributes["gateway.config_version"]
+        == app_state(traced.app).running().holder.current.config.version
+    )
     assert server.attributes["gateway.attempts"] == 1
     assert server.attributes["http.response.status_code"] == 200
     assert attempt.name == "chat sim-model"

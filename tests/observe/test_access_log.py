@@ -57,6 +57,17 @@ async def test_one_line_per_request_with_route_provider_status_attempts_duration
     assert line.request_id == "req_abc"  # type: ignore[attr-defined]
 
 
+async def test_the_config_version_is_on_every_line_text_and_fields(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        await AccessLog().request_finished(finished(config_version="a561755b82a2"))
+        await AccessLog().request_finished(finished(stream=False, status_code=401, attempts=0, usage=None))
+    served, unknown = caplog.records
+    assert "completion_tokens=7 config_version=a561755b82a2" in served.getMessage()
+    assert served.access["config_version"] == "a561755b82a2"  # type: ignore[attr-defined]
+    assert "config_version=-" in unknown.getMessage()  # a record made without a snapshot says so
+    assert unknown.access["config_version"] is None  # type: ignore[attr-defined]
+
+
 async def test_failed_request_without_route_or_usage(caplog: pytest.LogCaptureFixture) -> None:
     record = finished(
         stream=False,

@@ -49,13 +49,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, message: str = "") -> None:
-    """Poll `predicate` until true; raise TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, message: str = "") -> float:
+    """Poll `predicate` until true and return the seconds it took; raise TimeoutError after `timeout`."""
+    started = time.monotonic()
     while not predicate():
-        if time.monotonic() >= deadline:
+        if time.monotonic() - started >= timeout:
             raise TimeoutError(message or f"condition not met within {timeout}s")
         time.sleep(0.01)
+    return time.monotonic() - started
 
 
 # Route files.
