@@ -68,7 +68,7 @@ class UsageCounters:
         self.completion_tokens += record.completion_tokens
         if record.cost:
             self.cost += record.cost
-            self.cost_estimated += record.cost_estimated
+        self.cost_estimated += record.cost_estimated  # an estimate of nothing (no text got) is one too
         if record.attempts:  # latency of requests sent upstream; refusals (401, 429, ...) take ~0 s
             self.observe_latency(record.duration)
 
