@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 
 from gateway.access.keys import GatewayKey
 from gateway.access.store import Settlement, UsageBatch, UsageStore
-from gateway.access.usage import UsageCounters, UsageKey
+from gateway.access.usage import UsageCounters, UsageKey, utc_day
 from gateway.records import RequestRecord
 
 logger = logging.getLogger("gateway.access")
 
+DAY_SECONDS = 86_400
 _MAX_PENDING_ROWS = 100_000  # beyond this a failing store loses the oldest batch (said in the log)
 
 
@@ -39,10 +40,12 @@ class UsageRecorder:
         self._clock = clock
         self._pending = UsageBatch()
         self._task: asyncio.Task[None] | None = None
+        self._day_number = -1  # the UTC day `_day_name` names, so a request formats no date
+        self._day_name = ""
 
     async def request_finished(self, record: RequestRecord) -> None:
         batch = self._pending
-        row = UsageKey.of(record)
+        row = UsageKey.of(record, self._today())
         counters = batch.rows.get(row)
         if counters is None:
             counters = batch.rows[row] = UsageCounters()
@@ -55,6 +58,14 @@ class UsageRecorder:
             if spent:
                 slot = (key.name, int(self._clock()))
                 batch.spend[slot] = batch.spend.get(slot, 0) + spent
+
+    def _today(self) -> str:
+        """The UTC day rows are counted on: a clock read and a division per request."""
+        now = self._clock()
+        number = int(now // DAY_SECONDS)
+        if number != self._day_number:
+            self._day_number, self._day_name = number, utc_day(now)
+        return self._day_name
 
     def settle(self, settlement: Settlement) -> None:
         """A budget settlement, written with the next batch (no I/O here)."""

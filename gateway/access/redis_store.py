@@ -10,7 +10,7 @@ Keys (all under `settings.stats_store_prefix`, default `gateway`):
     {prefix}:limit:{key}:requests       sorted set: admission times (ms) in the last minute
     {prefix}:limit:{key}:tokens:minute  hash: 1 s bucket -> tokens
     {prefix}:limit:{key}:tokens:day     hash: 15 min bucket -> tokens
-    {prefix}:usage:index                set of row ids (JSON [key, model, route, provider])
+    {prefix}:usage:index                set of row ids (JSON [key, model, route, provider, UTC day])
     {prefix}:usage:{row id}             hash of counters
 """
 
@@ -336,7 +336,11 @@ class RedisStore:
 
 
 def _row_id(row: UsageKey) -> str:
-    return json.dumps([row.key, row.model, row.route, row.provider], separators=(",", ":"))
+    """JSON [key, model, route, provider, day]; rows written before days were kept have no fifth item."""
+    parts = [row.key, row.model, row.route, row.provider]
+    if row.day:
+        parts.append(row.day)
+    return json.dumps(parts, separators=(",", ":"))
 
 
 def _usage_args(counters: UsageCounters) -> list[int | float | str]:

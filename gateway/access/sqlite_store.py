@@ -3,7 +3,8 @@
 Nothing here runs SQL on the event loop: `commit` and `read_usage` run in a worker thread, one at a time
 (the connection is used by one thread at a time, under an asyncio lock). Every write is an UPSERT that
 adds to the stored counters, so a batch is one short transaction and two processes sharing the file
-add up correctly (WAL journal, busy timeout). Request limits are counted in memory (`LocalLimiter`):
+add up correctly (WAL journal, busy timeout). Rows are per UTC day (`day`); a file written before that
+is migrated on open, its rows kept with no day. Request limits are counted in memory (`LocalLimiter`):
 exact for one process; replicas that must share a quota use the Redis store. Per-day token spend is
 written too and read back on start, so a restart does not reset a daily token limit. Budgets are counted
 in memory too (`BudgetLedger`: check and hold in one step, settled at a request's end); their spend per
@@ -31,23 +32,30 @@ from gateway.config.budget_models import Budget
 
 T = TypeVar("T")
 
-_ROW = ("key", "model", "route", "provider")
+_ROW = ("key", "model", "route", "provider", "day")
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "latency_sum")
 _BUCKETS = tuple(f"latency_{index}" for index in range(LATENCY_BUCKETS))
 # Added after the first release: a file written before them gets them by `ALTER TABLE` on open.
 _COST = ("cost", "cost_estimated")
 _COLUMNS = (*_ROW, *_SUMS, "latency_min", "latency_max", *_BUCKETS, *_COST)
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS usage (
+
+def _usage_table(name: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
     key TEXT NOT NULL, model TEXT NOT NULL, route TEXT NOT NULL, provider TEXT NOT NULL,
+    day TEXT NOT NULL DEFAULT '',
     requests INTEGER NOT NULL, errors INTEGER NOT NULL,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     latency_sum REAL NOT NULL, latency_min REAL, latency_max REAL NOT NULL,
-    {", ".join(f"{name} INTEGER NOT NULL" for name in _BUCKETS)},
-    {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _COST)},
-    PRIMARY KEY (key, model, route, provider)
+    {", ".join(f"{column} INTEGER NOT NULL" for column in _BUCKETS)},
+    {", ".join(f"{column} INTEGER NOT NULL DEFAULT 0" for column in _COST)},
+    PRIMARY KEY (key, model, route, provider, day)
 ) WITHOUT ROWID;
+"""
+
+
+_SCHEMA = f"""
+{_usage_table("usage")}
 CREATE TABLE IF NOT EXISTS token_spend (
     key TEXT NOT NULL, bucket INTEGER NOT NULL, tokens INTEGER NOT NULL,
     PRIMARY KEY (key, bucket)
@@ -60,7 +68,7 @@ CREATE TABLE IF NOT EXISTS budget_spend (
 
 _UPSERT_USAGE = (
     f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-    "ON CONFLICT (key, model, route, provider) DO UPDATE SET "
+    "ON CONFLICT (key, model, route, provider, day) DO UPDATE SET "
     + ", ".join(f"{name} = {name} + excluded.{name}" for name in (*_SUMS, *_BUCKETS, *_COST))
     + ", latency_min = coalesce(min(latency_min, excluded.latency_min), latency_min, excluded.latency_min)"
     + ", latency_max = max(latency_max, excluded.latency_max)"
@@ -151,7 +159,28 @@ def _connect(path: str) -> sqlite3.Connection:
     for name in _COST:
         if name not in present:
             db.execute(f"ALTER TABLE usage ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+    if "day" not in present:
+        _add_day(db)
     return db
+
+
+def _add_day(db: sqlite3.Connection) -> None:
+    """Migrate a file written before usage was kept per day: the day joins the primary key, which SQLite
+    cannot alter, so the rows are copied into a new table (their day "") that then takes the old one's
+    name, in one transaction. Under the write lock the column is looked for again: another process
+    sharing the file may have just migrated it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "day" not in {row[1] for row in db.execute("PRAGMA table_info(usage)")}:
+            kept = ", ".join(column for column in _COLUMNS if column != "day")
+            db.execute(_usage_table("usage_by_day"))
+            db.execute(f"INSERT INTO usage_by_day ({kept}) SELECT {kept} FROM usage")
+            db.execute("DROP TABLE usage")
+            db.execute("ALTER TABLE usage_by_day RENAME TO usage")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 BudgetRows = tuple[dict[tuple[str, str, int], int], dict[str, int]]
@@ -200,6 +229,7 @@ def _usage_values(row: UsageKey, counters: UsageCounters) -> tuple[Any, ...]:
         row.model,
         row.route,
         row.provider,
+        row.day,
         counters.requests,
         counters.errors,
         counters.prompt_tokens,
@@ -216,9 +246,9 @@ def _usage_values(row: UsageKey, counters: UsageCounters) -> tuple[Any, ...]:
 def _read_usage(db: sqlite3.Connection) -> dict[UsageKey, UsageCounters]:
     out: dict[UsageKey, UsageCounters] = {}
     for values in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage"):
-        key, model, route, provider, requests, errors, prompt, completion, total, low, high = values[:11]
-        buckets, cost = list(values[11 : 11 + LATENCY_BUCKETS]), values[11 + LATENCY_BUCKETS :]
-        out[UsageKey(key, model, route, provider)] = UsageCounters(
+        row, (requests, errors, prompt, completion, total, low, high) = values[:5], values[5:12]
+        buckets, cost = list(values[12 : 12 + LATENCY_BUCKETS]), values[12 + LATENCY_BUCKETS :]
+        out[UsageKey(*row)] = UsageCounters(
             requests, errors, prompt, completion, total, low, high, buckets, *cost
         )
     return out

@@ -1,14 +1,16 @@
-"""Usage counters per (key, model, route, provider), and the `/stats` view of them.
+"""Usage counters per (key, model, route, provider, UTC day), and the `/stats` view of them.
 
 Counters only ever add up (sums, a latency histogram with fixed buckets, min and max), so batches from
 many requests, processes and restarts merge by addition: that is what lets SQLite and Redis store them
 with plain `+=` updates. Latency covers requests that were sent upstream (refused ones would only drag
 it towards zero); percentiles are read from the histogram: each is the upper bound of the bucket holding
-it (never more than the observed maximum).
+it (never more than the observed maximum). A request counts on the UTC day it finished; rows written
+before per-day accounting have no day (""): they count in every total, and in no day of `by_day`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,16 +29,22 @@ _NO_KEY_LABEL = "(no key)"
 
 @dataclass(frozen=True, slots=True)
 class UsageKey:
-    """One row of the usage table; "" where a part is unknown (no key, no route matched)."""
+    """One row of the usage table; "" where a part is unknown (no key, no route matched, no day)."""
 
     key: str
     model: str
     route: str
     provider: str
+    day: str = ""  # UTC, "2026-12-02"; "" for rows written before usage was kept per day
 
     @classmethod
-    def of(cls, record: RequestRecord) -> UsageKey:
-        return cls(record.key_name or NO_KEY, record.model, record.route or "", record.provider or "")
+    def of(cls, record: RequestRecord, day: str = "") -> UsageKey:
+        return cls(record.key_name or NO_KEY, record.model, record.route or "", record.provider or "", day)
+
+
+def utc_day(seconds: float) -> str:
+    """The UTC day of a Unix time, as rows name it."""
+    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
 
 
 @dataclass(slots=True)
@@ -60,7 +68,7 @@ class UsageCounters:
         self.completion_tokens += record.completion_tokens
         if record.cost:
             self.cost += record.cost
-            self.cost_estimated += record.cost_estimated
+        self.cost_estimated += record.cost_estimated  # an estimate of nothing (no text got) is one too
         if record.attempts:  # latency of requests sent upstream; refusals (401, 429, ...) take ~0 s
             self.observe_latency(record.duration)
 
@@ -134,44 +142,75 @@ def render_stats(
     rows: Mapping[UsageKey, UsageCounters], keys: Iterable[GatewayKey], store: str
 ) -> dict[str, Any]:
     """The `/stats` document: totals, then the same counters grouped by key, model, route and provider,
-    then every row. Keys appear by name and fingerprint only."""
+    then every (key, model, route, provider) row over all days, then `by_day`: per UTC day its totals
+    and the same groups. Keys appear by name and fingerprint only."""
     fingerprints = {key.name: key.fingerprint for key in keys}
     totals = UsageCounters()
-    groups: dict[str, dict[str, UsageCounters]] = {"key": {}, "model": {}, "route": {}, "provider": {}}
+    groups = _Groups()
+    days: dict[str, tuple[UsageCounters, _Groups]] = {}
+    merged: dict[tuple[str, str, str, str], UsageCounters] = {}
     for row, counters in rows.items():
         totals.merge(counters)
-        for dimension, value in (
-            ("key", row.key or _NO_KEY_LABEL),
-            ("model", row.model),
-            ("route", row.route),
-            ("provider", row.provider),
-        ):
-            if value:
-                groups[dimension].setdefault(value, UsageCounters()).merge(counters)
-    by_key = {
-        name: {"fingerprint": fingerprints.get(name), **counters.summary()}
-        for name, counters in sorted(groups["key"].items())
-    }
-    listed = sorted(rows.items(), key=lambda item: (item[0].key, item[0].model, item[0].route))
+        groups.add(row, counters)
+        merged.setdefault((row.key, row.model, row.route, row.provider), UsageCounters()).merge(counters)
+        if row.day:
+            day_totals, day_groups = days.setdefault(row.day, (UsageCounters(), _Groups()))
+            day_totals.merge(counters)
+            day_groups.add(row, counters)
+    listed = sorted(merged.items(), key=lambda item: (item[0][0], item[0][1], item[0][2]))
     return {
         "object": "gateway.stats",
         "store": store,
         "totals": totals.summary(),
-        "by_key": by_key,
-        "by_model": _summaries(groups["model"]),
-        "by_route": _summaries(groups["route"]),
-        "by_provider": _summaries(groups["provider"]),
+        **groups.render(fingerprints),
         "rows": [
             {
-                "key": row.key or None,
-                "model": row.model or None,
-                "route": row.route or None,
-                "provider": row.provider or None,
+                "key": key or None,
+                "model": model or None,
+                "route": route or None,
+                "provider": provider or None,
                 **counters.summary(),
             }
-            for row, counters in listed
+            for (key, model, route, provider), counters in listed
         ],
+        "by_day": {
+            day: {**day_totals.summary(), **day_groups.render(fingerprints)}
+            for day, (day_totals, day_groups) in sorted(days.items())
+        },
     }
+
+
+class _Groups:
+    """Counters summed by key, model, route and provider."""
+
+    __slots__ = ("key", "model", "provider", "route")
+
+    def __init__(self) -> None:
+        self.key: dict[str, UsageCounters] = {}
+        self.model: dict[str, UsageCounters] = {}
+        self.route: dict[str, UsageCounters] = {}
+        self.provider: dict[str, UsageCounters] = {}
+
+    def add(self, row: UsageKey, counters: UsageCounters) -> None:
+        for group, value in (
+            (self.key, row.key or _NO_KEY_LABEL),
+            (self.model, row.model),
+            (self.route, row.route),
+            (self.provider, row.provider),
+        ):
+            if value:
+                group.setdefault(value, UsageCounters()).merge(counters)
+
+    def render(self, fingerprints: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "by_key": {
+                name: {"fingerprint": fingerprints.get(name), **counters.summary()}
+                for name, counters in sorted(self.key.items())
+            },
+            "by_model": _summaries(self.model),
+            "by_route": _summaries(self.route),
+            "by_provider": _summaries(self.provider),
+        }
 
 
 def _summaries(group: Mapping[str, UsageCounters]) -> dict[str, dict[str, Any]]:

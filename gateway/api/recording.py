@@ -10,6 +10,7 @@ shape, no traceback, nothing of the request).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from gateway.resilience.attempt_trace import AttemptTracer
 from gateway.resilience.dispatch import RequestContext
 from gateway.runtime.snapshot import Runtime
 from gateway.streaming.relay import StreamStats
+from gateway.translate.prompt_tokens import count_prompt
+from gateway.translate.streamed_tokens import count_output
 from gateway.translate.token_estimate import estimate_input_tokens
+from gateway.translate.tokenizer import LazyTokenizer, Tokenizer
 
 logger = logging.getLogger("gateway.api")
 
@@ -50,6 +54,7 @@ class Exchange:
     hold: BudgetHold | None = None  # a key with budgets: settled with the real cost in `finish`
     access: AccessController | None = None  # who settles `hold`
     runtime: Runtime | None = None  # the snapshot serving it (its config version), once started
+    tokenizer: LazyTokenizer | None = None  # for a priced stream: what charges it when it is cut
 
     def record(self, status_code: int, *, usage: dict[str, Any] | None = None) -> RequestRecord:
         ctx = self.ctx
@@ -119,8 +124,9 @@ class Exchange:
     async def stream_finished(self, stats: StreamStats) -> None:
         """`RequestContext.on_stream_finish` callback: the record of a relayed stream."""
         record = self.record(200, usage=stats.usage)
-        if record.usage is None and stats.status != "ok" and stats.chunks and self.prices is not None:
-            self._charge_estimate(record, stats)
+        cut = stats.status != "ok" and (stats.usage is None or stats.usage_partial)
+        if cut and stats.chunks and self.prices is not None:
+            await self._charge_estimate(record, stats)
         record.time_to_first_chunk = stats.first_chunk - stats.started if stats.first_chunk else None
         record.chunks = stats.chunks
         record.stream_status = stats.status
@@ -140,21 +146,39 @@ class Exchange:
         if self.trace is not None:
             self.trace.finish(record, self.ctx.body if self.ctx is not None else None, answer, failure)
 
-    def _charge_estimate(self, record: RequestRecord, stats: StreamStats) -> None:
-        """A stream cut before its usage arrived costs what was streamed: the prompt counted from the
-        request (`estimate_prompt_tokens`) and one output token per event the client got (providers send
-        about one token per event; the relay counts events already, so the hot path pays nothing)."""
-        ctx = self.ctx
-        if ctx is None:
+    async def _charge_estimate(self, record: RequestRecord, stats: StreamStats) -> None:
+        """A stream cut before its usage arrived costs what was streamed, counted by the cl100k tokenizer
+        (in a worker thread, loaded by the first cut stream): the prompt from the request, the output from
+        the frames the client got (`stats.streamed`). A prompt count the upstream sent before the cut
+        (Anthropic's `message_start`) is used as it is. The record carries the estimate as its usage."""
+        ctx, prices = self.ctx, self.prices
+        if ctx is None or ctx.provider is None or prices is None:
             return
-        estimate = {"prompt_tokens": estimate_prompt_tokens(ctx.body), "completion_tokens": stats.chunks}
+        if prices.price(ctx.provider, ctx.upstream_model or self.model) is None:
+            return  # not priced: nothing to count (and no tokenizer to load for it)
+        tokenizer = await self.tokenizer.get() if self.tokenizer is not None else None
+        if tokenizer is None:  # no tokenizer installed: the prompt by characters, a token per event
+            prompt, output = estimate_prompt_tokens(ctx.body), stats.chunks
+        else:
+            prompt, output = await asyncio.to_thread(_count_cut_stream, tokenizer, ctx.body, stats)
+        estimate = dict(stats.usage or {})  # a partial usage keeps its cache details
+        if int(estimate.get("prompt_tokens") or 0) <= 0:
+            estimate["prompt_tokens"] = prompt
+        estimate["completion_tokens"] = max(output, int(estimate.get("completion_tokens") or 0))
+        estimate["total_tokens"] = estimate["prompt_tokens"] + estimate["completion_tokens"]
         costed = self.record(200, usage=estimate)
         if costed.cost is not None:
             record.cost, record.currency, record.cost_estimated = costed.cost, costed.currency, True
+            record.usage = estimate
+
+
+def _count_cut_stream(tokenizer: Tokenizer, body: dict[str, Any], stats: StreamStats) -> tuple[int, int]:
+    """Prompt and output tokens of a cut stream (blocking: tokenizing a long prompt takes milliseconds)."""
+    return count_prompt(tokenizer, body), count_output(tokenizer, stats)
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """The prompt's tokens by the characters of what the model reads (no tokenizer: see README, Cost),
+    """The prompt's tokens by the characters of what the model reads (when no tokenizer could load),
     for every inbound API: chat and Messages `messages`, Responses `input`, completions `prompt`."""
     read = body.get("messages") or body.get("input") or body.get("prompt")
     return estimate_input_tokens({"system": body.get("system") or body.get("instructions"), "messages": read,

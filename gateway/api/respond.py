@@ -81,6 +81,8 @@ async def respond_stream(
     asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
     if exchange.observers or exchange.trace is not None or exchange.hold is not None:
         ctx.on_stream_finish.append(exchange.stream_finished)
+        if exchange.prices is not None:  # a cut stream is charged by what it streamed
+            ctx.keep_streamed, exchange.tokenizer = True, state.tokenizer
     # Watch for the client leaving from now on: waiting for the first event can take long (a
     # reasoning model, a retry's backoff), and a client gone meanwhile must cancel the upstream
     # request at once rather than when the first event finds nobody to send it to.

@@ -28,6 +28,7 @@ from gateway.runtime.inflight import InflightTracker
 from gateway.runtime.reload import ReloadManager
 from gateway.runtime.snapshot import RuntimeHolder
 from gateway.streaming.late_watch import LateWatches
+from gateway.translate.tokenizer import LazyTokenizer
 
 # Raises `Unauthorized` / `PermissionDenied` unless the request may use `/admin/*`.
 AdminGuard = Callable[[Request], Awaitable[None]]
@@ -77,6 +78,8 @@ class GatewayState:
     late_watches: LateWatches = field(default_factory=lambda: LateWatches(LATE_WATCH_DELAY))
     # OpenTelemetry traces; None: off (the lifespan starts them, `api/admit.py` checks only this).
     tracing: Tracing | None = None
+    # Charges streams cut before their usage; loaded by the first one (never at startup).
+    tokenizer: LazyTokenizer = field(default_factory=LazyTokenizer)
 
     def use_edge(self, edge: EdgeSettings) -> None:
         """Serve with the CORS and input limits of a reloaded config from the next request on."""

@@ -67,6 +67,7 @@ class RequestContext:
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
     trace: AttemptTracer | None = None  # the request's tracer; None: tracing is off
     attempt_span: AttemptSpan | None = None  # the current attempt's span, while tracing
+    keep_streamed: bool = False  # a stream keeps what it hands the client (prices are configured)
 
     @property
     def route(self) -> RouteConfig:
@@ -361,6 +362,8 @@ class Dispatcher:
             message = f"provider {provider.name!r} timed out mid-stream ({why})"
             upstream = DeadlineByteStream(upstream, limit_at, message)
         stats = StreamStats(ctx.request_id, provider.name, ctx.upstream_model or "", started=ctx.started)
+        if ctx.keep_streamed:
+            stats.streamed = []
         return translator.open_relay(upstream, stats, ctx.on_stream_finish)
 
 

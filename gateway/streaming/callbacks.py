@@ -28,3 +28,4 @@ async def run_finish_callbacks(on_finish: list[StreamCallback], stats: StreamSta
     # The failure's traceback holds the relay's frames, which hold these stats: read by the callbacks,
     # then let go, so a failed stream is freed at once rather than by the cyclic collector.
     stats.failure = None
+    stats.streamed = None  # what the client got, kept for a cut stream's estimate: read, let go

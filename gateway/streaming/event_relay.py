@@ -21,7 +21,7 @@ from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT
 from gateway.streaming.relay_protocol import ByteStream, cut_cause
 from gateway.streaming.sse import EventParser
-from gateway.streaming.stats import StreamStats
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 
 logger = logging.getLogger("gateway.stream")
 
@@ -128,13 +128,17 @@ class EventRelay:
         error event after a failure. The caller closes the relay."""
         stats = self.stats
         events = self._events
+        streamed = stats.streamed  # None unless prices are configured
         self._task = asyncio.current_task()
         try:
             out, self._pending = self._pending, b""
             while True:
                 if out:
+                    if streamed is not None and stats.bytes <= STREAMED_LIMIT:
+                        streamed.append(out)  # this piece is counted in `stats.bytes` already
                     yield out
                 if self._done:
+                    stats.streamed = None  # a complete stream: nothing to estimate
                     await self._release_upstream()
                     return
                 chunk = await self._next_chunk()
@@ -189,10 +193,12 @@ class EventRelay:
         return out
 
     def _note_usage(self) -> None:
-        """Usage is read at the end only (closing frames, or close): building it per read costs."""
+        """Usage is read at the end only (closing frames, or close): building it per read costs. Before
+        the closing frames it is partial (Anthropic's output count arrives last)."""
         usage = self._events.usage
         if usage is not None:
             self.stats.usage = usage
+            self.stats.usage_partial = not self._done or self.stats.status != "ok"
 
     def _count(self, out: bytes) -> bytes:
         self.stats.bytes += len(out)

@@ -16,19 +16,27 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
 from gateway.streaming.event_scan import carries_usage, last_event, usage_at
-from gateway.streaming.relay_protocol import ByteStream, Relay, cut_cause
+from gateway.streaming.relay_protocol import ByteStream, EventTranslator, Relay, cut_cause
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
-from gateway.streaming.stats import StreamStats
+from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 from gateway.streaming.stream_errors import first_event_error
 
-__all__ = ["ByteStream", "Relay", "StreamCallback", "StreamRelay", "StreamStats", "cut_cause"]
+__all__ = [
+    "ByteStream",
+    "EventTranslator",
+    "Relay",
+    "StreamCallback",
+    "StreamRelay",
+    "StreamStats",
+    "cut_cause",
+]
 
 logger = logging.getLogger("gateway.stream")
 
@@ -38,23 +46,6 @@ logger = logging.getLogger("gateway.stream")
 # hold the stream.
 DRAIN_TIMEOUT = 0.25
 DRAIN_BYTES = 64 * 1024
-
-
-class EventTranslator(Protocol):
-    """The stream side of the attempt's translator (`gateway.translate`)."""
-
-    @property
-    def passthrough(self) -> bool:
-        """Events go to the client as they came (the fast path), except those `keep_usage_event` drops."""
-        ...
-
-    def keep_usage_event(self, event: dict[str, Any]) -> bool:
-        """Whether an event carrying a usage block goes on to the client (its usage is recorded anyway)."""
-        ...
-
-    def event(self, payload: bytes) -> bytes:
-        """The client's frames for one event's data (b"": none); used when not `passthrough`."""
-        ...
 
 
 class StreamRelay:
@@ -126,6 +117,7 @@ class StreamRelay:
         """
         stats = self.stats
         count, previous = 0, stats.started  # for the DEBUG lines only
+        streamed = stats.streamed  # None unless prices are configured
         self._task = asyncio.current_task()
         try:
             payloads, self._pending = self._pending, []
@@ -136,6 +128,8 @@ class StreamRelay:
                     out = batch + out if out else batch
                 if out:
                     handed = time.perf_counter()
+                    if streamed is not None and stats.bytes <= STREAMED_LIMIT:
+                        streamed.append(out)  # this piece is counted in `stats.bytes` already
                     yield out
                     if self._debug:
                         count += 1
@@ -147,6 +141,7 @@ class StreamRelay:
                     finally:
                         failure = None  # the traceback holds this frame: no cycle through it
                 if self._done:
+                    stats.streamed = None  # a complete stream: nothing to estimate
                     await self._release_upstream()
                     return
                 if self._exhausted:

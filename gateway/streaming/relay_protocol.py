@@ -1,11 +1,12 @@
 """What the streamers and the dispatcher hold of a relay (`Relay`), what a relay holds of its upstream
-(`ByteStream`), and the one rule both relays follow when the shutdown cuts a stream (`cut_cause`)."""
+(`ByteStream`) and of its translator (`EventTranslator`), and the one rule both relays follow when the
+shutdown cuts a stream (`cut_cause`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.errors import GatewayError
 from gateway.streaming.callbacks import StreamCallback
@@ -27,6 +28,23 @@ class ByteStream(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class EventTranslator(Protocol):
+    """The stream side of the attempt's translator (`gateway.translate`)."""
+
+    @property
+    def passthrough(self) -> bool:
+        """Events go to the client as they came (the fast path), except those `keep_usage_event` drops."""
+        ...
+
+    def keep_usage_event(self, event: dict[str, Any]) -> bool:
+        """Whether an event carrying a usage block goes on to the client (its usage is recorded anyway)."""
+        ...
+
+    def event(self, payload: bytes) -> bytes:
+        """The client's frames for one event's data (b"": none); used when not `passthrough`."""
+        ...
 
 
 class Relay(Protocol):

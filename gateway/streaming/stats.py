@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import GatewayError
+
+# Bytes of client frames a priced stream keeps for its estimate; past them the rest is scaled from them.
+STREAMED_LIMIT = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -30,6 +34,10 @@ class StreamStats:
     failure: GatewayError | None = field(default=None, repr=False)  # what ended the stream mid-way
     usage: dict[str, Any] | None = None
     response_model: str | None = None  # the `model` of the usage event, when the upstream's stream has one
+    usage_partial: bool = False  # `usage` is what arrived before the stream was cut (its output not yet)
+    # The pieces handed to the client, kept (references, no copy) while prices are configured, up to
+    # STREAMED_LIMIT bytes: a stream cut before its usage is charged from them. None: not kept.
+    streamed: list[builtins.bytes] | None = field(default=None, repr=False)  # `bytes` is a field here
 
     def count_chunks(self, count: int) -> None:
         """`count` event frames handed to the client now (together: the gap between them is zero)."""

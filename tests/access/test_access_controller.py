@@ -160,7 +160,8 @@ async def test_fail_closed_refuses_a_limited_key_and_asks_the_store_again_after_
 
 async def test_a_failed_commit_is_retried_with_the_next_batch() -> None:
     store = ScriptedStore()
-    recorder = UsageRecorder(store, dict, flush_interval=60)  # type: ignore[arg-type]
+    noon = 20_000 * 86_400 + 43_200.0  # 2024-10-04 12:00 UTC: rows are counted on that day
+    recorder = UsageRecorder(store, dict, flush_interval=60, clock=lambda: noon)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await recorder.request_finished(record())
@@ -173,7 +174,7 @@ async def test_a_failed_commit_is_retried_with_the_next_batch() -> None:
 
     await scenario()
     [batch] = store.committed
-    assert batch.rows[UsageKey("team", "mock", "mock", "mock")].requests == 2
+    assert batch.rows[UsageKey("team", "mock", "mock", "mock", "2024-10-04")].requests == 2
 
 
 async def test_token_spend_is_recorded_only_for_keys_with_token_limits() -> None:

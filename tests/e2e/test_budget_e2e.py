@@ -322,11 +322,12 @@ async def test_every_exit_path_settles_once(
             upstream_refused = await client.post(url, json={**BODY, "x_sim": {"status": 400}})
             assert upstream_refused.status_code == 400
             await settled(gateway.base_url, Decimal(0))
-            # The client leaves a stream after its first event.
+            # The client leaves a stream after its first token (charged by the tokens it got).
             slow = {**BODY, "max_tokens": 50, "stream": True, "x_sim": {"tokens": 40, "token_delay": 0.05}}
             async with client.stream("POST", url, json=slow) as stream:
-                async for _ in stream.aiter_bytes():
-                    break
+                async for line in stream.aiter_lines():
+                    if "word0" in line:
+                        break
             await eventually(
                 lambda: stats(gateway.base_url)["by_key"]["team"]["cost_estimated_requests"] == 1
             )

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
+from tests.support.cl100k_oracle import oracle_count
 from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, write_config
 from tests.support.resilience_support import dead_url
 from tests.support.simulator import Behaviour, ProviderSimulator
@@ -207,20 +208,26 @@ async def test_chat_json_and_stream_cost_in_header_log_stats_and_metrics(
 async def test_a_cut_stream_is_charged_by_its_estimate_and_marked(
     gateway: RunningGateway, simulator: ProviderSimulator, access_lines: pytest.LogCaptureFixture
 ) -> None:
-    # Events: the role chunk, then word0..word2; the connection drops before the usage chunk.
-    simulator.enqueue(Behaviour(tokens=10, drop_after=4))
+    # Events: the role chunk, then three words; the connection drops before the usage chunk.
+    simulator.enqueue(Behaviour(text="Counting tokens with a real tokenizer now", drop_after=4, stamp=False))
+    received = []
     async with openai_client(gateway) as client:
         stream = await client.chat.completions.create(model="sim-model", messages=HELLO, stream=True)  # type: ignore[arg-type]
         with pytest.raises(openai.APIError):
             async with stream:
-                async for _chunk in stream:
-                    pass
+                async for chunk in stream:
+                    received.extend(choice.delta.content or "" for choice in chunk.choices)
         request_id = stream.response.headers["x-request-id"]
-    # The prompt by characters ("Hello there friend": 18, four a token: 5); one token per event: 4.
-    estimate = cost(5, 4, SIM_INPUT, SIM_OUTPUT)
+    # cl100k, framed as OpenAI frames chat: 3 per message + role + text, 3 priming the reply.
+    prompt = 3 + oracle_count("user") + oracle_count("Hello there friend") + 3
+    completion = oracle_count("".join(received))
+    assert "".join(received) == "Counting tokens with " and (prompt, completion) == (10, 5)
+    estimate = cost(prompt, completion, SIM_INPUT, SIM_OUTPUT)
     line = await access_line(access_lines, request_id)
+    assert f"prompt_tokens={prompt} completion_tokens={completion}" in line.getMessage()
     assert f"cost={shown(estimate)} USD cost_estimated=true" in line.getMessage()
     assert line.access["cost_estimated"] is True  # type: ignore[attr-defined]
+    assert line.access["prompt_tokens"] == prompt and line.access["completion_tokens"] == completion  # type: ignore[attr-defined]
 
     result = await stats_when(
         gateway.base_url,
@@ -229,6 +236,7 @@ async def test_a_cut_stream_is_charged_by_its_estimate_and_marked(
     )
     assert result["by_key"]["team"]["cost_estimated_requests"] == 1
     assert result["by_key"]["team"]["cost"] == shown(estimate)
+    assert result["by_key"]["team"]["prompt_tokens"] == prompt
     metric = cost_metric(
         gateway.base_url, route="sim-model", provider="sim", model="sim-model", currency="USD"
     )
