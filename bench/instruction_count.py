@@ -4,6 +4,7 @@ the machine's load, for before/after comparisons of the hot path on a shared mac
     .venv/bin/python bench/instruction_count.py                     # chat JSON, 300 requests
     .venv/bin/python bench/instruction_count.py --stream --requests 200
     .venv/bin/python bench/instruction_count.py --repo /work/wt-old # the same, on another checkout
+    .venv/bin/python bench/instruction_count.py --burst 200 --requests 600  # streams 200 at a time
 
 The gateway runs under `valgrind --tool=callgrind` (about 50x slower, so few requests) with the benchmark's
 route file, proxying to the mock upstream (run normally). After a warm-up the counters are zeroed
@@ -15,6 +16,7 @@ Same binary, inputs and environment give the same count within a fraction of a p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -58,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="20-token streams instead of JSON answers")
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose gateway is measured")
     parser.add_argument("--streamer", default="asgi")
+    parser.add_argument("--tokens", type=int, help="tokens per stream (default 20, 1 in a burst)")
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        help="send 1-token streams this many at once, each on a new connection (the capacity burst's setup)",
+    )
     parser.add_argument(
         "--tracing",
         choices=["on", "on@10%", "on@0%"],
@@ -72,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         args.repo.resolve(),
         args.requests,
         args.warmup,
-        stream=args.stream,
+        stream=args.stream or args.burst > 0,
         streamer=args.streamer,
         keep=args.keep,
         tracing=args.tracing,
+        burst=args.burst,
+        tokens=args.tokens or (1 if args.burst else 20),
     )
-    kind = ("stream" if args.stream else "json") + (f", tracing {args.tracing}" if args.tracing else "")
+    kind = (f"burst of {args.burst}" if args.burst else "stream" if args.stream else "json") + (f", tracing {args.tracing}" if args.tracing else "")
     print(
         f"{kind}: {count / args.requests:,.0f} instructions per request "
         f"({args.requests} requests, {args.repo})"
@@ -94,6 +105,8 @@ def measure(
     streamer: str,
     keep: Path | None,
     tracing: str | None = None,
+    burst: int = 0,
+    tokens: int = 20,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-instr-") as tmp:
         workdir = Path(tmp)
@@ -124,13 +137,16 @@ def measure(
         try:
             wait_until_listening(mock_port, mock, 30)
             wait_until_listening(port, gateway, 300)
-            body = chat_body(MODEL, stream=stream, tokens=20)
+            body = chat_body(MODEL, stream=stream, tokens=tokens)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 send(client, body, warmup)
                 subprocess.run(
                     ["callgrind_control", "--zero", str(gateway.pid)], check=True, capture_output=True
                 )
-                send(client, body, requests)
+                if burst:
+                    asyncio.run(send_bursts(f"http://127.0.0.1:{port}", body, requests, burst))
+                else:
+                    send(client, body, requests)
                 subprocess.run(
                     ["callgrind_control", "--dump", str(gateway.pid)], check=True, capture_output=True
                 )
@@ -169,6 +185,21 @@ def send(client: httpx.Client, body: bytes, count: int) -> None:
         response.read()
         if response.status_code != 200:
             raise RuntimeError(f"gateway answered {response.status_code}: {response.text[:200]}")
+
+
+async def send_bursts(url: str, body: bytes, count: int, size: int) -> None:
+    """`count` requests, `size` at once, each burst on new connections (a new client per burst)."""
+    headers = {"content-type": "application/json"}
+    for start in range(0, count, size):
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+
+            async def one() -> None:
+                response = await client.post("/v1/chat/completions", content=body, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"gateway answered {response.status_code}: {response.text[:200]}")
+
+            await asyncio.gather(*(one() for _ in range(min(size, count - start))))
 
 
 if __name__ == "__main__":

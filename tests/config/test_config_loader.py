@@ -208,7 +208,7 @@ def test_reserved_sections_merge_across_files(tmp_path: Path) -> None:
         f"keys: {{a: {{secret: {SECRET_A}}}}}\nsettings: {{stats_store: memory}}\nauth: keys\n"
     )
     (tmp_path / "b.yaml").write_text(
-        f"keys: {{b: {{secret: {SECRET_B}}}}}\nsettings: {{log: json}}\nauth: keys\n"
+        f"keys: {{b: {{secret: {SECRET_B}}}}}\nsettings: {{stats_flush_interval: 2}}\nauth: keys\n"
     )
     config = load_config_or_raise([tmp_path], environ={})
     assert config.access.mode == "keys"
@@ -239,3 +239,12 @@ def test_loading_is_quick_enough_for_frequent_reloads() -> None:
         config = load_config_or_raise([DEFAULT_ROUTES], environ={})
     assert isinstance(config, GatewayConfig)
     assert (time.perf_counter() - start) / 10 < 0.25  # about 10 ms on a laptop; generous for CI
+
+
+def test_an_unknown_settings_key_is_an_error_at_its_position(tmp_path: Path) -> None:
+    """A typo in `settings` (here `cors` misspelt) must not be ignored: the setting would silently be off."""
+    (tmp_path / "a.yaml").write_text("settings:\n  stats_store: memory\n  corss: {allowed_origins: ['*']}\n")
+    result = load_config([tmp_path], environ={})
+    assert result.config is None
+    rendered = [str(diagnostic) for diagnostic in result.diagnostics]
+    assert any("a.yaml:3:3: error: unknown key 'corss' in settings" in line for line in rendered), rendered
