@@ -13,20 +13,11 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.paths import INBOUND_PATHS
 from gateway.api.state import GatewayState
 from gateway.observe.config_version import HeaderPair
 
-ANSWERED_HERE = frozenset(
-    {
-        "/v1/chat/completions",
-        "/v1/chat/completions/asgi",
-        "/v1/messages",
-        "/v1/messages/count_tokens",
-        "/v1/responses",
-        "/v1/completions",
-        "/v1/embeddings",
-    }
-)
+ANSWERED_HERE = frozenset(INBOUND_PATHS)
 
 
 def served_version_header(state: GatewayState) -> HeaderPair | None:

@@ -18,9 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.config_version import served_version_header
 from gateway.api.errors import error_response
+from gateway.api.paths import INBOUND_PATHS
+from gateway.api.recording import notify
 from gateway.api.state import GatewayState
 from gateway.config.models import ApiName, InputLimits
 from gateway.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTooLarge
+from gateway.observe.request_id import accept_request_id
+from gateway.records import RequestRecord
 
 CLOSE = {"connection": "close"}  # uvicorn closes after the answer: an unread body is never read
 # The list each API counts against `max_messages`.
@@ -80,8 +84,37 @@ class InputLimitsMiddleware:
         await self.app(scope, bounded.receive, bounded.send)
 
     async def _refuse(self, error: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
-        version = served_version_header(self.state)
-        await error_response(error, path=scope["path"], version=version)(scope, receive, send)
+        """Answer `error`, and record it for an inbound API: a refusal from the head is an access line
+        (and a metric) like any other refused request, though no endpoint ran."""
+        state, path = self.state, scope["path"]
+        request_id = accept_request_id(_header(scope, b"x-request-id"))
+        api = INBOUND_PATHS.get(path)
+        if api is not None and state.observers:
+            started = state.started
+            record = RequestRecord(
+                request_id=request_id,
+                model="",
+                route=None,
+                provider=None,
+                upstream_model=None,
+                stream=False,
+                status_code=error.status_code,
+                attempts=0,
+                duration=0.0,  # refused from the head, before any of the body was read
+                error_code=error.code,
+                api=api,
+                config_version="" if started is None else started.holder.current.config.version,
+            )
+            await notify(state.observers, record)
+        version = served_version_header(state)
+        await error_response(error, request_id, path=path, version=version)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def body_too_large(limit: int) -> RequestTooLarge:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import app as app_module
+from gateway.api.paths import INBOUND_PATHS
 from gateway.errors import InvalidRequest
 from tests.support.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml
 from tests.support.simulator import ProviderSimulator
@@ -141,3 +142,7 @@ def test_endpoints_are_the_ones_registered_in_the_router() -> None:
     app = app_module.create_app(Path(__file__).parents[2] / "routes", reload=False)
     routed = {route.path for route in app.router.routes if "POST" in getattr(route, "methods", ())}
     assert routed == set(app_module.INBOUND_APIS)
+
+
+def test_every_inbound_path_has_an_api_name_for_its_records() -> None:
+    assert set(app_module.INBOUND_APIS) == set(INBOUND_PATHS)

@@ -4,6 +4,7 @@ too many messages / input items / tools; each in the error shape of the API, and
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import openai
 import pytest
 
 from gateway.access.keys import hash_secret
+from gateway.observe.access_log import ACCESS_LOGGER
 from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway
 from tests.support.simulator import ProviderSimulator
 
@@ -336,3 +338,33 @@ def test_configured_count_limits(simulator: ProviderSimulator, write_routes: Cal
         assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
         response = client.post(CHAT_PATH, json={"model": "sim-model", "messages": three[:2]})
         assert response.status_code == 200
+
+
+def test_refusals_from_the_head_are_access_lines_with_the_request_id(
+    gateway: RunningGateway, simulator: ProviderSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 413 or 431 decided from the head alone (no endpoint ran) still leaves an access line, with the
+    API, the status, the error code and the client's request id, which the answer carries too."""
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-request-id: req-too-large\r\n"
+        f"content-type: application/json\r\ncontent-length: {20 * MIB}\r\n\r\n"
+    ).encode()
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        answer, _ = raw_exchange(gateway.port, head)
+        with httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
+            response = client.post(
+                CHAT_PATH,
+                json={"model": "sim-model"},
+                headers={"x-request-id": "req-head", "x-big": "y" * 40_000},
+            )
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"x-request-id: req-too-large\r\n" in answer
+    assert response.status_code == 431 and response.headers["x-request-id"] == "req-head"
+    lines = {getattr(record, "request_id", ""): record for record in caplog.records}
+    too_large, head_too_large = lines["req-too-large"], lines["req-head"]
+    assert too_large.access["api"] == "messages"  # type: ignore[attr-defined]
+    assert (too_large.access["status"], too_large.access["error"]) == (413, "request_too_large")  # type: ignore[attr-defined]
+    assert head_too_large.access["api"] == "chat"  # type: ignore[attr-defined]
+    fields = head_too_large.access  # type: ignore[attr-defined]
+    assert (fields["status"], fields["error"]) == (431, "request_header_fields_too_large")
+    assert fields["config_version"] and "status=431" in head_too_large.getMessage()
+    assert simulator.requests == []
