@@ -261,6 +261,22 @@ def test_the_stats_store_is_the_redis_service(overlay: list[Manifest]) -> None:
         redis_service["metadata"]["name"],
         redis_service["spec"]["ports"][0]["port"],
     )
+    assert store.password == "${REDIS_PASSWORD}"  # from the Secret, never in the ConfigMap
+
+
+def test_redis_requires_the_password_its_probe_and_the_gateway_use(overlay: list[Manifest]) -> None:
+    """The NetworkPolicy is not enforced by every network plugin: Redis itself asks for the password."""
+    redis = by_kind(overlay, "Deployment", "gateway-redis")["spec"]["template"]["spec"]["containers"][0]
+    gateway = by_kind(overlay, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    [auth] = [
+        variable for variable in redis["env"] if variable["name"] == "REDISCLI_AUTH"
+    ]  # redis-cli reads it
+    [password] = [variable for variable in gateway["env"] if variable["name"] == "REDIS_PASSWORD"]
+    assert auth["valueFrom"] == password["valueFrom"]  # the same key of the same Secret
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDISCLI_AUTH)"  # expanded by the kubelet
+    assert "--protected-mode" not in args
+    assert redis["readinessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
 
 
 @pytest.fixture
@@ -273,7 +289,7 @@ def mounted_routes(overlay: list[Manifest], tmp_path: Path) -> Iterator[Path]:
 
 
 def test_the_configmap_routes_pass_the_gateways_own_validation(mounted_routes: Path) -> None:
-    env = {"PATH": "", "GATEWAY_ADMIN_KEY": ADMIN_KEY}
+    env = {"PATH": "", "GATEWAY_ADMIN_KEY": ADMIN_KEY, "REDIS_PASSWORD": "0123abcd"}
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "validate-config", str(mounted_routes)],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60,
@@ -289,6 +305,7 @@ def test_a_route_change_through_the_configmap_is_served_without_a_restart(
     """The rollout docs/kubernetes.md describes: edit the ConfigMap, the kubelet swaps `..data`, the
     version on every answer changes, the old one is gone from /admin/config."""
     monkeypatch.setenv("GATEWAY_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("REDIS_PASSWORD", "0123abcd")
     data = by_kind(overlay, "ConfigMap")["data"]
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     with (
