@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate-config", help="check route files, print errors with positions")
     validate.add_argument("paths", nargs="*", default=[DEFAULT_CONFIG], help="directories or files")
     validate.add_argument("--format", choices=["text", "json", "github"], default="text")
+    validate.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="for CI without the deployment's secrets: an unset ${VAR} is a warning and a placeholder",
+    )
 
     explain = commands.add_parser("explain", help="show which route a model name takes, and its policy")
     explain.add_argument("model", help="the model name a client would send")
@@ -123,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "validate-config":
-        return run_validate(args.paths, args.format)
+        return run_validate(args.paths, args.format, no_secrets=args.no_secrets)
     if args.command == "explain":
         return run_explain(args.model, [args.config], args.format, api=args.api)
     if args.command == "test":

@@ -6,26 +6,23 @@ It asks the same `RoutingTable.resolve` a request uses and follows the admission
 targets come in the order the `ordered` strategy tries them, each native (sent unchanged) or translated.
 Limits are the key's; whether a request is over one depends on traffic (`replay_compare.py` simulates it).
 
-`load_offline` loads route files as `validate-config` does, but gives each unset `${VAR}` of a key's
-secret a placeholder: these commands refer to keys by name and never need their secrets.
+`load_offline` loads route files as `validate-config` does, but gives each unset `${VAR}` a placeholder:
+these commands refer to keys by name and never need a secret (a config repository's CI has none).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from gateway.access.keys import key_from_config
-from gateway.config import GatewayConfig, KeyLimits, LoadResult, RouteConfig, Target, load_config
+from gateway.config import GatewayConfig, KeyLimits, LoadResult, RouteConfig, Target
 from gateway.config.apis import upstream_api
-from gateway.config.discover import find_route_files
-from gateway.config.interpolate import InterpolationError, interpolate
 from gateway.config.models import ApiName
+from gateway.config.placeholders import load_offline as offline_load
 from gateway.config.prices import Price
-from gateway.config.yaml_source import read_source
 from gateway.routing.table import RouteMatch, RoutingTable
 
 Outcome = Literal["routed", "missing_key", "unknown_key", "no_route", "api_not_served", "model_not_allowed"]
@@ -171,28 +168,6 @@ class ConfigJudge:
 
 
 def load_offline(paths: Sequence[str | Path], environ: Mapping[str, str] | None = None) -> LoadResult:
-    """`load_config` with a placeholder for each unset variable a key's secret names (CI has no
-    secrets; keys are referred to by name). Every other `${VAR}` is resolved as `serve` resolves it."""
-    base = os.environ if environ is None else environ
-    return load_config(paths, {**base, **_secret_placeholders(paths, base)})
-
-
-def _secret_placeholders(paths: Sequence[str | Path], environ: Mapping[str, str]) -> dict[str, str]:
-    files, _ = find_route_files(paths)
-    placeholders: dict[str, str] = {}
-    for file in files:
-        source, _ = read_source(file, str(file))
-        keys = source.data.get("keys") if source is not None and isinstance(source.data, dict) else None
-        if not isinstance(keys, dict):
-            continue
-        for spec in keys.values():
-            secret = spec.get("secret") if isinstance(spec, dict) else None
-            if not isinstance(secret, str):
-                continue
-            try:
-                unset = interpolate(secret, environ).unset
-            except InterpolationError:
-                continue  # the load reports it at its place
-            for name in unset:
-                placeholders[name] = f"placeholder-for-unset-{name}"  # one per variable: no false twins
-    return placeholders
+    """`load_config` with a placeholder for each unset variable (config/placeholders.py): these commands
+    refer to keys by name and route as production would, where the secrets are set."""
+    return offline_load(paths, environ).result

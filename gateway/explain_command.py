@@ -28,12 +28,12 @@ from gateway.config import (
     RouteConfig,
     Target,
     Timeouts,
-    load_config,
 )
 from gateway.config.apis import LONG_TO_SHORT, SHORT_NAMES
 from gateway.config.models import ApiName
+from gateway.config.placeholders import placeholder_names, shown_value
 from gateway.config.policy import effective_policy, route_retry
-from gateway.decision import ordered_targets, plan_target
+from gateway.decision import load_offline, ordered_targets, plan_target
 from gateway.routing.table import RouteMatch, RoutingTable
 
 EXIT_MATCH = 0
@@ -62,7 +62,7 @@ def run_explain(
     api: str = "chat",
 ) -> int:
     out = sys.stdout if out is None else out
-    result = load_config(list(paths), environ)
+    result = load_offline(list(paths), environ)  # unset secrets as placeholders: CI has none
     if result.config is None:
         for diagnostic in result.errors:
             print(diagnostic, file=out)
@@ -178,16 +178,20 @@ def _target(
         return entry
     policy = effective_policy(route, target, config.providers)
     assert policy is not None  # the provider is configured
+    reason = provider.unavailable_reason
+    unset = placeholder_names(provider.api_key)
+    if reason is None and unset:  # loaded with a placeholder key: it would be unavailable here
+        reason = f"environment variable {unset[0]} is not set"
     upstream = plan.upstream_api
     entry.update(
         {
             "type": provider.type,
-            "base_url": provider.base_url,
+            "base_url": shown_value(provider.base_url) if provider.base_url else provider.base_url,
             "upstream_api": None if upstream is None else LONG_TO_SHORT[upstream],
-            "upstream_base_url": None if upstream is None else provider.apis[upstream],
+            "upstream_base_url": None if upstream is None else shown_value(provider.apis[upstream]),
             "translation": plan.translation,
-            "available": provider.unavailable_reason is None,
-            "reason": provider.unavailable_reason,
+            "available": reason is None,
+            "reason": reason,
             "timeouts": _timeouts(policy.timeouts),
             "timeouts_from": policy.timeouts_from,
             "circuit_breaker": {

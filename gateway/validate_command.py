@@ -1,4 +1,10 @@
-"""`gateway validate-config [PATHS] [--format text|json|github]`: check route files without serving.
+"""`gateway validate-config [PATHS] [--format text|json|github] [--no-secrets]`: check route files without
+serving.
+
+By default the check is `serve`'s own on this machine: a gateway key or store URL whose `${VAR}` is unset is
+an error, since `serve` would refuse the config. `--no-secrets` is for where the secrets never are (a config
+repository's CI): each unset `${VAR}` written without a default is a warning at its first use and stands
+for a placeholder (`config/placeholders.py`), so everything else is checked as if it were set.
 
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error (a path does not exist, a directory
 holds no route files, an unknown format). `text` prints compiler-style lines, `json` one document for
@@ -10,10 +16,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from gateway.config import Diagnostic, LoadResult, load_config
 from gateway.config.diagnostics import count, plural
+from gateway.config.placeholders import load_offline
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -26,6 +34,8 @@ def run_validate(
     fmt: str = "text",
     out: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    no_secrets: bool = False,
 ) -> int:
     """Validate `paths` (directories and/or files), print the diagnostics and a summary to `out`
     (default stdout), return the exit status."""
@@ -33,7 +43,12 @@ def run_validate(
     if fmt not in FORMATS:
         print(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}", file=out)
         return EXIT_USAGE
-    result = load_config(list(paths), environ)
+    if no_secrets:
+        offline = load_offline(list(paths), environ)
+        result = offline.result
+        result = replace(result, diagnostics=[*offline.placeholders.values(), *result.diagnostics])
+    else:
+        result = load_config(list(paths), environ)
     status = EXIT_USAGE if result.is_usage_error else EXIT_VALID if result.ok else EXIT_INVALID
     if fmt == "json":
         out.write(json.dumps(_as_json(result, status), indent=2) + "\n")

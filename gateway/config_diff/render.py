@@ -7,9 +7,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config.placeholders import shown_value
+
 from .compare import Change, Move
 from .flatten import Secret, Value
-from .sides import shown_value
 from .snapshot import GROUPS
 
 JSON_SCHEMA_VERSION = 1

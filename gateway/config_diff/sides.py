@@ -2,31 +2,24 @@
 it, with what is needed to say where each value was written.
 
 Unset variables: a reviewer's CI has no provider or gateway keys, so a `${VAR}` written without a default
-whose variable is not set reads as a placeholder (`placeholders`), not as a missing value. The load is
-otherwise the loader's own; the placeholder is shown back as `${VAR}` and is never a real value. Set
-variables are used as `serve` would use them (secrets among them are only compared by digest).
+whose variable is not set reads as a placeholder (`config/placeholders.py`), not as a missing value.
+Set variables are used as `serve` would use them (secrets among them are only compared by digest).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Diagnostic, GatewayConfig, LoadResult, load_config
-from gateway.config.discover import find_route_files
-from gateway.config.yaml_source import DocumentPath, SourceFile, read_source
-
-_REFERENCE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<default>:-)?)")
-# `http://` placeholders where a URL is expected (a base_url that is one variable), bare names elsewhere.
-_PLACEHOLDER = re.compile(r"(?:http://)?envunset-(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.invalid")
-_URL_LEAVES = frozenset({"base_url", "proxy", "endpoint"})
+from gateway.config import Diagnostic, GatewayConfig, LoadResult
+from gateway.config.placeholders import load_offline
+from gateway.config.yaml_source import DocumentPath, SourceFile
 
 
 class GitError(Exception):
@@ -77,56 +70,8 @@ def load_side(
     name: str, label: str, path: Path, root: Path, environ: Mapping[str, str], shown_from: Path
 ) -> Side:
     """Load `path` (directory or file) with unset variables read as placeholders."""
-    files, _ = find_route_files([path])
-    sources = tuple(
-        source for source in (read_source(file, str(file))[0] for file in files) if source is not None
-    )
-    effective = {**placeholders(sources, environ), **environ}
-    result = load_config([path], effective)
-    return Side(name, label, root, result, sources, shown_from)
-
-
-def placeholders(sources: tuple[SourceFile, ...], environ: Mapping[str, str]) -> dict[str, str]:
-    """A stand-in for each variable that is unset and written only without a default (one written with a
-    default somewhere keeps it: a placeholder would override the default)."""
-    bare: dict[str, bool] = {}  # name -> used where a URL is expected
-    defaulted: set[str] = set()
-    for source in sources:
-        for path, text in _strings(source.data, ()):
-            for match in _REFERENCE.finditer(text):
-                name = match.group("name")
-                if name is None:
-                    continue
-                if match.group("default"):
-                    defaulted.add(name)
-                    continue
-                as_url = match.start() == 0 and bool(path) and _is_url_field(path)
-                bare[name] = bare.get(name, False) or as_url
-    return {
-        name: f"http://envunset-{name}.invalid" if as_url else f"envunset-{name}.invalid"
-        for name, as_url in bare.items()
-        if name not in environ and name not in defaulted
-    }
-
-
-def shown_value(text: str) -> str:
-    """A value as printed: placeholders become the `${VAR}` they stand for."""
-    return _PLACEHOLDER.sub(lambda match: "${" + match.group("name") + "}", text)
-
-
-def _is_url_field(path: DocumentPath) -> bool:
-    return path[-1] in _URL_LEAVES or (len(path) >= 2 and path[-2] == "apis")
-
-
-def _strings(data: Any, path: DocumentPath) -> Iterator[tuple[DocumentPath, str]]:
-    if isinstance(data, str):
-        yield path, data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _strings(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from _strings(value, (*path, index))
+    offline = load_offline([path], environ)
+    return Side(name, label, root, offline.result, offline.sources, shown_from)
 
 
 def _held_depth(data: Any, path: DocumentPath) -> int:

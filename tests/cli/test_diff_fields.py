@@ -13,11 +13,10 @@ from types import MappingProxyType
 
 from gateway.config import KeyLimits
 from gateway.config.models import GatewayConfig
-from gateway.config.yaml_source import parse_source
 from gateway.config_diff.compare import Change, compare
 from gateway.config_diff.flatten import Secret, flatten
 from gateway.config_diff.render import MARKDOWN_ROWS, Diff, SideInfo, render_markdown
-from gateway.config_diff.sides import Side, load_side, placeholders, shown_value
+from gateway.config_diff.sides import Side, load_side
 from gateway.config_diff.snapshot import model_names, snapshot
 from gateway.diff_command import run_diff
 
@@ -86,30 +85,6 @@ def test_secrets_are_digests_and_urls_lose_their_credentials() -> None:
     assert "pa55" not in repr(flat) and "sk-1" not in repr(flat) and "t0ken" not in repr(flat)
     other = flatten(Provider("sk-1", "http://user:other@proxy.example:3128", {"X-Team": "t0ken"}))
     assert [name for name in flat if flat[name] != other[name]] == ["proxy credentials"]
-
-
-def test_placeholders_stand_only_for_unset_variables_without_a_default() -> None:
-    source, problem = parse_source(
-        "p.yaml",
-        "providers:\n"
-        "  a:\n"
-        "    type: openai\n"
-        "    base_url: ${A_URL}/v1\n"
-        "    api_key: ${A_KEY}\n"
-        "    headers: {X-Org: 'org ${ORG:-none}', X-Set: '${IS_SET}'}\n"
-        "  b:\n"
-        "    type: openai\n"
-        "    base_url: https://${B_HOST}/v1\n"
-        "    api_key: $${NOT_A_REFERENCE}\n",
-    )
-    assert problem is None and source is not None
-    assert placeholders((source,), {"IS_SET": "x"}) == {
-        "A_URL": "http://envunset-A_URL.invalid",
-        "A_KEY": "envunset-A_KEY.invalid",
-        "B_HOST": "envunset-B_HOST.invalid",
-    }
-    assert shown_value("http://envunset-A_URL.invalid/v1") == "${A_URL}/v1"
-    assert shown_value("https://envunset-B_HOST.invalid/v1") == "https://${B_HOST}/v1"
 
 
 def test_unset_base_url_variables_are_shown_as_written(tmp_path: Path) -> None:
