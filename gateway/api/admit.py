@@ -23,6 +23,7 @@ from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
 from gateway.config.prices import PriceTable
 from gateway.errors import ModelNotFound, Unauthorized
+from gateway.observe.raw_headers import header_value
 from gateway.observe.request_id import accept_request_id, bind_request_id
 from gateway.observe.trace_sampling import UnsampledTrace
 from gateway.resilience.dispatch import RequestContext
@@ -36,7 +37,8 @@ BodyParser = Callable[[bytes], dict[str, Any]]
 def open_exchange(request: Request, state: GatewayState) -> Exchange:
     """The exchange of a request that just arrived; its id goes on every log line of the request."""
     started = time.perf_counter()
-    request_id = accept_request_id(request.headers.get("x-request-id"))
+    scope = request.scope
+    request_id = accept_request_id(header_value(scope["headers"], b"x-request-id"))
     request.state.request_id = request_id  # for the error handlers (api/errors.py)
     bind_request_id(request_id)  # every log line of this request carries it (observe/logging.py)
     running = state.started
@@ -44,7 +46,7 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     tracing = state.tracing
     if tracing is None:
         return Exchange(request_id, started, state.observers, runtime=runtime)
-    trace = tracing.request(request.method, request.scope["path"], request.headers, request_id)
+    trace = tracing.request(scope["method"], scope["path"], scope["headers"], request_id)
     if isinstance(trace, UnsampledTrace):  # no span: only a traceparent goes upstream
         return Exchange(request_id, started, state.observers, upstream_trace=trace, runtime=runtime)
     return Exchange(request_id, started, state.observers, trace=trace, upstream_trace=trace, runtime=runtime)

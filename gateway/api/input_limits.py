@@ -23,6 +23,7 @@ from gateway.api.recording import notify
 from gateway.api.state import GatewayState
 from gateway.config.models import ApiName, InputLimits
 from gateway.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTooLarge
+from gateway.observe.raw_headers import header_value
 from gateway.observe.request_id import accept_request_id
 from gateway.records import RequestRecord
 
@@ -87,7 +88,7 @@ class InputLimitsMiddleware:
         """Answer `error`, and record it for an inbound API: a refusal from the head is an access line
         (and a metric) like any other refused request, though no endpoint ran."""
         state, path = self.state, scope["path"]
-        request_id = accept_request_id(_header(scope, b"x-request-id"))
+        request_id = accept_request_id(header_value(scope["headers"], b"x-request-id"))
         api = INBOUND_PATHS.get(path)
         if api is not None and state.observers:
             started = state.started
@@ -108,13 +109,6 @@ class InputLimitsMiddleware:
             await notify(state.observers, record)
         version = served_version_header(state)
         await error_response(error, request_id, path=path, version=version)(scope, receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def body_too_large(limit: int) -> RequestTooLarge:

@@ -11,8 +11,9 @@ from starlette.types import ASGIApp, Receive
 
 from gateway.api.recording import Exchange, cost_header, gateway_headers
 from gateway.api.state import GatewayState
-from gateway.api.streamer_choice import ASGI_OVERRIDE_HEADER, use_asgi_streamer
+from gateway.api.streamer_choice import ASGI_OVERRIDE_NAME, use_asgi_streamer
 from gateway.errors import ClientClosedRequest
+from gateway.observe.raw_headers import header_value
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
 from gateway.streaming.late_watch import LateWatches
@@ -77,7 +78,7 @@ async def respond_stream(
     force_asgi: bool,
 ) -> ASGIApp:
     """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
-    header = request.headers.get(ASGI_OVERRIDE_HEADER)
+    header = header_value(request.scope["headers"], ASGI_OVERRIDE_NAME)
     asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
     if exchange.observers or exchange.trace is not None or exchange.hold is not None:
         ctx.on_stream_finish.append(exchange.stream_finished)

@@ -8,6 +8,7 @@ from gateway.errors import InvalidRequest
 
 ASGI_OVERRIDE_FIELD = "x_use_asgi_streaming"
 ASGI_OVERRIDE_HEADER = "x-use-asgi-streaming"
+ASGI_OVERRIDE_NAME = ASGI_OVERRIDE_HEADER.encode()  # as in the ASGI scope
 
 
 def use_asgi_streamer(body: dict[str, Any], header: str | None, route_mode: str) -> bool:

@@ -12,7 +12,7 @@ check (`api/admit.py`); the spans themselves are `observe/tracing_spans.py`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -23,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from gateway import __version__
 from gateway.config.tracing import TracingSettings
+from gateway.observe.raw_headers import header_mapping, header_value
 from gateway.observe.trace_sampling import SamplingRule, UnsampledTrace
 from gateway.observe.tracing_spans import RequestTrace
 
@@ -97,16 +98,17 @@ class Tracing:
         return cls(provider, capture_content=settings.capture_content, sampling=sampling)
 
     def request(
-        self, method: str, path: str, headers: Mapping[str, str], request_id: str
+        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]], request_id: str
     ) -> RequestTrace | UnsampledTrace:
-        """The SERVER span of a request that just arrived, continuing the client's `traceparent`; an
-        `UnsampledTrace` (no span at all) when the request is not sampled."""
-        traceparent = headers.get("traceparent")
+        """The SERVER span of a request that just arrived (`headers`: the ASGI scope's), continuing the
+        client's `traceparent`; an `UnsampledTrace` (no span at all) when the request is not sampled."""
+        traceparent = header_value(headers, b"traceparent")
         if self.sampling is not None:
             sampled, client_parent = self.sampling.decide(traceparent)
             if not sampled:
-                return UnsampledTrace(client_parent, headers.get("tracestate"))
-        parent = self._propagator.extract(headers) if traceparent is not None else None
+                tracestate = header_value(headers, b"tracestate") if client_parent is not None else None
+                return UnsampledTrace(client_parent, tracestate)
+        parent = self._propagator.extract(header_mapping(headers)) if traceparent is not None else None
         return RequestTrace(
             self._tracer, self._propagator, parent, method, path, request_id, self.capture_content
         )
