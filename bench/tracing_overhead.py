@@ -149,7 +149,7 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
     record = RequestRecord("req_1", "bench", "bench", "mock", "bench", False, 200, 1, 0.001, usage=usage)
     body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
     answer = b'{"id":"chatcmpl-1","model":"bench","choices":[],"usage":{"prompt_tokens":12}}'
-    headers = {"content-type": "application/json"}
+    headers = [(b"content-type", b"application/json")]  # as in the ASGI scope
 
     def one_request() -> None:
         trace = tracing.request("POST", "/v1/chat/completions", headers, "req_1")
