@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.streaming.callbacks import StreamCallback, run_finish_callbacks
-from gateway.streaming.relay import DRAIN_BYTES, DRAIN_TIMEOUT
 from gateway.streaming.relay_protocol import ByteStream, cut_cause
 from gateway.streaming.sse import EventParser
 from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
+from gateway.streaming.upstream_relay import UpstreamRelay
 
 logger = logging.getLogger("gateway.stream")
 
@@ -55,23 +55,8 @@ class StreamEvents(Protocol):
         ...
 
 
-class EventRelay:
-    __slots__ = (
-        "_chunks",
-        "_closed",
-        "_cut",
-        "_done",
-        "_events",
-        "_exhausted",
-        "_parser",
-        "_pending",
-        "_reading",
-        "_task",
-        "_upstream",
-        "_upstream_closed",
-        "on_finish",
-        "stats",
-    )
+class EventRelay(UpstreamRelay):
+    __slots__ = ("_events", "_parser", "_pending")
 
     def __init__(
         self,
@@ -80,24 +65,10 @@ class EventRelay:
         events: StreamEvents,
         on_finish: list[StreamCallback] | None = None,
     ) -> None:
-        self._upstream = upstream
-        self._chunks = upstream.__aiter__()
+        super().__init__(upstream, stats, on_finish)
         self._parser = EventParser()
         self._events = events
         self._pending = b""  # frames made while priming, not yet handed out
-        self._done = False  # the closing frames went to the client
-        self._exhausted = False
-        self._upstream_closed = False
-        self._closed = False
-        self._cut: GatewayError | None = None  # the shutdown grace is over: end with this
-        self._reading = False  # awaiting the upstream (where a cut may cancel the frames task)
-        self._task: asyncio.Task[Any] | None = None  # the task iterating `frames()`
-        self.stats = stats
-        self.on_finish: list[StreamCallback] = on_finish if on_finish is not None else []
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     async def prime(self) -> None:
         """Read until the client has its first frame to get, so an upstream that fails before it can be
@@ -204,37 +175,6 @@ class EventRelay:
         self.stats.bytes += len(out)
         return out
 
-    async def _next_chunk(self) -> bytes | None:
-        if self._cut is not None:
-            raise self._cut
-        self._reading = True
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self._exhausted = True
-            return None
-        finally:
-            self._reading = False
-        self.stats.upstream_bytes += len(chunk)
-        return chunk
-
-    async def _release_upstream(self) -> None:
-        """After the closing frames: read the rest of the body briefly, so the connection can be reused."""
-        if self._upstream_closed:
-            return
-        try:
-            if not self._exhausted and not self._upstream.complete:
-                left = DRAIN_BYTES
-                try:
-                    async with asyncio.timeout(DRAIN_TIMEOUT):
-                        while left > 0 and (chunk := await self._next_chunk()) is not None:
-                            left -= len(chunk)
-                except (TimeoutError, GatewayError):
-                    pass
-        finally:
-            self._upstream_closed = True
-            await self._upstream.aclose()
-
     async def aclose(self) -> None:
         """Close the upstream if still open, log the summary, run the finish callbacks. Idempotent."""
         if self._closed:
@@ -244,23 +184,8 @@ class EventRelay:
         stats.finished = time.perf_counter()
         self._note_usage()  # what was seen, also of a stream that failed or was left: it was spent
         try:
-            if not self._upstream_closed:
-                self._upstream_closed = True
-                await self._upstream.aclose()
+            await self._close_upstream()
         finally:
             if logger.isEnabledFor(logging.INFO):
                 logger.info(stats.summary())
             await run_finish_callbacks(self.on_finish, stats)
-
-    def mark_disconnected(self) -> None:
-        if self.stats.status == "ok" and not self._done:
-            self.stats.status = "disconnected"
-
-    def cut(self, error: GatewayError) -> None:
-        """End the stream with `error` as its final event (the shutdown grace is over): at once when it
-        waits for the upstream, else before its next upstream read."""
-        if self._done or self._closed or self._cut is not None:
-            return
-        self._cut = error
-        if self._reading and self._task is not None:
-            self._task.cancel()

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import orjson
 
@@ -27,6 +26,7 @@ from gateway.streaming.relay_protocol import ByteStream, EventTranslator, Relay,
 from gateway.streaming.sse import DONE, DONE_FRAME, SSEParser, frame
 from gateway.streaming.stats import STREAMED_LIMIT, StreamStats
 from gateway.streaming.stream_errors import first_event_error
+from gateway.streaming.upstream_relay import UpstreamRelay
 
 __all__ = [
     "ByteStream",
@@ -40,15 +40,8 @@ __all__ = [
 
 logger = logging.getLogger("gateway.stream")
 
-# After `[DONE]` the upstream body usually has only its terminating chunk left; reading it lets the
-# connection go back to the pool instead of being closed (httpcore closes a connection whose answer was
-# not read to its end). Bounded, so a provider that keeps the connection open after `[DONE]` cannot
-# hold the stream.
-DRAIN_TIMEOUT = 0.25
-DRAIN_BYTES = 64 * 1024
 
-
-class StreamRelay:
+class StreamRelay(UpstreamRelay):
     def __init__(
         self,
         upstream: ByteStream,
@@ -57,24 +50,14 @@ class StreamRelay:
         events: EventTranslator,
         on_finish: list[StreamCallback] | None = None,
     ) -> None:
-        self._upstream = upstream
-        self._chunks = upstream.__aiter__()
+        super().__init__(upstream, stats, on_finish)  # `_done`: `[DONE]` went out (received or made up)
         self._parser = SSEParser()
         self._pending: list[bytes] = []
         self._pending_batch: bytes | None = None  # what `prime` read, when it went through as it was
         self._events = events
         self._passthrough = events.passthrough  # whole runs of plain events go out as they came
         self._debug = logger.isEnabledFor(logging.DEBUG)
-        self._done = False  # `[DONE]` went to the client (received or, at upstream EOF, made up)
-        self._exhausted = False  # the upstream body has ended
         self._last_payload = b""  # the last event other than [DONE], or a passed-through block ending in it
-        self._upstream_closed = False
-        self._closed = False
-        self._cut: GatewayError | None = None  # the shutdown grace is over: end with this
-        self._reading = False  # awaiting the upstream (where a cut may cancel the frames task)
-        self._task: asyncio.Task[Any] | None = None  # the task iterating `frames()`
-        self.stats = stats
-        self.on_finish: list[StreamCallback] = on_finish if on_finish is not None else []
 
     async def prime(self) -> None:
         """Read until the first complete event is in, so an upstream that fails before its first event can
@@ -174,11 +157,6 @@ class StreamRelay:
             logger.exception("stream %s: internal error while relaying", stats.stream_id)
             yield self._error_frame(GatewayError("internal error while relaying the stream"))
 
-    @property
-    def done(self) -> bool:
-        """`[DONE]` has been handed to the client (or is in the piece just handed out)."""
-        return self._done
-
     def _join(self, payloads: list[bytes]) -> tuple[bytes, GatewayError | None]:
         """The frames of one read's events as one piece, up to `[DONE]`; a malformed event ends the piece
         there and is returned, so the events before it still go out ahead of the error event."""
@@ -194,21 +172,6 @@ class StreamRelay:
         except GatewayError as exc:
             failure = exc
         return (outs[0] if len(outs) == 1 else b"".join(outs)), failure
-
-    async def _next_chunk(self) -> bytes | None:
-        """The next upstream read, or None at the end of the body."""
-        if self._cut is not None:
-            raise self._cut
-        self._reading = True
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self._exhausted = True
-            return None
-        finally:
-            self._reading = False
-        self.stats.upstream_bytes += len(chunk)
-        return chunk
 
     def _flush(self) -> list[bytes]:
         """What is left in the parser at the end of the body; a cut-off event is a protocol error."""
@@ -338,27 +301,6 @@ class StreamRelay:
             (time.perf_counter() - handed) * 1000,
         )
 
-    async def _release_upstream(self) -> None:
-        """After `[DONE]` went to the client: read the rest of the upstream body (its terminating chunk)
-        and close it, so the connection is back in the pool before the client's response ends."""
-        if self._upstream_closed:
-            return
-        try:
-            if not self._exhausted and not self._upstream.complete:
-                await self._drain()
-        finally:
-            self._upstream_closed = True
-            await self._upstream.aclose()
-
-    async def _drain(self) -> None:
-        left = DRAIN_BYTES
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT):
-                while left > 0 and (chunk := await self._next_chunk()) is not None:
-                    left -= len(chunk)
-        except (TimeoutError, GatewayError):
-            pass  # the connection is closed instead of reused; the client already has everything
-
     async def aclose(self) -> None:
         """Close the upstream response if it is still open, log the summary and run the finish callbacks.
         Idempotent; streamers call it on every exit path, after the last byte went to the client."""
@@ -368,9 +310,7 @@ class StreamRelay:
         stats = self.stats
         stats.finished = time.perf_counter()
         try:
-            if not self._upstream_closed:
-                self._upstream_closed = True
-                await self._upstream.aclose()
+            await self._close_upstream()
         finally:
             if logger.isEnabledFor(logging.INFO):
                 logger.info(stats.summary())
@@ -378,17 +318,3 @@ class StreamRelay:
 
     async def _run_callbacks(self) -> None:
         await run_finish_callbacks(self.on_finish, self.stats)
-
-    def mark_disconnected(self) -> None:
-        """The client went away before the stream ended."""
-        if self.stats.status == "ok" and not self._done:
-            self.stats.status = "disconnected"
-
-    def cut(self, error: GatewayError) -> None:
-        """End the stream with `error` as its final event (the shutdown grace is over): at once when it
-        waits for the upstream, else before its next upstream read."""
-        if self._done or self._closed or self._cut is not None:
-            return
-        self._cut = error
-        if self._reading and self._task is not None:
-            self._task.cancel()
