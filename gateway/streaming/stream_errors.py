@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import UpstreamStatusError
+from gateway.errors import UpstreamProtocolError, UpstreamStatusError
 
 _PROBE = 64  # bytes of the first event searched for `"error"`: the key comes first in every known shape
 
@@ -72,3 +72,18 @@ def _status(code: Any, kind: Any) -> int:
     if "timeout" in words:
         return 504
     return 502
+
+
+def parse_chat_chunk(data: bytes) -> dict[str, Any]:
+    """One chat completion chunk of a stream whose events are translated: its JSON object; an error event
+    is raised as the upstream's error (`stream_error`), anything but an object as a protocol error."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(f"the upstream sent a chunk that is not JSON: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError(f"a chunk that is not an object: {data[:200]!r}")
+    error = chunk.get("error")
+    if error is not None:
+        raise stream_error(error)
+    return chunk

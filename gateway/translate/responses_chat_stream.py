@@ -21,7 +21,7 @@ import orjson
 
 from gateway.errors import GatewayError, RateLimited, UpstreamProtocolError
 from gateway.streaming.sse import DONE, named_frame
-from gateway.streaming.stream_errors import stream_error
+from gateway.streaming.stream_errors import parse_chat_chunk
 from gateway.translate.messages_chat_response import reasoning_of
 from gateway.translate.responses_chat_response import (
     INCOMPLETE,
@@ -97,17 +97,7 @@ class ResponsesStreamFromChat:
         if data == DONE:
             self._ended = True
             return b""
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"the upstream sent a chunk that is not JSON: {data[:200]!r}"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise UpstreamProtocolError(f"a chunk that is not an object: {data[:200]!r}")
-        error = chunk.get("error")
-        if error is not None:
-            raise stream_error(error)
+        chunk = parse_chat_chunk(data)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
