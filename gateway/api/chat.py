@@ -1,8 +1,8 @@
 """`POST /v1/chat/completions` (and `/asgi`): admit, then respond complete or as a stream. Thin by design.
 
-Admitting (auth, parse, route, limits) is `api/admit.py` and the record of every exit `api/recording.py`,
-shared with the other inbound APIs, and so are the two answers (`api/respond.py`); what is OpenAI chat's
-own is here: its body checks.
+Admitting (auth, parse, route, limits) is `api/admit.py`, the answers `api/respond.py` and the record of
+every exit `api/recording.py`, put together for every inbound API by `api/serve_request.py`; what is
+OpenAI chat's own is here: its body checks.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from gateway.api.admit import admit, open_exchange
 from gateway.api.body import json_object
-from gateway.api.respond import respond_complete, respond_stream
-from gateway.api.state import gateway_state
+from gateway.api.serve_request import serve_request
 from gateway.api.streamer_choice import ASGI_OVERRIDE_FIELD
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import InvalidRequest
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
@@ -49,27 +47,8 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
 
 
 async def chat_completions(request: Request) -> ASGIApp:
-    return await _handle(request, force_asgi=False)
+    return await serve_request(request, "openai.chat", parse_chat_body)
 
 
 async def chat_completions_asgi(request: Request) -> ASGIApp:
-    return await _handle(request, force_asgi=True)
-
-
-async def _handle(request: Request, *, force_asgi: bool) -> ASGIApp:
-    state = gateway_state(request)
-    exchange = open_exchange(request, state)
-    try:
-        runtime = await admit(request, state, exchange, "openai.chat", parse_chat_body)
-        ctx = exchange.ctx
-        assert ctx is not None  # admit routed the request
-        if not ctx.stream:
-            return await respond_complete(
-                runtime.dispatcher, exchange, ctx, request.receive, state.late_watches
-            )
-        return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=force_asgi)
-    except GatewayError as exc:
-        await exchange.failed(exc)
-        raise
-    except Exception as exc:  # a bug: recorded and answered 500 like any error, its traceback only logged
-        raise await exchange.crashed(exc) from None
+    return await serve_request(request, "openai.chat", parse_chat_body, force_asgi=True)

@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp
 
-from gateway.api.admit import admit, open_exchange
 from gateway.api.body import json_object
-from gateway.api.respond import respond_complete
-from gateway.api.state import gateway_state
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.api.serve_request import serve_request
+from gateway.errors import InvalidRequest
 
 
 def parse_embeddings_body(raw: bytes) -> dict[str, Any]:
@@ -53,16 +51,5 @@ def parse_embeddings_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def embeddings(request: Request) -> Response:
-    state = gateway_state(request)
-    exchange = open_exchange(request, state)
-    try:
-        runtime = await admit(request, state, exchange, "openai.embeddings", parse_embeddings_body)
-        ctx = exchange.ctx
-        assert ctx is not None
-        return await respond_complete(runtime.dispatcher, exchange, ctx, request.receive, state.late_watches)
-    except GatewayError as exc:
-        await exchange.failed(exc)
-        raise
-    except Exception as exc:
-        raise await exchange.crashed(exc) from None
+async def embeddings(request: Request) -> ASGIApp:
+    return await serve_request(request, "openai.embeddings", parse_embeddings_body)  # never a stream

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from gateway.api.admit import admit, open_exchange
 from gateway.api.body import json_object
 from gateway.api.recording import gateway_headers
-from gateway.api.respond import respond_complete, respond_stream
+from gateway.api.serve_request import serve_request
 from gateway.api.state import gateway_state
 from gateway.config.models import ApiName
 from gateway.errors import GatewayError, InvalidRequest, UpstreamError
@@ -72,22 +72,7 @@ def forwarded_headers(request: Request) -> tuple[tuple[str, str], ...]:
 
 
 async def messages(request: Request) -> ASGIApp:
-    state = gateway_state(request)
-    exchange = open_exchange(request, state)
-    try:
-        runtime = await admit(request, state, exchange, API, parse_messages_body, forwarded_headers(request))
-        ctx = exchange.ctx
-        assert ctx is not None
-        if not ctx.stream:
-            return await respond_complete(
-                runtime.dispatcher, exchange, ctx, request.receive, state.late_watches
-            )
-        return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=False)
-    except GatewayError as exc:
-        await exchange.failed(exc)
-        raise
-    except Exception as exc:
-        raise await exchange.crashed(exc) from None
+    return await serve_request(request, API, parse_messages_body, forwarded_headers(request))
 
 
 async def count_tokens(request: Request) -> Response:

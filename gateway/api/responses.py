@@ -10,11 +10,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from gateway.api.admit import admit, open_exchange
 from gateway.api.body import json_object
-from gateway.api.respond import respond_complete, respond_stream
-from gateway.api.state import gateway_state
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.api.serve_request import serve_request
+from gateway.errors import InvalidRequest
 
 # Client headers that select API behaviour, passed on to a native Responses target only.
 FORWARDED_HEADERS = ("openai-beta", "openai-organization", "openai-project")
@@ -42,21 +40,6 @@ def parse_responses_body(raw: bytes) -> dict[str, Any]:
 
 
 async def responses(request: Request) -> ASGIApp:
-    state = gateway_state(request)
-    exchange = open_exchange(request, state)
     headers = request.headers
     forwarded = tuple((name, value) for name in FORWARDED_HEADERS if (value := headers.get(name)) is not None)
-    try:
-        runtime = await admit(request, state, exchange, "openai.responses", parse_responses_body, forwarded)
-        ctx = exchange.ctx
-        assert ctx is not None
-        if not ctx.stream:
-            return await respond_complete(
-                runtime.dispatcher, exchange, ctx, request.receive, state.late_watches
-            )
-        return await respond_stream(request, state, runtime.dispatcher, exchange, ctx, force_asgi=False)
-    except GatewayError as exc:
-        await exchange.failed(exc)
-        raise
-    except Exception as exc:
-        raise await exchange.crashed(exc) from None
+    return await serve_request(request, "openai.responses", parse_responses_body, forwarded)
