@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.access.keys import hash_secret
-from tests.support.harness import CLIENT_TIMEOUT, running_gateway
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml
 from tests.support.reload_support import write_atomically
 from tests.support.simulator import Behaviour, ProviderSimulator
 from tests.support.waiting import eventually
@@ -25,19 +25,7 @@ SDK_HEADERS = "authorization, content-type, x-stainless-os, x-stainless-retry-co
 
 
 def routes_yaml(base_url: str, *, cors: str = "", keys: bool = False) -> str:
-    text = textwrap.dedent(
-        f"""\
-        providers:
-          sim:
-            type: openai
-            base_url: {base_url}
-            api_key: ${{SIM_API_KEY:-sim-key}}
-            health_check: {{enabled: false}}
-        routes:
-          sim-model:
-            targets: [{{provider: sim}}]
-        """
-    )
+    text = sim_routes_yaml(base_url, health_check=False)
     if keys:
         text += f"keys:\n  team:\n    secret: {hash_secret(KEY)}\n    limits: {{requests_per_minute: 2}}\n"
     if cors:

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.access.keys import hash_secret
 from gateway.observe.access_log import ACCESS_LOGGER
-from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway
+from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway, sim_routes_yaml
 from tests.support.simulator import ProviderSimulator
 
 KEY = "sk-gw-limits-0123456789abcdef"
@@ -27,17 +27,7 @@ CHAT_PATH = "/v1/chat/completions"
 
 
 def routes_yaml(base_url: str, *, keys: bool = False, settings: str = "") -> str:
-    text = f"""\
-providers:
-  sim:
-    type: openai
-    base_url: {base_url}
-    api_key: ${{SIM_API_KEY:-sim-key}}
-    health_check: {{enabled: false}}
-routes:
-  sim-model:
-    targets: [{{provider: sim}}]
-"""
+    text = sim_routes_yaml(base_url, health_check=False)
     if keys:
         text += f"keys:\n  team:\n    secret: {hash_secret(KEY)}\n"
     if settings:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
 from tests.support.anthropic_shapes import StreamEndedWithError, validate_stream
-from tests.support.harness import CLIENT_TIMEOUT, running_gateway, write_config
+from tests.support.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml, write_config
 from tests.support.simulator import Behaviour, ProviderSimulator
 
 TEAM_KEY = "sk-gw-messages-team"
@@ -28,22 +28,11 @@ keys:
 
 
 def routes_yaml(base_url: str, keys: str = "") -> str:
-    return f"""\
-providers:
-  sim:
-    type: openai
-    base_url: {base_url}
-    api_key: ${{SIM_API_KEY:-sim-key}}
-    health_check: {{enabled: false}}
-routes:
-  sim-model:
-    targets: [{{provider: sim}}]
-  other-model:
-    targets: [{{provider: sim}}]
-  chat-only:
-    apis: [chat]
-    targets: [{{provider: sim}}]
-{keys}"""
+    more_routes = (
+        "  other-model:\n    targets: [{provider: sim}]\n"
+        "  chat-only:\n    apis: [chat]\n    targets: [{provider: sim}]\n"
+    )
+    return sim_routes_yaml(base_url, health_check=False) + more_routes + keys
 
 
 @pytest.fixture

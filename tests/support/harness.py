@@ -62,23 +62,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, message: str
 # Route files.
 
 
-def sim_routes_yaml(base_url: str, *, model: str = "sim-model", provider: str = "sim") -> str:
-    """A route file with one OpenAI-compatible provider (the simulator at `base_url`) and route `model` to it.
+def sim_routes_yaml(
+    base_url: str, *, model: str = "sim-model", provider: str = "sim", health_check: bool = True
+) -> str:
+    """A route file with one OpenAI-compatible provider (the simulator at `base_url`) and route `model` to it;
+    `routes:` comes last, so more routes can be appended (indented two spaces), then other sections.
 
     The key is `${SIM_API_KEY:-sim-key}` (route files only take keys from the environment).
+    `health_check=False`: no probes, so the simulator records only the requests a test sends.
     """
-    return textwrap.dedent(
-        f"""\
-        providers:
-          {provider}:
-            type: openai
-            base_url: {base_url}
-            api_key: ${{SIM_API_KEY:-sim-key}}
-        routes:
-          {model}:
-            targets:
-              - provider: {provider}
-        """
+    probes = "" if health_check else "\n    health_check: {enabled: false}"
+    return (
+        f"providers:\n  {provider}:\n    type: openai\n    base_url: {base_url}\n"
+        f"    api_key: ${{SIM_API_KEY:-sim-key}}{probes}\n"
+        f"routes:\n  {model}:\n    targets:\n      - provider: {provider}\n"
     )
 
 
