@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         burst=args.burst,
         tokens=args.tokens or (1 if args.burst else 20),
     )
-    kind = (f"burst of {args.burst}" if args.burst else "stream" if args.stream else "json") + (f", tracing {args.tracing}" if args.tracing else "")
+    kind = f"burst of {args.burst}" if args.burst else "stream" if args.stream else "json"
+    if args.tracing:
+        kind += f", tracing {args.tracing}"
     print(
         f"{kind}: {count / args.requests:,.0f} instructions per request "
         f"({args.requests} requests, {args.repo})"
