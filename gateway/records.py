@@ -47,6 +47,12 @@ class RequestRecord:
     def completion_tokens(self) -> int:
         return int((self.usage or {}).get("completion_tokens") or 0)
 
+    def prompt_detail(self, name: str) -> int:
+        """A count of the usage's `prompt_tokens_details` (`cached_tokens`, `cache_creation_tokens`): part
+        of `prompt_tokens`, priced apart (`prices:` cached_input, cache_write)."""
+        details = (self.usage or {}).get("prompt_tokens_details")
+        return int(details.get(name) or 0) if isinstance(details, dict) else 0
+
 
 class RequestObserver(Protocol):
     """Called once per chat request when it has finished (streams: when the last byte went out)."""

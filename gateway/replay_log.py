@@ -41,14 +41,25 @@ class LoggedRequest:
     failovers: int
     prompt_tokens: int | None  # None: no usage was reported (an error, a cut stream)
     completion_tokens: int | None
+    cached_tokens: int | None  # parts of prompt_tokens; None in lines logged before they were
+    cache_write_tokens: int | None
     cost: int | None  # nano-units, as logged
     currency: str | None
 
     @property
-    def usage(self) -> dict[str, int] | None:
+    def usage(self) -> dict[str, Any] | None:
         if self.prompt_tokens is None or self.completion_tokens is None:
             return None
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        usage: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+        if self.cached_tokens or self.cache_write_tokens:
+            usage["prompt_tokens_details"] = {
+                "cached_tokens": self.cached_tokens or 0,
+                "cache_creation_tokens": self.cache_write_tokens or 0,
+            }
+        return usage
 
     @property
     def tokens(self) -> int:
@@ -116,6 +127,8 @@ def _logged_request(entry: dict[str, Any]) -> LoggedRequest | None:
         failovers=_count(entry.get("failovers")),
         prompt_tokens=_tokens(entry.get("prompt_tokens")),
         completion_tokens=_tokens(entry.get("completion_tokens")),
+        cached_tokens=_tokens(entry.get("cached_tokens")),
+        cache_write_tokens=_tokens(entry.get("cache_write_tokens")),
         cost=_nano(entry.get("cost")),
         currency=_text(entry.get("currency")),
     )

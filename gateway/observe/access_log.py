@@ -41,6 +41,9 @@ def access_fields(record: RequestRecord) -> dict[str, Any]:
         "duration_ms": round(record.duration * 1000, 2),
         "prompt_tokens": record.prompt_tokens if record.usage else None,
         "completion_tokens": record.completion_tokens if record.usage else None,
+        # Parts of prompt_tokens priced apart: replay (`gateway replay`) costs them as the request was.
+        "cached_tokens": record.prompt_detail("cached_tokens") if record.usage else None,
+        "cache_write_tokens": record.prompt_detail("cache_creation_tokens") if record.usage else None,
         "key": record.key_name,
         "error": record.error_code,
         # A decimal string: exact, where a JSON number would be read as a float.

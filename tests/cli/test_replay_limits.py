@@ -123,3 +123,34 @@ def test_only_access_lines_with_a_model_are_read() -> None:
     assert [request.request_id for request in requests] == ["req_0", "req_1"]
     assert (counts.lines, counts.requests, counts.not_access_lines, counts.not_judged) == (9, 2, 5, 2)
     assert requests[1].arrived == START + 1 and requests[1].ended == START + 1.5
+
+
+def test_cached_tokens_in_the_log_are_priced_as_cached_in_the_replay(tmp_path: Path) -> None:
+    """The access line names the cached part of prompt_tokens; replay prices it at `cached_input`, as the
+    gateway priced the request, not at the input price (older lines without it read as uncached)."""
+    priced = (
+        "prices:\n  currency: USD\n  models:\n"
+        "    - {provider: mock, model: chat, input: 1.0, cached_input: 0.1, output: 2.0}\n"
+    )
+    [cached, plain] = read_access_log(
+        [access_line(0, 0, cached_tokens=20, cache_write_tokens=0), access_line(1, 1)], ReadCounts()
+    )
+    assert cached.usage == {
+        "prompt_tokens": 30,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 20, "cache_creation_tokens": 0},
+    }
+    assert plain.usage == {"prompt_tokens": 30, "completion_tokens": 10}
+    config = tmp_path / "routes.yaml"
+    config.write_text(CONFIG % "{}" + priced, encoding="utf-8")
+    log = tmp_path / "access.log"
+    log.write_text(access_line(0, 0, cached_tokens=20) + "\n" + access_line(1, 1) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    assert run_replay(str(config), str(log), fmt="json", out=out, environ={}) == 1
+    report = json.loads(out.getvalue())["changed_requests"]
+    costs = {change["request_id"]: change["changes"]["cost"] for change in report}
+    # 10 fresh at 1.0 + 20 cached at 0.1 + 10 out at 2.0 per million, against 30 at 1.0 + 10 at 2.0.
+    assert costs == {
+        "req_0": {"old": "unpriced", "new": "0.000032"},
+        "req_1": {"old": "unpriced", "new": "0.000050"},
+    }

@@ -98,3 +98,21 @@ async def test_nothing_is_built_when_info_is_off(
     with caplog.at_level(logging.WARNING, logger=ACCESS_LOGGER):
         await AccessLog().request_finished(finished())
     assert caplog.records == []
+
+
+async def test_the_cached_parts_of_the_prompt_are_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """`gateway replay` prices a logged request as the gateway did: it needs the cached and cache-write
+    parts of prompt_tokens, which the usage's prompt_tokens_details names."""
+    details = {"cached_tokens": 6, "cache_creation_tokens": 2}
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        await AccessLog().request_finished(
+            finished(usage={"prompt_tokens": 10, "prompt_tokens_details": details})
+        )
+        await AccessLog().request_finished(finished(usage={"prompt_tokens": 10}))
+        await AccessLog().request_finished(finished(usage=None, status_code=502))
+    fields = [line.access for line in caplog.records]  # type: ignore[attr-defined]
+    assert [(each["cached_tokens"], each["cache_write_tokens"]) for each in fields] == [
+        (6, 2),
+        (0, 0),
+        (None, None),
+    ]
