@@ -1,7 +1,7 @@
 """Budgets of a key on the request path: what a request may cost at most, its hold, and the 429.
 
 Before dispatch a request of a key with budgets is priced at its maximum: its prompt tokens (the gateway's
-estimate, `api/recording.estimate_prompt_tokens`) plus its max output tokens (`max_tokens`,
+bound, `api/recording.most_prompt_tokens`: its UTF-8 bytes) plus its max output tokens (`max_tokens`,
 `max_completion_tokens`, `max_output_tokens`; else `settings.budget_default_max_output_tokens`), at the
 prices of the most expensive target of its route (a failover may land there), prompt tokens at the dearest
 of the input, cache-read and cache-write prices. The store checks and holds that amount in the same atomic

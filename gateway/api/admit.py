@@ -17,7 +17,7 @@ from gateway.access.budgets import BudgetHold, max_output_tokens, maximum_cost
 from gateway.access.controller import AccessController
 from gateway.access.keys import GatewayKey
 from gateway.api.input_limits import check_counts
-from gateway.api.recording import Exchange, estimate_prompt_tokens
+from gateway.api.recording import Exchange, most_prompt_tokens
 from gateway.api.state import GatewayState
 from gateway.config.apis import LONG_TO_SHORT
 from gateway.config.models import ApiName
@@ -131,7 +131,7 @@ def budget_hold(
     if prices is None:  # the loader refuses budgets without prices:; a hand-built config may not
         return BudgetHold(key.name, budgets, None, "", unpriced="(no prices: section)")
     output = max_output_tokens(body, api, access.settings.budget_default_max_output_tokens)
-    amount, unpriced = maximum_cost(prices, match, estimate_prompt_tokens(body), output)
+    amount, unpriced = maximum_cost(prices, match, most_prompt_tokens(body), output)
     return BudgetHold(key.name, budgets, amount, prices.currency, unpriced=unpriced)
 
 

@@ -29,7 +29,7 @@ from gateway.runtime.snapshot import Runtime
 from gateway.streaming.relay import StreamStats
 from gateway.translate.prompt_tokens import count_prompt
 from gateway.translate.streamed_tokens import count_output
-from gateway.translate.token_estimate import estimate_input_tokens
+from gateway.translate.token_estimate import estimate_input_tokens, most_input_tokens
 from gateway.translate.tokenizer import LazyTokenizer, Tokenizer
 
 logger = logging.getLogger("gateway.api")
@@ -183,6 +183,13 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
     read = body.get("messages") or body.get("input") or body.get("prompt")
     return estimate_input_tokens({"system": body.get("system") or body.get("instructions"), "messages": read,
                                   "tools": body.get("tools")})  # fmt: skip
+
+
+def most_prompt_tokens(body: dict[str, Any]) -> int:
+    """At most the prompt's tokens (a budget's hold: translate/token_estimate.py), for every inbound API."""
+    read = body.get("messages") or body.get("input") or body.get("prompt")
+    return most_input_tokens({"system": body.get("system") or body.get("instructions"), "messages": read,
+                              "tools": body.get("tools")})  # fmt: skip
 
 
 def budget_cost(record: RequestRecord, hold: BudgetHold) -> int:

@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
-from gateway.api.recording import estimate_prompt_tokens
+from gateway.api.recording import most_prompt_tokens
 from tests.e2e.test_completions_e2e import COMPLETION
 from tests.e2e.test_quota_e2e import post_many
 from tests.e2e.test_shadow_limits_e2e import store_settings
@@ -222,7 +222,7 @@ async def test_over_budget_is_a_429_in_the_shape_of_each_api(
 async def test_the_reservation_prices_the_prompt_at_the_dearest_target(
     simulator: ProviderSimulator, write_routes: Callable[..., Path]
 ) -> None:
-    """Input priced this time: the hold is the prompt estimate at the dearer target's input price plus
+    """Input priced this time: the hold is the prompt bound at the dearer target's input price plus
     max_tokens at its output price; the charge is the real usage at the price of the target that answered."""
     with ProviderSimulator() as backup:
         extra = (
@@ -242,7 +242,7 @@ async def test_the_reservation_prices_the_prompt_at_the_dearest_target(
                 timeout=CLIENT_TIMEOUT,
             )
             assert response.status_code == 200, response.text
-            prompt = estimate_prompt_tokens(body)
+            prompt = most_prompt_tokens(body)
             hold = (prompt * Decimal(3000) + 5 * Decimal(2000)) / 1_000_000  # backup is dearer
             remaining = Decimal(response.headers["x-gateway-budget-remaining"].split()[0])
             assert remaining == Decimal(10) - hold
