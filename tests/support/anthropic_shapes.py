@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import referencing
-import referencing.jsonschema
 
+from tests.support.schema_document import SchemaDocument
 from tests.support.sse_reader import parse_sse
 
 SCHEMAS_PATH = Path(__file__).parent.parent / "data" / "anthropic" / "schemas.json"
@@ -52,42 +51,18 @@ class StreamEndedWithError(Exception):
         self.message = message  # the message accumulated so far (None before message_start)
 
 
-@functools.cache
-def _document() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(SCHEMAS_PATH.read_text(encoding="utf-8"))
-    return document
-
-
-@functools.cache
-def _registry() -> referencing.Registry:
-    resource = referencing.Resource.from_contents(
-        _document(), default_specification=referencing.jsonschema.DRAFT202012
-    )
-    return referencing.Registry().with_resource("anthropic", resource)
-
-
-@functools.cache
-def validator(name: str) -> jsonschema.Draft202012Validator:
-    """The validator of the vendored definition `name`, e.g. "Message" or "RawMessageDeltaEvent"."""
-    if name not in _document()["$defs"]:
-        raise KeyError(f"no definition {name!r} in {SCHEMAS_PATH}")
-    return jsonschema.Draft202012Validator({"$ref": f"anthropic#/$defs/{name}"}, registry=_registry())
+ANTHROPIC_SCHEMAS = SchemaDocument(SCHEMAS_PATH, "$defs")
+validator = ANTHROPIC_SCHEMAS.validator
+validate = ANTHROPIC_SCHEMAS.validate
 
 
 @functools.cache
 def _event_definitions() -> dict[str, str]:
     """Event `type` -> the definition of that event, read from the vendored union."""
-    defs = _document()["$defs"]
+    defs = ANTHROPIC_SCHEMAS.schemas
     names = [option["$ref"].rsplit("/", 1)[1] for option in defs["MessageStreamEvent"]["anyOf"]]
     table = {defs[name]["properties"]["type"]["const"]: name for name in names}
     return {**table, "ping": "PingEvent", "error": "ErrorResponse"}
-
-
-def validate(name: str, obj: Any) -> None:
-    """Raise `jsonschema.ValidationError` (the most relevant one) when `obj` is not a valid `name`."""
-    error = jsonschema.exceptions.best_match(validator(name).iter_errors(obj))
-    if error is not None:
-        raise error
 
 
 def validate_message(obj: Any) -> None:
