@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.streaming.sse import DONE, named_frame
-from gateway.streaming.stream_errors import parse_chat_chunk
+from gateway.streaming.sse import named_frame
 from gateway.translate.anthropic_errors import anthropic_error_event
+from gateway.translate.chat_stream_reader import ChatStreamReader
 from gateway.translate.messages_chat_response import message_usage, reasoning_of, stop_reason
 
 PING = named_frame("ping", b'{"type":"ping"}')
@@ -33,72 +33,28 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return named_frame(name, orjson.dumps(data))
 
 
-class ChatStreamToMessages:
+class ChatStreamToMessages(ChatStreamReader):
     """The `StreamEvents` of one Messages stream over a chat upstream; `model` is the client's name."""
 
     __slots__ = (
         "_called_tools",
-        "_closed",
-        "_ended",
-        "_finish_reason",
         "_model",
         "_next_index",
         "_open",
         "_open_tool",
         "_refused",
-        "_started",
         "_tool_blocks",
-        "_usage",
     )
 
     def __init__(self, model: str) -> None:
+        super().__init__()  # `_started`: message_start went out
         self._model = model
-        self._started = False  # message_start went out
-        self._ended = False  # [DONE] arrived
-        self._closed = False  # the closing frames went out
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._open: str | None = None  # the kind of the open block: "text", "thinking", "tool_use"
         self._open_tool: int | None = None  # the chat tool-call index of the open tool_use block
         self._next_index = 0  # the index of the next content block
         self._tool_blocks: dict[int, int] = {}  # chat tool-call index -> content block index
         self._called_tools = False
         self._refused = False
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        return self._usage
-
-    def feed(self, event: str, data: bytes) -> bytes:
-        if self._ended:
-            return b""
-        if data == DONE:
-            self._ended = True
-            return b""
-        chunk = parse_chat_chunk(data)
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self._usage = usage
-        out: list[bytes] = []
-        if not self._started:
-            self._started = True
-            out.append(self._message_start(chunk))
-        choices = chunk.get("choices")
-        if isinstance(choices, list) and choices:
-            choice = choices[0]
-            if not isinstance(choice, dict):
-                raise UpstreamProtocolError("the upstream sent a choice that is not an object")
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                self._delta(delta, out)
-            finish = choice.get("finish_reason")
-            if isinstance(finish, str) and finish:
-                self._finish_reason = finish
-        return b"".join(out)
 
     def end(self) -> bytes:
         if self._closed:
@@ -129,6 +85,9 @@ class ChatStreamToMessages:
 
     def error(self, exc: GatewayError) -> bytes:
         return anthropic_error_event(exc)
+
+    def _begin(self, chunk: dict[str, Any], out: list[bytes]) -> None:
+        out.append(self._message_start(chunk))
 
     def _message_start(self, chunk: dict[str, Any]) -> bytes:
         usage = message_usage(self._usage)

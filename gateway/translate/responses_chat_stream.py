@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, RateLimited, UpstreamProtocolError
-from gateway.streaming.sse import DONE, named_frame
-from gateway.streaming.stream_errors import parse_chat_chunk
+from gateway.streaming.sse import named_frame
+from gateway.translate.chat_stream_reader import ChatStreamReader
 from gateway.translate.messages_chat_response import reasoning_of
 from gateway.translate.responses_chat_response import (
     INCOMPLETE,
@@ -40,39 +40,30 @@ PARTS = {
 }
 
 
-class ResponsesStreamFromChat:
+class ResponsesStreamFromChat(ChatStreamReader):
     """The `StreamEvents` of one Responses stream over a chat upstream. `echoed`: the client's
     parameters (`responses_chat_response.echo`); `created_at`: the attempt's clock reading."""
 
     __slots__ = (
         "_chat_id",
-        "_closed",
         "_created_at",
         "_echoed",
-        "_ended",
-        "_finish_reason",
         "_item",
         "_output",
         "_part",
         "_parts",
         "_sequence",
-        "_started",
         "_text",
         "_tool",
         "_tools",
-        "_usage",
         "_used_ids",
     )
 
     def __init__(self, echoed: dict[str, Any], created_at: int) -> None:
+        super().__init__()  # `_started`: response.created went out
         self._echoed = echoed
         self._created_at = created_at
         self._chat_id = ""
-        self._started = False  # response.created went out
-        self._ended = False  # [DONE] arrived
-        self._closed = False  # the closing events went out
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._sequence = 0
         self._output: list[dict[str, Any]] = []  # the finished items
         self._item: dict[str, Any] | None = None  # the open item, as output_item.added sent it
@@ -82,40 +73,6 @@ class ResponsesStreamFromChat:
         self._tool: int | None = None  # the chat index of the open function_call item
         self._tools: set[int] = set()  # chat tool-call indexes seen
         self._used_ids: set[str] = set()
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        return self._usage
-
-    def feed(self, event: str, data: bytes) -> bytes:
-        if self._ended:
-            return b""
-        if data == DONE:
-            self._ended = True
-            return b""
-        chunk = parse_chat_chunk(data)
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self._usage = usage
-        out: list[bytes] = []
-        if not self._started:
-            self._start(str(chunk.get("id") or ""), out)
-        choices = chunk.get("choices")
-        if isinstance(choices, list) and choices:
-            choice = choices[0]
-            if not isinstance(choice, dict):
-                raise UpstreamProtocolError("the upstream sent a choice that is not an object")
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                self._delta(delta, out)
-            finish = choice.get("finish_reason")
-            if isinstance(finish, str) and finish:
-                self._finish_reason = finish
-        return b"".join(out)
 
     def end(self) -> bytes:
         if self._closed:
@@ -160,6 +117,9 @@ class ResponsesStreamFromChat:
         payload = {"type": name, **fields, "sequence_number": self._sequence}
         self._sequence += 1
         out.append(named_frame(name, orjson.dumps(payload)))
+
+    def _begin(self, chunk: dict[str, Any], out: list[bytes]) -> None:
+        self._start(str(chunk.get("id") or ""), out)
 
     def _start(self, chat_id: str, out: list[bytes]) -> None:
         self._started = True
