@@ -64,6 +64,8 @@ def placeholder_names(text: str | None) -> list[str]:
 def placeholders(
     sources: tuple[SourceFile, ...], environ: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, Diagnostic]]:
+    """(a stand-in for each variable that is unset and written only without a default, the warning at
+    its first use). A URL-shaped stand-in where the variable begins a URL field, so the URL still parses."""
     as_url: dict[str, bool] = {}  # name -> used where a URL is expected
     first: dict[str, Diagnostic] = {}
     defaulted: set[str] = set()
