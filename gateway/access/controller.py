@@ -52,7 +52,12 @@ class AccessController:
         self.settings = settings
         self.store = store
         self._by_name: dict[str, GatewayKey] = settings.keys.by_name()
-        self.recorder = UsageRecorder(store, self.keys_by_name, settings.store.flush_interval)
+        self.recorder = UsageRecorder(
+            store,
+            self.keys_by_name,
+            settings.store.flush_interval,
+            retention_days=settings.store.retention_days,
+        )
         self.store_guard = StoreGuard(store.description, settings.store.failure_mode)
         self.shadow = ShadowCounts()  # would-blocks of limits in shadow mode, kept across reloads
 

@@ -16,12 +16,15 @@ from collections.abc import Callable, Mapping
 from gateway.access.keys import GatewayKey
 from gateway.access.store import Settlement, UsageBatch, UsageStore
 from gateway.access.usage import UsageCounters, UsageKey, utc_day
+from gateway.config.models import DEFAULT_RETENTION_DAYS
 from gateway.records import RequestRecord
 
 logger = logging.getLogger("gateway.access")
 
 DAY_SECONDS = 86_400
 _MAX_PENDING_ROWS = 100_000  # beyond this a failing store loses the oldest batch (said in the log)
+PRUNE_INTERVAL = 3600.0  # seconds between two deletions of the days past the retention
+DAY_SECONDS = 86_400
 
 
 class UsageRecorder:
@@ -33,11 +36,14 @@ class UsageRecorder:
         keys: Callable[[], Mapping[str, GatewayKey]],
         flush_interval: float,
         clock: Callable[[], float] = time.time,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.store = store
         self._keys = keys
         self._interval = flush_interval
         self._clock = clock
+        self._retention = retention_days
+        self._pruned_at: float | None = None  # the last prune: at most one an hour, the first at start
         self._pending = UsageBatch()
         self._task: asyncio.Task[None] | None = None
         self._day_number = -1  # the UTC day `_day_name` names, so a request formats no date
@@ -100,7 +106,31 @@ class UsageRecorder:
             self._task = None
         await self.flush()
 
+    async def prune(self) -> None:
+        """Delete the per-day rows older than the retention (`settings.stats_retention_days`), at most
+        once an hour; a store that cannot answer is asked again at the next hour."""
+        now = self._clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_INTERVAL:
+            return
+        self._pruned_at = now
+        before = utc_day(now - self._retention * DAY_SECONDS)
+        try:
+            deleted = await self.store.prune(before)
+        except Exception as exc:
+            logger.warning(
+                "usage store %s: deleting the days before %s failed (%s)", self.store.description, before, exc
+            )
+            return
+        if deleted:
+            logger.info(
+                "usage store %s: deleted %d usage rows of days before %s",
+                self.store.description,
+                deleted,
+                before,
+            )
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             await self.flush()
+            await self.prune()

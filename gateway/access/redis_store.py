@@ -324,6 +324,22 @@ class RedisStore:
                 out[UsageKey(*json.loads(row_id))] = _counters(fields)
         return out
 
+    async def prune(self, before_day: str) -> int:
+        # Rows of past days are never written again (a row's day is the UTC day it was counted on), so
+        # deleting them races with no replica's writes.
+        try:
+            row_ids = cast(set[str], await self._client.smembers(self._index))
+            old = [row_id for row_id in row_ids if "" < UsageKey(*json.loads(row_id)).day < before_day]
+            if old:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for row_id in old:
+                        pipe.delete(f"{self.prefix}:usage:{row_id}")
+                    pipe.srem(self._index, *old)
+                    await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise await self._unavailable(exc) from None
+        return len(old)
+
     async def aclose(self) -> None:
         await self._client.aclose(close_connection_pool=True)
 

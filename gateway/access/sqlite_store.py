@@ -121,6 +121,9 @@ class SQLiteStore:
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
         return await self._run(_read_usage)
 
+    async def prune(self, before_day: str) -> int:
+        return await self._run(_prune, before_day)
+
     async def aclose(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
@@ -241,6 +244,11 @@ def _usage_values(row: UsageKey, counters: UsageCounters) -> tuple[Any, ...]:
         counters.cost,
         counters.cost_estimated,
     )
+
+
+def _prune(db: sqlite3.Connection, before_day: str) -> int:
+    with db:
+        return db.execute("DELETE FROM usage WHERE day != '' AND day < ?", (before_day,)).rowcount
 
 
 def _read_usage(db: sqlite3.Connection) -> dict[UsageKey, UsageCounters]:

@@ -85,4 +85,9 @@ class UsageStore(Protocol):
 
     async def read_usage(self) -> dict[UsageKey, UsageCounters]: ...
 
+    async def prune(self, before_day: str) -> int:
+        """Delete the usage rows of UTC days before `before_day` (YYYY-MM-DD; rows without a day, written
+        before days were kept, stay); the number deleted."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -26,6 +26,7 @@ from .models import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_TOKENS,
     DEFAULT_PREFIX,
+    DEFAULT_RETENTION_DAYS,
     DEFAULT_STORE,
     LIMIT_NAMES,
     SIMPLE_MODE_KEY_NAME,
@@ -384,6 +385,7 @@ def build_access(
         url=settings.get("stats_store", DEFAULT_STORE),
         prefix=settings.get("stats_store_prefix", DEFAULT_PREFIX),
         flush_interval=float(settings.get("stats_flush_interval", DEFAULT_FLUSH_INTERVAL)),
+        retention_days=int(settings.get("stats_retention_days", DEFAULT_RETENTION_DAYS)),
         failure_mode=settings.get("store_failure_mode", "fail_closed"),
     )
     default_output = int(settings.get("budget_default_max_output_tokens", DEFAULT_BUDGET_MAX_OUTPUT_TOKENS))

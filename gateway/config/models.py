@@ -208,6 +208,7 @@ SIMPLE_MODE_KEY_NAME = "API_KEY"
 DEFAULT_STORE = "memory"
 DEFAULT_PREFIX = "gateway"
 DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_RETENTION_DAYS = 400  # per-day usage rows kept: a year and a month
 STORE_SCHEMES = ("redis://", "rediss://", "unix://", "sqlite:///")
 
 
@@ -269,6 +270,7 @@ class StoreSettings:
     url: str = DEFAULT_STORE
     prefix: str = DEFAULT_PREFIX  # Redis key prefix: several gateways or tests on one Redis
     flush_interval: float = DEFAULT_FLUSH_INTERVAL  # seconds between background writes of usage
+    retention_days: int = DEFAULT_RETENTION_DAYS  # per-day usage rows older than this are deleted
     # While the store cannot answer: refuse (503) or admit without limits the requests of keys with limits.
     failure_mode: Literal["fail_closed", "fail_open"] = "fail_closed"
 

@@ -47,6 +47,9 @@ class ScriptedStore:
             raise StoreUnavailable("ConnectionError: connection refused")
         self.committed.append(batch)
 
+    async def prune(self, before_day: str) -> int:
+        return 0
+
     async def read_usage(self) -> dict[UsageKey, UsageCounters]:
         rows: dict[UsageKey, UsageCounters] = {}
         for batch in self.committed:
