@@ -9,10 +9,8 @@ one provider can declare all five APIs; the simulator is the healthy target fail
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +97,19 @@ def error_of(path: str, response: httpx.Response) -> dict[str, Any]:
 
 async def every_api_answer(
     config: Path, received: list[bytes]
-) -> AsyncIterator[tuple[tuple[str, bool], httpx.Response, int]]:
+) -> list[tuple[tuple[str, bool], httpx.Response, int]]:
     """Each inbound API's answer from a gateway on `config`, plain and streamed where the API streams, with
     how many requests the upstream got for it (`received` is what it records)."""
+    answers = []
     with running_gateway(config) as gateway:
         async with httpx.AsyncClient(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT) as client:
             for path, body, streams in CALLS:
                 for stream in (False, True) if streams else (False,):
                     before = len(received)
                     response = await client.post(path, json={**body, "stream": stream} if stream else body)
-                    yield (path, stream), response, len(received) - before
+                    answers.append(((path, stream), response, len(received) - before))
+    assert len(answers) == sum(2 if streams else 1 for _, _, streams in CALLS)
+    return answers
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
@@ -116,22 +117,19 @@ async def test_a_redirect_is_a_502_on_every_api_streaming_or_not(tmp_path: Path,
     received: list[bytes] = []
     async with Upstream(refusing(status, received)) as upstream:
         config = write_config(tmp_path, routes_yaml(upstream_base(upstream)))
-        answered: list[tuple[str, bool]] = []
-        async with contextlib.aclosing(every_api_answer(config, received)) as answers:
-            async for (path, stream), response, sent in answers:
-                where = (path, stream)
-                answered.append(where)
-                assert response.status_code == 502, (where, response.text)
-                assert "location" not in response.headers, where
-                error = error_of(path, response)
-                expected = f"provider 'bad' redirected ({status} to host 'login.example.com')"
-                assert expected in error["message"], (where, error)
-                assert "SECRET" not in response.text and "oauth" not in response.text, where
-                if not path.startswith("/v1/messages"):
-                    assert error["code"] == "upstream_redirect"
-                assert sent == 1, f"{where}: retried on the same target"
-                assert response.headers["x-gateway-attempts"] == "1"
-    assert len(answered) == sum(2 if streams else 1 for _, _, streams in CALLS)  # every API was asked
+        answers = await every_api_answer(config, received)
+    for (path, stream), response, sent in answers:
+        where = (path, stream)
+        assert response.status_code == 502, (where, response.text)
+        assert "location" not in response.headers, where
+        error = error_of(path, response)
+        expected = f"provider 'bad' redirected ({status} to host 'login.example.com')"
+        assert expected in error["message"], (where, error)
+        assert "SECRET" not in response.text and "oauth" not in response.text, where
+        if not path.startswith("/v1/messages"):
+            assert error["code"] == "upstream_redirect"
+        assert sent == 1, f"{where}: retried on the same target"
+        assert response.headers["x-gateway-attempts"] == "1"
     # Never followed: every request the upstream saw went to its own paths, none to the Location.
     assert all(b"/oauth" not in request for request in received)
 
@@ -141,20 +139,17 @@ async def test_refused_credentials_are_a_502_naming_the_provider(tmp_path: Path,
     received: list[bytes] = []
     async with Upstream(refusing(status, received)) as upstream:
         config = write_config(tmp_path, routes_yaml(upstream_base(upstream)))
-        answered: list[tuple[str, bool]] = []
-        async with contextlib.aclosing(every_api_answer(config, received)) as answers:
-            async for (path, stream), response, sent in answers:
-                where = (path, stream)
-                answered.append(where)
-                assert response.status_code == 502, (where, response.text)
-                error = error_of(path, response)
-                expected = f"provider 'bad' rejected the gateway's credentials ({status})"
-                assert expected in error["message"], (where, error)
-                assert PROVIDER_KEY not in response.text and "Incorrect" not in response.text
-                if not path.startswith("/v1/messages"):
-                    assert error["code"] == "upstream_auth_failed"
-                assert sent == 1, f"{where}: retried on the same target"
-    assert len(answered) == sum(2 if streams else 1 for _, _, streams in CALLS)  # every API was asked
+        answers = await every_api_answer(config, received)
+    for (path, stream), response, sent in answers:
+        where = (path, stream)
+        assert response.status_code == 502, (where, response.text)
+        error = error_of(path, response)
+        expected = f"provider 'bad' rejected the gateway's credentials ({status})"
+        assert expected in error["message"], (where, error)
+        assert PROVIDER_KEY not in response.text and "Incorrect" not in response.text
+        if not path.startswith("/v1/messages"):
+            assert error["code"] == "upstream_auth_failed"
+        assert sent == 1, f"{where}: retried on the same target"
 
 
 async def test_the_openai_sdk_sees_a_server_error_not_its_own_key_refused(tmp_path: Path) -> None:
