@@ -1,8 +1,8 @@
 """Token counts without a tokenizer: an estimate (`estimate_input_tokens`) and a bound (`most_input_tokens`).
 
-The estimate is for `count_tokens` on a target that has no such endpoint, and for a cut stream's prompt
-when no tokenizer could load: about four characters per token for English text and code (OpenAI's and
-Anthropic's rule of thumb); the answer says it is an estimate (`x-gateway-token-count: estimate`).
+The estimate is for when no tokenizer could load (`count_tokens` on a target without that endpoint, a cut
+stream's prompt; both count with cl100k otherwise): about four characters per token for English text and
+code (OpenAI's and Anthropic's rule of thumb), far fewer than the real count for CJK text.
 
 The bound is for a budget's hold, which must never be less than what the request can cost: four
 characters per token undercounts Chinese or Japanese text about fourfold (a character is a token or

@@ -16,6 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.access.keys import hash_secret
+from gateway.translate.prompt_tokens import count_prompt
+from gateway.translate.token_estimate import estimate_input_tokens
+from gateway.translate.tokenizer import load_cl100k
 from tests.support.anthropic_shapes import StreamEndedWithError, validate_stream
 from tests.support.harness import CLIENT_TIMEOUT, running_gateway, sim_routes_yaml, write_config
 from tests.support.simulator import Behaviour, ProviderSimulator
@@ -86,15 +89,23 @@ def test_stream_text_builds_the_final_message(
     assert simulator.chat_requests[-1].json["stream"] is True
 
 
-def test_count_tokens_is_an_estimate_for_a_chat_target(gateway: str) -> None:
-    response = httpx.post(
-        f"{gateway}/v1/messages/count_tokens",
-        json={"model": "sim-model", "messages": [{"role": "user", "content": "x" * 400}]},
-        timeout=CLIENT_TIMEOUT,
-    )
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Summarise the design of the gateway in three points. " * 8,
+        "请把这段说明翻译成英文并列出三个要点。" * 8,
+    ],
+)
+def test_count_tokens_is_a_cl100k_estimate_for_a_chat_target(gateway: str, text: str) -> None:
+    """A chat upstream has no count_tokens: the gateway counts with cl100k, as close for Chinese as for
+    English (four characters a token say 41 for the Chinese text, cl100k 190: a coding agent would then
+    overfill its context)."""
+    body = {"model": "sim-model", "system": "Be brief.", "messages": [{"role": "user", "content": text}]}
+    response = httpx.post(f"{gateway}/v1/messages/count_tokens", json=body, timeout=CLIENT_TIMEOUT)
     assert response.status_code == 200
     assert response.headers["x-gateway-token-count"] == "estimate"
-    assert response.json() == {"input_tokens": 100}
+    assert response.json() == {"input_tokens": count_prompt(load_cl100k(), body)}
+    assert response.json()["input_tokens"] > estimate_input_tokens(body)
     sdk = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
     assert sdk.messages.count_tokens(model="sim-model", messages=HELLO).input_tokens >= 1  # type: ignore[arg-type]
 
