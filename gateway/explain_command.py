@@ -186,7 +186,7 @@ def _target(
     entry.update(
         {
             "type": provider.type,
-            "base_url": shown_value(provider.base_url) if provider.base_url else provider.base_url,
+            "base_url": shown_value(provider.base_url),
             "upstream_api": None if upstream is None else LONG_TO_SHORT[upstream],
             "upstream_base_url": None if upstream is None else shown_value(provider.apis[upstream]),
             "translation": plan.translation,

@@ -45,8 +45,8 @@ def run_validate(
         return EXIT_USAGE
     if no_secrets:
         offline = load_offline(list(paths), environ)
-        result = offline.result
-        result = replace(result, diagnostics=[*offline.placeholders.values(), *result.diagnostics])
+        diagnostics = [*offline.placeholders.values(), *offline.result.diagnostics]
+        result = replace(offline.result, diagnostics=diagnostics)
     else:
         result = load_config(list(paths), environ)
     status = EXIT_USAGE if result.is_usage_error else EXIT_VALID if result.ok else EXIT_INVALID

@@ -24,7 +24,6 @@ logger = logging.getLogger("gateway.access")
 DAY_SECONDS = 86_400
 _MAX_PENDING_ROWS = 100_000  # beyond this a failing store loses the oldest batch (said in the log)
 PRUNE_INTERVAL = 3600.0  # seconds between two deletions of the days past the retention
-DAY_SECONDS = 86_400
 
 
 class UsageRecorder:
