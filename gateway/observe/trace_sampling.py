@@ -1,14 +1,11 @@
-"""Whether a request is traced, decided before any SDK object exists.
+"""Whether a request is traced, decided before any span exists.
 
-Through the SDK an unsampled request still builds two non-recording spans, their contexts and two sampler
-calls: about 250,000 instructions, more than a third of the request itself
-(`bench/instruction_count.py --tracing on@0%`). Here the decision is a parse of the client's `traceparent`
-and a random draw, with the SDK's own semantics for the standard samplers (`OTEL_TRACES_SAMPLER`:
-`always_on`, `always_off`, `traceidratio`, `parentbased_*`; `settings.tracing.sample_ratio` is
-`parentbased_traceidratio`). A sampled request then goes to the SDK, whose sampler is told to record it
-(the root decision is made once, here); an unsampled one only carries a `traceparent` upstream with the
-sampled flag off, so the trace goes on unrecorded (W3C Trace Context). A sampler the gateway does not know
-(a plugin) leaves every decision to the SDK.
+The decision is a parse of the client's `traceparent` and a random draw, with the SDK's own semantics for
+the standard samplers (`OTEL_TRACES_SAMPLER`: `always_on`, `always_off`, `traceidratio`, `parentbased_*`;
+`settings.tracing.sample_ratio` is `parentbased_traceidratio`). A sampled request records its spans
+(`observe/tracing_spans.py`); an unsampled one only carries a `traceparent` upstream with the sampled flag
+off, so the trace goes on unrecorded (W3C Trace Context). A sampler the gateway does not know (a plugin)
+is asked through the SDK's sampler interface instead (`observe/tracing.py`).
 """
 
 from __future__ import annotations
@@ -19,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
-
 from gateway.streaming.stats import StreamStats
 
 # The W3C header as the SDK's propagator reads it (version 00 has no further fields).
 TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?[ \t]*$")
 INVALID_TRACE_ID = "0" * 32
+# A client's valid traceparent: (trace id, parent span id, flags), in lower-case hex as sent.
+ClientParent = tuple[str, str, str]
 INVALID_SPAN_ID = "0" * 16
 # OTEL_TRACES_SAMPLER name -> (parent based, ratio from OTEL_TRACES_SAMPLER_ARG, fixed ratio)
 KNOWN_SAMPLERS: Mapping[str, tuple[bool, bool, float]] = {
@@ -66,20 +63,17 @@ class SamplingRule:
                 ratio = 1.0
         return cls(parent_based, ratio)
 
-    def sdk_sampler(self) -> Sampler:
-        """What the SDK samples with once this rule said yes: record it (follow a sampled parent)."""
-        return ParentBased(ALWAYS_ON) if self.parent_based else ALWAYS_ON
-
-    def decide(self, traceparent: str | None) -> tuple[bool, tuple[str, str] | None]:
-        """(sampled, (trace id, parent flags) of a valid client traceparent or None)."""
+    def decide(self, traceparent: str | None) -> tuple[bool, ClientParent | None]:
+        """(sampled, the client's valid traceparent or None)."""
         parent = parse_traceparent(traceparent) if traceparent else None
         if parent is not None and self.parent_based:
-            return (int(parent[1], 16) & 1) == 1, parent
+            return (int(parent[2], 16) & 1) == 1, parent
         return random.random() < self.ratio, parent
 
 
-def parse_traceparent(value: str) -> tuple[str, str] | None:
-    """(trace id, flags) of a valid `traceparent`, else None (then the SDK too starts a new trace)."""
+def parse_traceparent(value: str) -> ClientParent | None:
+    """(trace id, parent span id, flags) of a valid `traceparent`, else None (a new trace starts, as the
+    SDK's propagator would)."""
     found = TRACEPARENT.match(value)
     if found is None:
         return None
@@ -91,7 +85,7 @@ def parse_traceparent(value: str) -> tuple[str, str] | None:
         or span_id == INVALID_SPAN_ID
     ):
         return None
-    return trace_id, flags
+    return trace_id, span_id, flags
 
 
 class UnsampledTrace:
@@ -100,7 +94,7 @@ class UnsampledTrace:
 
     __slots__ = ("trace_id", "tracestate")
 
-    def __init__(self, parent: tuple[str, str] | None, tracestate: str | None) -> None:
+    def __init__(self, parent: ClientParent | None, tracestate: str | None) -> None:
         self.trace_id = parent[0] if parent is not None else f"{random.getrandbits(128) or 1:032x}"
         self.tracestate = tracestate if parent is not None else None
 

@@ -1,12 +1,17 @@
-"""OpenTelemetry traces: whether they are on, and the tracer provider that exports them (OTLP over HTTP).
+"""OpenTelemetry traces: whether they are on, and where their spans go (OTLP over HTTP).
 
 Off by default. On with `settings.tracing.enabled: true` or the standard `OTEL_TRACES_EXPORTER=otlp`;
-whatever the config does not say comes from the standard `OTEL_*` variables, read by the SDK and its
-exporter as usual (endpoint, headers, timeout, sampler, batch delays). The provider is the app's own, never
-the process-global one, so two gateways in one process (tests) or a library's instrumentation do not mix.
+whatever the config does not say comes from the standard `OTEL_*` variables, read as the SDK and its
+exporter read them (endpoint, headers, timeout, sampler, batch delays, resource attributes).
+
+A traced request builds its spans as plain tuples (`observe/tracing_spans.py`), queued for an exporter
+process of its own (`observe/span_pipe.py`), where the official SDK and OTLP exporter turn them into
+protobuf and send them (`observe/span_export.py`). In the gateway's process the SDK's spans and encoder
+cost about 200 us of CPU per traced request, more than the request itself; the tuples cost a few. Nothing
+of this is process-global, so two gateways in one process (tests) or a library's instrumentation do not mix.
 
 When tracing is off no `Tracing` exists: `GatewayState.tracing` is None and a request pays one attribute
-check (`api/admit.py`); the spans themselves are `observe/tracing_spans.py`.
+check (`api/admit.py`).
 """
 
 from __future__ import annotations
@@ -15,17 +20,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from gateway import __version__
 from gateway.config.tracing import TracingSettings
 from gateway.observe.raw_headers import header_mapping, header_value
-from gateway.observe.trace_sampling import SamplingRule, UnsampledTrace
-from gateway.observe.tracing_spans import RequestTrace
+from gateway.observe.span_pipe import SpanPipe
+from gateway.observe.trace_sampling import ClientParent, SamplingRule, UnsampledTrace, parse_traceparent
+from gateway.observe.tracing_spans import RequestTrace, SpanSink, new_trace_id
 
 logger = logging.getLogger("gateway.tracing")
 
@@ -56,18 +60,24 @@ def traces_endpoint(endpoint: str) -> str:
 
 
 class Tracing:
-    """The app's tracer provider; `request()` opens the span of one inbound request."""
+    """Where traced requests' spans go; `request()` opens the span of one inbound request."""
 
-    __slots__ = ("_propagator", "_tracer", "capture_content", "provider", "sampling")
+    __slots__ = ("capture_content", "plugin_sampler", "sampling", "sink")
 
     def __init__(
-        self, provider: TracerProvider, *, capture_content: bool = False, sampling: SamplingRule | None = None
+        self,
+        sink: SpanSink,
+        *,
+        capture_content: bool = False,
+        sampling: SamplingRule | None = None,
+        plugin_sampler: Sampler | None = None,
     ) -> None:
-        self.provider = provider
+        self.sink = sink
         self.capture_content = capture_content
-        self.sampling = sampling  # decided before the SDK (observe/trace_sampling.py); None: by the SDK
-        self._tracer = provider.get_tracer("gateway", __version__)
-        self._propagator = TraceContextTextMapPropagator()
+        # The decision: a standard sampler's rule (observe/trace_sampling.py), else the SDK's sampler
+        # named by OTEL_TRACES_SAMPLER (a plugin), asked for each request.
+        self.sampling = sampling
+        self.plugin_sampler = plugin_sampler
 
     @classmethod
     def start(cls, settings: TracingSettings, environ: Mapping[str, str]) -> Tracing | None:
@@ -76,26 +86,18 @@ class Tracing:
         if not names:
             return None
         service = settings.service_name or environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
-        resource = Resource.create({"service.name": service, "service.version": __version__})
         sampling = SamplingRule.of(settings.sample_ratio, environ)
-        # None: an unknown OTEL_TRACES_SAMPLER, read by the SDK itself
-        sampler = sampling.sdk_sampler() if sampling is not None else None
-        provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
-        for name in names:
-            exporter: SpanExporter
-            if name == "console":
-                exporter = ConsoleSpanExporter(service_name=service)
-            else:
-                endpoint = traces_endpoint(settings.endpoint) if settings.endpoint else None
-                exporter = OTLPSpanExporter(endpoint=endpoint)
-            provider.add_span_processor(BatchSpanProcessor(exporter))  # delays: OTEL_BSP_*
+        # An unknown OTEL_TRACES_SAMPLER: the SDK loads it as a TracerProvider would.
+        plugin = TracerProvider(shutdown_on_exit=False).sampler if sampling is None else None
+        endpoint = traces_endpoint(settings.endpoint) if settings.endpoint else None
+        pipe = SpanPipe({"exporters": list(names), "endpoint": endpoint, "service": service}, environ)
         logger.info(
             "tracing on: exporter %s, service.name %s, prompts and answers %s",
             ", ".join(names),
             service,
             "captured" if settings.capture_content else "not captured",
         )
-        return cls(provider, capture_content=settings.capture_content, sampling=sampling)
+        return cls(pipe, capture_content=settings.capture_content, sampling=sampling, plugin_sampler=plugin)
 
     def request(
         self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]], request_id: str
@@ -103,16 +105,33 @@ class Tracing:
         """The SERVER span of a request that just arrived (`headers`: the ASGI scope's), continuing the
         client's `traceparent`; an `UnsampledTrace` (no span at all) when the request is not sampled."""
         traceparent = header_value(headers, b"traceparent")
+        trace_id = 0
         if self.sampling is not None:
-            sampled, client_parent = self.sampling.decide(traceparent)
-            if not sampled:
-                tracestate = header_value(headers, b"tracestate") if client_parent is not None else None
-                return UnsampledTrace(client_parent, tracestate)
-        parent = self._propagator.extract(header_mapping(headers)) if traceparent is not None else None
+            sampled, parent = self.sampling.decide(traceparent)
+        else:
+            sampled, parent, trace_id = self._ask_plugin(method, path, headers, traceparent)
+        tracestate = header_value(headers, b"tracestate") if parent is not None else None
+        if not sampled:
+            return UnsampledTrace(parent, tracestate)
+        if parent is not None:
+            trace_id, parent_span_id = int(parent[0], 16), int(parent[1], 16)
+        else:
+            trace_id, parent_span_id = trace_id or new_trace_id(), 0
         return RequestTrace(
-            self._tracer, self._propagator, parent, method, path, request_id, self.capture_content
+            self.sink, trace_id, parent_span_id, tracestate, method, path, request_id, self.capture_content
         )
 
+    def _ask_plugin(
+        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]], traceparent: str | None
+    ) -> tuple[bool, ClientParent | None, int]:
+        """(sampled, the client's parent, the trace id of a new root) from the SDK's sampler."""
+        assert self.plugin_sampler is not None
+        parent = parse_traceparent(traceparent) if traceparent else None
+        context = TraceContextTextMapPropagator().extract(header_mapping(headers)) if parent else None
+        trace_id = int(parent[0], 16) if parent is not None else new_trace_id()
+        result = self.plugin_sampler.should_sample(context, trace_id, f"{method} {path}", SpanKind.SERVER)
+        return result.decision is Decision.RECORD_AND_SAMPLE, parent, trace_id
+
     def shutdown(self) -> None:
-        """Export what is still buffered, then stop the export threads (blocking: call it off the loop)."""
-        self.provider.shutdown()
+        """Export what is still queued, then stop (blocking: call it off the event loop)."""
+        self.sink.shutdown()

@@ -11,16 +11,15 @@ type, never its message (an upstream's message may quote the prompt).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamStatusError
+from gateway.observe.span_wire import KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET
 from gateway.records import RequestRecord
 from gateway.streaming.stats import StreamStats
 
@@ -37,46 +36,72 @@ OPERATIONS = {
 PROMPT_FIELDS = ("messages", "input", "prompt")
 
 
+class SpanSink(Protocol):
+    """Where finished spans go (`observe/span_pipe.py`): a tuple of `span_wire.FinishedSpan`'s fields."""
+
+    def add(self, span: tuple[Any, ...]) -> None: ...
+
+    def shutdown(self) -> None:
+        """Export what was added (blocking)."""
+
+
+def new_span_id() -> int:
+    return random.getrandbits(64) or 1  # never the invalid all-zero id
+
+
+def new_trace_id() -> int:
+    return random.getrandbits(128) or 1
+
+
 class RequestTrace:
-    """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTracer`)."""
+    """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTrace`)."""
 
     __slots__ = (
-        "_context",
         "_ended",
-        "_propagator",
-        "_tracer",
+        "attributes",
         "capture_content",
+        "name",
         "operation",
+        "parent_is_remote",
+        "parent_span_id",
         "provider_type",
         "response_model",
-        "span",
+        "sink",
+        "span_id",
+        "start_ns",
+        "trace_id",
+        "tracestate",
     )
 
     def __init__(
         self,
-        tracer: Tracer,
-        propagator: TraceContextTextMapPropagator,
-        parent: Context | None,
+        sink: SpanSink,
+        trace_id: int,
+        parent_span_id: int,
+        tracestate: str | None,
         method: str,
         path: str,
         request_id: str,
         capture_content: bool,
     ) -> None:
-        self._tracer = tracer
-        self._propagator = propagator
+        """`parent_span_id`: the client's span (0: a root); `tracestate`: the client's, carried on."""
+        self.start_ns = time.time_ns()
+        self.sink = sink
+        self.trace_id = trace_id
+        self.span_id = new_span_id()
+        self.parent_span_id = parent_span_id
+        self.parent_is_remote = parent_span_id != 0
+        self.tracestate = tracestate
         self.capture_content = capture_content
+        self.name = f"{method} {path}"
         self.operation = OPERATIONS.get(path)
-        attributes: dict[str, str] = {
+        self.attributes: dict[str, Any] = {
             "http.request.method": method,
             "url.path": path,
             "gateway.request_id": request_id,
         }
         if self.operation is not None:
-            attributes["gen_ai.operation.name"] = self.operation
-        self.span: Span = tracer.start_span(
-            f"{method} {path}", context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
-        self._context = set_span_in_context(self.span)
+            self.attributes["gen_ai.operation.name"] = self.operation
         self._ended = False
         self.provider_type: str | None = None  # of the last attempt
         self.response_model: str | None = None  # of the attempt that answered
@@ -84,16 +109,6 @@ class RequestTrace:
     def attempt(self, number: int, provider: str, provider_type: str, model: str, url: str) -> AttemptTrace:
         self.provider_type = provider_type
         return AttemptTrace(self, number, provider, provider_type, model, url)
-
-    def start_attempt_span(self, name: str, attributes: dict[str, str | int]) -> Span:
-        return self._tracer.start_span(
-            name, context=self._context, kind=SpanKind.CLIENT, attributes=attributes
-        )
-
-    def trace_headers(self, span: Span) -> tuple[tuple[str, str], ...]:
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, context=set_span_in_context(span))
-        return tuple(carrier.items())
 
     def finish(
         self,
@@ -106,18 +121,13 @@ class RequestTrace:
         if self._ended:
             return
         self._ended = True
-        span = self.span
-        if not span.is_recording():
-            span.end()
-            return
         status = record.status_code
-        attributes: dict[str, Any] = {
-            "http.response.status_code": status,
-            "gateway.attempts": record.attempts,
-            "gateway.retries": record.retries,
-            "gateway.failovers": record.failovers,
-            "gateway.stream": record.stream,
-        }
+        attributes = self.attributes
+        attributes["http.response.status_code"] = status
+        attributes["gateway.attempts"] = record.attempts
+        attributes["gateway.retries"] = record.retries
+        attributes["gateway.failovers"] = record.failovers
+        attributes["gateway.stream"] = record.stream
         if record.model:
             attributes["gen_ai.request.model"] = record.model
         optional = {
@@ -143,25 +153,41 @@ class RequestTrace:
             error_type = stream_error_type(failure)
         if error_type is not None:
             attributes["error.type"] = error_type
-        span.set_attributes(attributes)
-        if status >= 500 or record.stream_status == "error":
-            span.set_status(Status(StatusCode.ERROR, error_type))
-        span.end()
+        failed = status >= 500 or record.stream_status == "error"
+        self.sink.add(
+            (
+                self.name,
+                KIND_SERVER,
+                self.trace_id,
+                self.span_id,
+                self.parent_span_id,
+                self.parent_is_remote,
+                self.tracestate,
+                self.start_ns,
+                time.time_ns(),
+                attributes,
+                STATUS_ERROR if failed else STATUS_UNSET,
+                error_type if failed else None,
+            )
+        )
 
 
 class AttemptTrace:
     """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`)."""
 
-    __slots__ = ("_ended", "_request", "headers", "span", "started")
+    __slots__ = ("_ended", "_request", "attributes", "headers", "name", "span_id", "start_ns", "started")
     recording = True
 
     def __init__(
         self, request: RequestTrace, number: int, provider: str, provider_type: str, model: str, url: str
     ) -> None:
         self._request = request
+        self.start_ns = time.time_ns()
         self.started = time.perf_counter()
+        self.span_id = new_span_id()
         operation = request.operation or "chat"
-        attributes: dict[str, str | int] = {
+        self.name = f"{operation} {model}"
+        attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.provider.name": provider_type,
             "gen_ai.request.model": model,
@@ -172,15 +198,19 @@ class AttemptTrace:
         if parts.hostname:
             attributes["server.address"] = parts.hostname
             attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
-        self.span = request.start_attempt_span(f"{operation} {model}", attributes)
-        self.headers = request.trace_headers(self.span)
+        self.attributes = attributes
+        traceparent = ("traceparent", f"00-{request.trace_id:032x}-{self.span_id:016x}-01")
+        tracestate = request.tracestate
+        self.headers: tuple[tuple[str, str], ...] = (
+            (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
+        )
         self._ended = False
 
     def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
         if self._ended:
             return
-        self._ended = True
-        attributes: dict[str, Any] = {"gateway.attempt.outcome": "ok"}
+        attributes = self.attributes
+        attributes["gateway.attempt.outcome"] = "ok"
         try:
             answer = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -192,31 +222,25 @@ class AttemptTrace:
             if isinstance(answer_id, str):
                 attributes["gen_ai.response.id"] = answer_id
         attributes.update(usage_attributes(usage))
-        self.span.set_attributes(attributes)
-        self.span.end()
+        self._end(STATUS_UNSET, None)
 
     def failed(self, error: BaseException) -> None:
         if self._ended:
             return
-        self._ended = True
         cancelled = isinstance(error, asyncio.CancelledError)
         error_type = "cancelled" if cancelled else attempt_error_type(error)
-        attributes: dict[str, Any] = {
-            "gateway.attempt.outcome": "cancelled" if cancelled else "error",
-            "error.type": error_type,
-        }
+        attributes = self.attributes
+        attributes["gateway.attempt.outcome"] = "cancelled" if cancelled else "error"
+        attributes["error.type"] = error_type
         if isinstance(error, UpstreamStatusError):
             attributes["http.response.status_code"] = error.status_code
-        self.span.set_attributes(attributes)
-        self.span.set_status(Status(StatusCode.ERROR, error_type))
-        self.span.end()
+        self._end(STATUS_ERROR, error_type)
 
     def stream_finished(self, stats: StreamStats) -> None:
         if self._ended:
             return
-        self._ended = True
-        outcome = {"ok": "ok", "error": "error"}.get(stats.status, stats.status)  # or disconnected
-        attributes: dict[str, Any] = {"gateway.attempt.outcome": outcome}
+        attributes = self.attributes
+        attributes["gateway.attempt.outcome"] = {"ok": "ok", "error": "error"}.get(stats.status, stats.status)
         if stats.first_chunk:
             attributes["gen_ai.response.time_to_first_chunk"] = stats.first_chunk - self.started
         if stats.response_model:
@@ -225,9 +249,29 @@ class AttemptTrace:
         if stats.status == "error":
             error_type = stream_error_type(stats.failure)
             attributes["error.type"] = error_type
-            self.span.set_status(Status(StatusCode.ERROR, error_type))
-        self.span.set_attributes(attributes)
-        self.span.end()
+            self._end(STATUS_ERROR, error_type)
+        else:
+            self._end(STATUS_UNSET, None)
+
+    def _end(self, status_code: int, status_description: str | None) -> None:
+        self._ended = True
+        request = self._request
+        request.sink.add(
+            (
+                self.name,
+                KIND_CLIENT,
+                request.trace_id,
+                self.span_id,
+                request.span_id,
+                False,
+                request.tracestate,
+                self.start_ns,
+                time.time_ns(),
+                self.attributes,
+                status_code,
+                status_description,
+            )
+        )
 
 
 def attempt_error_type(error: BaseException) -> str:

@@ -7,6 +7,7 @@ on through the standard OTEL_* variables alone."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ import httpx
 import openai
 import pytest
 
+from gateway import __version__ as gateway_version
 from gateway.api.state import app_state
+from gateway.observe.span_pipe import SpanPipe
+from gateway.observe.tracing import Tracing
 from tests.support.harness import CLIENT_TIMEOUT, RunningGateway, running_gateway
 from tests.support.otlp_receiver import CLIENT, SERVER, STATUS_ERROR, OtlpReceiver, ReceivedSpan
 from tests.support.resilience_support import provider
@@ -289,3 +293,43 @@ async def test_a_config_that_says_off_wins_over_the_environment(
         async with client_for(gateway) as client:
             await client.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "hi"}])
     assert receiver.posts == 0
+
+
+async def test_a_clients_tracestate_and_remote_parent_reach_the_collector_and_the_upstream(
+    traced: RunningGateway, receiver: OtlpReceiver, simulator: ProviderSimulator
+) -> None:
+    trace_id, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    headers = {"traceparent": f"00-{trace_id}-{parent}-01", "tracestate": "vendor=7,other=x"}
+    async with httpx.AsyncClient(base_url=traced.base_url, timeout=CLIENT_TIMEOUT) as client:
+        answer = await client.post(
+            "/v1/chat/completions",
+            json={"model": ALIAS, "messages": [{"role": "user", "content": "hi"}]},
+            headers=headers,
+        )
+    assert answer.status_code == 200
+    spans = await trace_of(receiver, 2)
+    server, attempt = one(spans, SERVER), one(spans, CLIENT)
+    assert server.trace_state == attempt.trace_state == "vendor=7,other=x"
+    assert server.flags & 0x300 == 0x300  # the parent is known and remote (the client's)
+    assert attempt.flags & 0x300 == 0x100  # known, local (the server span)
+    assert server.scope == attempt.scope == ("gateway", gateway_version)
+    sent = simulator.chat_requests[0].headers
+    assert sent["tracestate"] == "vendor=7,other=x"
+    assert traceparent_parts(sent["traceparent"]) == (trace_id, attempt.span_id, "01")
+
+
+async def test_spans_are_exported_by_a_process_of_their_own_that_ends_with_the_gateway(
+    simulator: ProviderSimulator, receiver: OtlpReceiver, write_routes: Callable[..., Path]
+) -> None:
+    config_dir = write_routes(routes(simulator, {"enabled": True, "endpoint": receiver.endpoint}))
+    with running_gateway(config_dir) as gateway:
+        tracing = app_state(gateway.app).tracing
+        assert isinstance(tracing, Tracing) and isinstance(tracing.sink, SpanPipe)
+        exporter = tracing.sink.exporter_pid
+        assert exporter is not None and exporter != os.getpid()
+        os.kill(exporter, 0)  # running
+        async with client_for(gateway) as client:
+            await client.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "hi"}])
+        await trace_of(receiver, 2)
+    with pytest.raises(ProcessLookupError):  # it exited (and was reaped) with the gateway's shutdown
+        os.kill(exporter, 0)

@@ -42,6 +42,10 @@ class ReceivedSpan:
     status_code: int
     start_ns: int
     end_ns: int
+    scope: tuple[str, str] = ("", "")  # the instrumentation scope's name and version
+    status_message: str = ""
+    trace_state: str = ""
+    flags: int = 0  # bit 8: the parent's context is known; bit 9: it is remote (a client's)
 
 
 def _value(value: AnyValue) -> Any:
@@ -63,6 +67,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
+            scope = (scope_spans.scope.name, scope_spans.scope.version)
             for span in scope_spans.spans:
                 spans.append(
                     ReceivedSpan(
@@ -76,6 +81,10 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         status_code=span.status.code,
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
+                        scope=scope,
+                        status_message=span.status.message,
+                        trace_state=span.trace_state,
+                        flags=span.flags,
                     )
                 )
     return spans
