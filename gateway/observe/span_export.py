@@ -71,7 +71,8 @@ class SpanBuilder:
         )
         attributes = BoundedAttributes(
             self.limits.max_span_attributes,
-            span.attributes,
+            # None is "not set": the request path writes every attribute it knows and filters nothing.
+            {name: value for name, value in span.attributes.items() if value is not None},
             immutable=True,
             max_value_len=self.limits.max_span_attribute_length,
         )

@@ -37,7 +37,7 @@ class FinishedSpan(NamedTuple):
     tracestate: str | None  # the client's, carried as sent
     start_ns: int  # time.time_ns(), as the SDK's spans
     end_ns: int
-    attributes: dict[str, Any]
+    attributes: dict[str, Any]  # a None value is not set (dropped by the exporter)
     status_code: int
     status_description: str | None
 

@@ -11,6 +11,7 @@ type, never its message (an upstream's message may quote the prompt).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ OPERATIONS = {
 }
 # Where each inbound API keeps its prompt, for capture_content.
 PROMPT_FIELDS = ("messages", "input", "prompt")
+NUMBERS = (int, float)  # by exact type: a JSON true is no number
 
 
 class SpanSink(Protocol):
@@ -54,17 +56,23 @@ def new_trace_id() -> int:
 
 
 class RequestTrace:
-    """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTrace`)."""
+    """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTrace`).
+
+    Its attributes are built once, at its end, as one dict display: a value of None means "not set" and
+    is dropped by the exporter process (`observe/span_export.py`), so the request path has no branch or
+    filter per optional attribute.
+    """
 
     __slots__ = (
         "_ended",
-        "attributes",
         "capture_content",
-        "name",
+        "method",
         "operation",
         "parent_is_remote",
         "parent_span_id",
+        "path",
         "provider_type",
+        "request_id",
         "response_model",
         "sink",
         "span_id",
@@ -93,15 +101,10 @@ class RequestTrace:
         self.parent_is_remote = parent_span_id != 0
         self.tracestate = tracestate
         self.capture_content = capture_content
-        self.name = f"{method} {path}"
+        self.method = method
+        self.path = path
+        self.request_id = request_id
         self.operation = OPERATIONS.get(path)
-        self.attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.path": path,
-            "gateway.request_id": request_id,
-        }
-        if self.operation is not None:
-            self.attributes["gen_ai.operation.name"] = self.operation
         self._ended = False
         self.provider_type: str | None = None  # of the last attempt
         self.response_model: str | None = None  # of the attempt that answered
@@ -122,15 +125,21 @@ class RequestTrace:
             return
         self._ended = True
         status = record.status_code
-        attributes = self.attributes
-        attributes["http.response.status_code"] = status
-        attributes["gateway.attempts"] = record.attempts
-        attributes["gateway.retries"] = record.retries
-        attributes["gateway.failovers"] = record.failovers
-        attributes["gateway.stream"] = record.stream
-        if record.model:
-            attributes["gen_ai.request.model"] = record.model
-        optional = {
+        error_type = record.error_code or (str(status) if status >= 400 else None)
+        if record.stream_status == "error":
+            error_type = stream_error_type(failure)
+        counted = record.usage is not None
+        attributes: dict[str, Any] = {
+            "http.request.method": self.method,
+            "url.path": self.path,
+            "gateway.request_id": self.request_id,
+            "gen_ai.operation.name": self.operation,
+            "http.response.status_code": status,
+            "gateway.attempts": record.attempts,
+            "gateway.retries": record.retries,
+            "gateway.failovers": record.failovers,
+            "gateway.stream": record.stream,
+            "gen_ai.request.model": record.model or None,
             "gateway.route": record.route,
             "gateway.provider": record.provider,
             "gateway.key": record.key_name,  # the key's name, never its secret
@@ -139,24 +148,25 @@ class RequestTrace:
             "gen_ai.provider.name": self.provider_type,
             "gen_ai.response.model": self.response_model,
             "gen_ai.response.time_to_first_chunk": record.time_to_first_chunk,
+            "gen_ai.usage.input_tokens": record.prompt_tokens if counted else None,
+            "gen_ai.usage.output_tokens": record.completion_tokens if counted else None,
+            "error.type": error_type,
         }
-        attributes.update((name, value) for name, value in optional.items() if value is not None)
-        if record.usage is not None:
-            attributes["gen_ai.usage.input_tokens"] = record.prompt_tokens
-            attributes["gen_ai.usage.output_tokens"] = record.completion_tokens
         if body is not None:
-            attributes.update(request_parameters(body))
+            max_tokens = body.get("max_tokens")
+            if max_tokens is None:
+                max_tokens = body.get("max_completion_tokens", body.get("max_output_tokens"))
+            # gen_ai.request.*: sampling parameters only, never content; a number (not a bool) or unset.
+            attributes["gen_ai.request.max_tokens"] = max_tokens if type(max_tokens) in NUMBERS else None
+            temperature, top_p = body.get("temperature"), body.get("top_p")
+            attributes["gen_ai.request.temperature"] = temperature if type(temperature) in NUMBERS else None
+            attributes["gen_ai.request.top_p"] = top_p if type(top_p) in NUMBERS else None
             if self.capture_content:
                 attributes.update(captured_content(body, answer))
-        error_type = record.error_code or (str(status) if status >= 400 else None)
-        if record.stream_status == "error":
-            error_type = stream_error_type(failure)
-        if error_type is not None:
-            attributes["error.type"] = error_type
         failed = status >= 500 or record.stream_status == "error"
         self.sink.add(
             (
-                self.name,
+                f"{self.method} {self.path}",
                 KIND_SERVER,
                 self.trace_id,
                 self.span_id,
@@ -172,10 +182,21 @@ class RequestTrace:
         )
 
 
-class AttemptTrace:
-    """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`)."""
+@functools.lru_cache(maxsize=256)
+def server_of(url: str) -> tuple[str | None, int | None]:
+    """`server.address` and `server.port` of a provider's base URL (a few per config: parsed once)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None, None
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
-    __slots__ = ("_ended", "_request", "attributes", "headers", "name", "span_id", "start_ns", "started")
+
+class AttemptTrace:
+    """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`); its
+    attributes, like the request's, are one dict display built at its end."""
+
+    __slots__ = ("_ended", "_request", "headers", "model", "number", "provider", "provider_type",
+                 "span_id", "start_ns", "started", "url")  # fmt: skip
     recording = True
 
     def __init__(
@@ -184,22 +205,13 @@ class AttemptTrace:
         self._request = request
         self.start_ns = time.time_ns()
         self.started = time.perf_counter()
-        self.span_id = new_span_id()
-        operation = request.operation or "chat"
-        self.name = f"{operation} {model}"
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": provider_type,
-            "gen_ai.request.model": model,
-            "gateway.provider": provider,
-            "gateway.attempt": number,
-        }
-        parts = urlsplit(url)
-        if parts.hostname:
-            attributes["server.address"] = parts.hostname
-            attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
-        self.attributes = attributes
-        traceparent = ("traceparent", f"00-{request.trace_id:032x}-{self.span_id:016x}-01")
+        self.span_id = span_id = new_span_id()
+        self.number = number
+        self.provider = provider
+        self.provider_type = provider_type
+        self.model = model
+        self.url = url
+        traceparent = ("traceparent", f"00-{request.trace_id:032x}-{span_id:016x}-01")
         tracestate = request.tracestate
         self.headers: tuple[tuple[str, str], ...] = (
             (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
@@ -209,56 +221,81 @@ class AttemptTrace:
     def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
         if self._ended:
             return
-        attributes = self.attributes
-        attributes["gateway.attempt.outcome"] = "ok"
         try:
             answer = orjson.loads(content)
         except orjson.JSONDecodeError:
             answer = None
+        model = answer_id = None
         if isinstance(answer, dict):
             model, answer_id = answer.get("model"), answer.get("id")
             if isinstance(model, str):
-                attributes["gen_ai.response.model"] = self._request.response_model = model
-            if isinstance(answer_id, str):
-                attributes["gen_ai.response.id"] = answer_id
-        attributes.update(usage_attributes(usage))
-        self._end(STATUS_UNSET, None)
+                self._request.response_model = model
+            else:
+                model = None
+            if not isinstance(answer_id, str):
+                answer_id = None
+        self._end("ok", None, model, answer_id, usage, None, None, STATUS_UNSET)
 
     def failed(self, error: BaseException) -> None:
         if self._ended:
             return
         cancelled = isinstance(error, asyncio.CancelledError)
         error_type = "cancelled" if cancelled else attempt_error_type(error)
-        attributes = self.attributes
-        attributes["gateway.attempt.outcome"] = "cancelled" if cancelled else "error"
-        attributes["error.type"] = error_type
-        if isinstance(error, UpstreamStatusError):
-            attributes["http.response.status_code"] = error.status_code
-        self._end(STATUS_ERROR, error_type)
+        status = error.status_code if isinstance(error, UpstreamStatusError) else None
+        outcome = "cancelled" if cancelled else "error"
+        self._end(outcome, error_type, None, None, None, None, status, STATUS_ERROR)
 
     def stream_finished(self, stats: StreamStats) -> None:
         if self._ended:
             return
-        attributes = self.attributes
-        attributes["gateway.attempt.outcome"] = {"ok": "ok", "error": "error"}.get(stats.status, stats.status)
-        if stats.first_chunk:
-            attributes["gen_ai.response.time_to_first_chunk"] = stats.first_chunk - self.started
-        if stats.response_model:
-            attributes["gen_ai.response.model"] = self._request.response_model = stats.response_model
-        attributes.update(usage_attributes(stats.usage))
+        first_chunk = stats.first_chunk - self.started if stats.first_chunk else None
+        model = stats.response_model or None
+        if model:
+            self._request.response_model = model
         if stats.status == "error":
             error_type = stream_error_type(stats.failure)
-            attributes["error.type"] = error_type
-            self._end(STATUS_ERROR, error_type)
+            self._end("error", error_type, model, None, stats.usage, first_chunk, None, STATUS_ERROR)
         else:
-            self._end(STATUS_UNSET, None)
+            self._end(stats.status, None, model, None, stats.usage, first_chunk, None, STATUS_UNSET)
 
-    def _end(self, status_code: int, status_description: str | None) -> None:
+    def _end(
+        self,
+        outcome: str,
+        error_type: str | None,
+        response_model: str | None,
+        response_id: str | None,
+        usage: dict[str, Any] | None,
+        first_chunk: float | None,
+        status: int | None,
+        status_code: int,
+    ) -> None:
         self._ended = True
         request = self._request
+        operation = request.operation or "chat"
+        address, port = server_of(self.url)
+        prompt = completion = None
+        if usage:
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        attributes = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": self.provider_type,
+            "gen_ai.request.model": self.model,
+            "gateway.provider": self.provider,
+            "gateway.attempt": self.number,
+            "server.address": address,
+            "server.port": port,
+            "gateway.attempt.outcome": outcome,
+            "error.type": error_type,
+            "http.response.status_code": status,
+            "gen_ai.response.model": response_model,
+            "gen_ai.response.id": response_id,
+            "gen_ai.response.time_to_first_chunk": first_chunk,
+            "gen_ai.usage.input_tokens": prompt if isinstance(prompt, int) else None,
+            "gen_ai.usage.output_tokens": completion if isinstance(completion, int) else None,
+        }
         request.sink.add(
             (
-                self.name,
+                f"{operation} {self.model}",
                 KIND_CLIENT,
                 request.trace_id,
                 self.span_id,
@@ -267,9 +304,9 @@ class AttemptTrace:
                 request.tracestate,
                 self.start_ns,
                 time.time_ns(),
-                self.attributes,
+                attributes,
                 status_code,
-                status_description,
+                error_type if status_code == STATUS_ERROR else None,
             )
         )
 
@@ -287,34 +324,6 @@ def stream_error_type(failure: GatewayError | None) -> str:
     if failure is None:
         return "stream_error"
     return attempt_error_type(failure)
-
-
-def usage_attributes(usage: dict[str, Any] | None) -> dict[str, int]:
-    if not usage:
-        return {}
-    attributes = {}
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(prompt, int):
-        attributes["gen_ai.usage.input_tokens"] = prompt
-    if isinstance(completion, int):
-        attributes["gen_ai.usage.output_tokens"] = completion
-    return attributes
-
-
-def request_parameters(body: dict[str, Any]) -> dict[str, Any]:
-    """gen_ai.request.* of the client's body: sampling parameters only, never content."""
-    attributes: dict[str, Any] = {}
-    for field, name in (
-        ("max_tokens", "gen_ai.request.max_tokens"),
-        ("max_completion_tokens", "gen_ai.request.max_tokens"),
-        ("max_output_tokens", "gen_ai.request.max_tokens"),
-        ("temperature", "gen_ai.request.temperature"),
-        ("top_p", "gen_ai.request.top_p"),
-    ):
-        value = body.get(field)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attributes[name] = value
-    return attributes
 
 
 def captured_content(body: dict[str, Any], answer: bytes | None) -> dict[str, str]:

@@ -127,6 +127,7 @@ async def test_json_chat_makes_a_server_span_parent_of_its_attempt_span(
     )
     assert server.attributes["gateway.attempts"] == 1
     assert server.attributes["http.response.status_code"] == 200
+    assert "error.type" not in server.attributes and "gateway.key" not in server.attributes  # unset
     assert attempt.name == "chat sim-model"
     assert attempt.attributes["gen_ai.request.model"] == "sim-model"
     assert attempt.attributes["gen_ai.response.model"] == "sim-model"
@@ -137,6 +138,7 @@ async def test_json_chat_makes_a_server_span_parent_of_its_attempt_span(
     assert attempt.attributes["gateway.attempt.outcome"] == "ok"
     assert attempt.attributes["gen_ai.usage.output_tokens"] == answer.usage.completion_tokens  # type: ignore[union-attr]
     assert attempt.attributes["server.address"] == "127.0.0.1"
+    assert "error.type" not in attempt.attributes and "http.response.status_code" not in attempt.attributes
     assert attempt.start_ns >= server.start_ns and attempt.end_ns <= server.end_ns
     # The upstream got the attempt's own span context.
     trace_id, span_id, flags = traceparent_parts(simulator.chat_requests[0].headers["traceparent"])

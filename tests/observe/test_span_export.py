@@ -105,6 +105,13 @@ def test_the_sdk_attribute_limits_apply(monkeypatch: pytest.MonkeyPatch) -> None
     assert dict(span.attributes or {}) == {"a": "abcd"}
 
 
+def test_an_attribute_of_none_is_not_set() -> None:
+    # The request path writes every attribute it knows, None for "not set" (observe/tracing_spans.py).
+    span = SpanBuilder("gateway").span(wire_span(attributes={"error.type": None, "gateway.attempts": 1}))
+    assert dict(span.attributes or {}) == {"gateway.attempts": 1}
+    assert span.dropped_attributes == 0
+
+
 def test_the_console_exporter_prints_every_span(capsys: pytest.CaptureFixture[str]) -> None:
     settings = {"exporters": ["console"], "endpoint": None, "service": "gateway"}
     batches = frame(settings) + frame([wire_span()]) + frame([wire_span(name="chat m", kind=KIND_CLIENT)])
