@@ -83,9 +83,15 @@ class Completion:
     headers: dict[str, str]
     upstream_content: bytes
     translator: Translator
+    usage_read: bool = False  # `usage()` was asked: `read_usage` holds its answer
+    read_usage: dict[str, Any] | None = None
 
     def usage(self) -> dict[str, Any] | None:
-        return self.translator.response_usage(self.upstream_content)
+        """The answer's usage, read once (a traced request's span and its record both ask)."""
+        if not self.usage_read:
+            self.read_usage = self.translator.response_usage(self.upstream_content)
+            self.usage_read = True
+        return self.read_usage
 
 
 class Dispatcher:
@@ -281,10 +287,11 @@ class Dispatcher:
             except TimeoutError:
                 raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
         content = translator.response_body(reply.content)
+        completion = Completion(reply.status_code, content, reply.headers, reply.content, translator)
         span = ctx.attempt_span
         if span is not None and span.recording:  # an unsampled request's span only carries headers
-            span.completed(reply.content, translator.response_usage(reply.content))
-        return Completion(reply.status_code, content, reply.headers, reply.content, translator)
+            span.completed(reply.content, completion.usage())
+        return completion
 
     async def _stream_once(
         self, ctx: RequestContext, entry: PlannedTarget, deadline_at: float | None
