@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,17 +66,32 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 
 async def serve_sink(port: int) -> None:
-    """An OTLP/HTTP sink: reads each POST body (keep-alive), answers 200 with an empty export response."""
+    """An OTLP/HTTP sink: reads each POST body (keep-alive), counts its spans per request path (one path per
+    variant) and answers 200 with an empty export response; `GET /counts` answers the counts as JSON."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    counts: dict[str, int] = {}
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                method, path = head.split(b" ", 2)[:2]
                 length = 0
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
+                if method == b"GET":
+                    answer = json.dumps(counts).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(answer), answer))
+                    await writer.drain()
+                    continue
+                export = ExportTraceServiceRequest.FromString(body)
+                spans = sum(
+                    len(scope.spans) for resource in export.resource_spans for scope in resource.scope_spans
+                )
+                counts[path.decode()] = counts.get(path.decode(), 0) + spans
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
                 )
@@ -87,31 +104,63 @@ async def serve_sink(port: int) -> None:
         await server.serve_forever()
 
 
-class Gateway:
-    """One `gateway serve` process of a variant (from `source`), pinned to core 1."""
+def sink_counts(port: int) -> dict[str, int]:
+    """Spans the sink has received, per export path."""
+    counts: dict[str, int] = httpx.get(f"http://127.0.0.1:{port}/counts").json()
+    return counts
 
-    def __init__(self, variant: str, config: Path, workdir: Path, source: Path, sink_port: int) -> None:
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+class Gateway:
+    """One `gateway serve` process of a variant (from `source`), pinned to core 1; its span exporter
+    process (if tracing is on) to `exporter_core`."""
+
+    def __init__(
+        self, variant: str, config: Path, workdir: Path, source: Path, sink_port: int, exporter_core: str
+    ) -> None:
         self.variant = variant
+        self.requests = 0  # sent to it in all, warm-up included: what the sink's span count is set against
         self.port = free_port()
         self.log_path = workdir / f"gateway-{variant.replace('%', '')}.log"
         command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
         command += ["--port", str(self.port), "--host", "127.0.0.1", "--no-reload"]
         env = {**os.environ, **QUIET, **VARIANTS[variant], "PYTHONPATH": str(source)}
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+        # One export path per variant: the sink counts each one's spans apart.
+        self.export_path = f"/{variant.replace('%', '')}/v1/traces"
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"http://127.0.0.1:{sink_port}{self.export_path}"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(pinned(command, "1"), cwd=source, env=env, stdout=log, stderr=log)
         wait_for_port(self.port, self.process)
+        # The exporter inherits the gateway's core; in production it runs where the OS puts it, so here it
+        # gets a core of its own (or of the load's), and its CPU is measured apart.
+        self.exporters = children(self.process.pid)
+        for pid in self.exporters:
+            subprocess.run(
+                ["taskset", "-p", "-c", exporter_core, str(pid)], check=True, stdout=subprocess.DEVNULL
+            )
+
+    def exporter_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.exporters if Path(f"/proc/{pid}").exists())
 
     def measure(self, script: Path, seconds: float) -> dict[str, float]:
         before, core_before = cpu_seconds(self.process.pid), core_busy_seconds(1)
+        exporter_before = self.exporter_seconds()
         raw = run_wrk(self.port, script, seconds)
         spent = cpu_seconds(self.process.pid) - before
+        exporter_spent = self.exporter_seconds() - exporter_before
+        self.requests += raw["requests"]
         if not raw["requests"]:
             raise RuntimeError(f"{self.variant}: no request completed:\n{self.log_path.read_text()[-2000:]}")
         elapsed = raw["duration_us"] / 1e6
         return {
             "per_second": raw["requests"] / elapsed,
             "cpu_us_per_request": spent / raw["requests"] * 1e6,
+            # Batches leave every OTEL_BSP_SCHEDULE_DELAY: a rate over the rounds, not exact per round.
+            "exporter_cpu_us_per_request": exporter_spent / raw["requests"] * 1e6,
             "p50_ms": raw["p50"] / 1000,
             "p99_ms": raw["p99"] / 1000,
             "noise_pct": max(0.0, (core_busy_seconds(1) - core_before - spent) / elapsed * 100),
@@ -154,12 +203,14 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
     record = RequestRecord("req_1", "bench", "bench", "mock", "bench", False, 200, 1, 0.001, usage=usage)
     body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
     answer = b'{"id":"chatcmpl-1","model":"bench","choices":[],"usage":{"prompt_tokens":12}}'
+    parsed = {"id": "chatcmpl-1", "model": "bench", "choices": [], "usage": {"prompt_tokens": 12}}  # as the
+    # record's usage parsed it (`Completion.answer`): the span reads it, it does not parse it again
     headers = [(b"content-type", b"application/json")]  # as in the ASGI scope
 
     def one_request() -> None:
         trace = tracing.request("POST", "/v1/chat/completions", headers, "req_1")
         attempt = trace.attempt(1, "mock", "openai", "bench", "http://127.0.0.1:9/v1")
-        attempt.completed(answer, usage)
+        attempt.completed(parsed, usage)
         if not isinstance(trace, UnsampledTrace):
             trace.finish(record, body, answer)
 
@@ -188,7 +239,10 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
     return costs
 
 
-def summarize(results: list[dict[str, dict[str, float]]], variants: list[str]) -> dict[str, Any]:
+def summarize(
+    results: list[dict[str, dict[str, float]]], variants: list[str], exported: dict[str, float]
+) -> dict[str, Any]:
+    """Medians per variant; `exported`: spans the sink received per request sent, per variant."""
     rows: dict[str, Any] = {}
     for variant in variants:
         row = {key: statistics.median(one[variant][key] for one in results) for key in results[0][variant]}
@@ -197,6 +251,7 @@ def summarize(results: list[dict[str, dict[str, float]]], variants: list[str]) -
         row["throughput_change_pct"] = (statistics.median(throughput) - 1) * 100
         row["throughput_spread_pts"] = (max(throughput) - min(throughput)) * 100
         row["cpu_change_pct"] = (statistics.median(cpu) - 1) * 100
+        row["spans_per_request"] = exported.get(variant, 0.0)
         rows[variant] = row
     return rows
 
@@ -206,14 +261,16 @@ def render(rows: dict[str, Any], costs: dict[str, float], args: argparse.Namespa
         f"tracing overhead, chat JSON: {args.rounds} rounds x {args.seconds:g} s per variant, wrk -t1 "
         f"-c{CONNECTIONS}; medians, and the median of each round's ratio to `off`",
         "",
-        "| variant | req/s | vs off | spread | gateway CPU us/req | vs off | p50 ms | p99 ms | noise |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | req/s | vs off | spread | gateway CPU us/req | vs off | exporter CPU us/req | spans/req "
+        "exported | p50 ms | p99 ms | noise |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, row in rows.items():
         lines.append(
             f"| {variant} | {row['per_second']:,.0f} | {row['throughput_change_pct']:+.1f}% | "
             f"{row['throughput_spread_pts']:.0f} pts | {row['cpu_us_per_request']:.0f} | "
-            f"{row['cpu_change_pct']:+.1f}% | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row['cpu_change_pct']:+.1f}% | {row['exporter_cpu_us_per_request']:.0f} | "
+            f"{row['spans_per_request']:.2f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
             f"{row['noise_pct']:.0f}% |"
         )
     lines += ["", "| alone, in this process | CPU us |", "|---|---|"]
@@ -227,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--baseline", help="git revision before tracing: adds the `before` variant")
     parser.add_argument("--json", type=Path, help="also write the raw rounds and the summary here")
+    parser.add_argument("--exporter-core", default="0", help="the core the span exporter processes run on")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # run as the OTLP sink on this port
     args = parser.parse_args(argv)
     if args.sink:
@@ -256,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             script = write_script(workdir, "http", stream=False)
             for variant in variants:
                 source = baseline if variant == "before" and baseline is not None else ROOT
-                gateways[variant] = Gateway(variant, config, workdir, source, sink_port)
+                gateways[variant] = Gateway(variant, config, workdir, source, sink_port, args.exporter_core)
             for gateway in gateways.values():
                 gateway.measure(script, 1)  # warm up
             results: list[dict[str, dict[str, float]]] = []
@@ -266,12 +324,19 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(one)
                 figures = ", ".join(f"{variant} {one[variant]['per_second']:,.0f}/s" for variant in order)
                 print(f"round {number + 1}: {figures}", file=sys.stderr)
+            for gateway in gateways.values():
+                stop(gateway.process)  # its exporter sends what is left, then exits
+            counts = sink_counts(sink_port)
+            exported = {
+                name: counts.get(gateway.export_path, 0) / gateway.requests
+                for name, gateway in gateways.items()
+            }
         finally:
             for gateway in gateways.values():
                 stop(gateway.process)
             for helper in helpers:
                 stop(helper)
-    rows = summarize(results, variants)
+    rows = summarize(results, variants, exported)
     costs = micro_costs()
     print(render(rows, costs, args))
     if args.json:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway import __version__
-from gateway.observe.span_wire import FinishedSpan, read_frame
+from gateway.observe.span_wire import ATTRIBUTE_NAMES, FinishedSpan, read_frame
 
 logger = logging.getLogger("gateway.tracing")
 
@@ -69,10 +69,13 @@ class SpanBuilder:
             if span.parent_span_id
             else None
         )
+        # None is "not set": the request path writes every attribute it knows and filters nothing. A
+        # count of values that is not the kind's is an unreadable span (zip's ValueError).
+        values = zip(ATTRIBUTE_NAMES[span.kind], span.values, strict=True)
+        known = {name: value for name, value in values if value is not None}
         attributes = BoundedAttributes(
             self.limits.max_span_attributes,
-            # None is "not set": the request path writes every attribute it knows and filters nothing.
-            {name: value for name, value in span.attributes.items() if value is not None},
+            {**known, **span.extra_attributes} if span.extra_attributes else known,
             immutable=True,
             max_value_len=self.limits.max_span_attribute_length,
         )
@@ -101,7 +104,7 @@ def export_all(stream: Any) -> None:
         while (batch := read_frame(stream)) is not None:
             try:
                 spans = [builder.span(item) for item in batch]
-            except (TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):
                 logger.exception("a batch of %d spans could not be read: dropped", len(batch))
                 continue
             for exporter in exporters:

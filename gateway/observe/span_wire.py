@@ -4,8 +4,9 @@ A frame is a 4-byte big-endian length and a `marshal` payload: first the exporte
 batches of finished spans, each a plain tuple in the order of `FinishedSpan`'s fields. Plain tuples because
 the request path builds them (`observe/tracing_spans.py`) and `marshal` writes them in C, at about a
 microsecond a span; the SDK's span objects and the OTLP encoder cost two orders of magnitude more and now
-run in the exporter's process. `marshal` is safe here only because both ends are the same program: the pipe
-is the parent's, never a network peer's.
+run in the exporter's process. A span's attributes travel as a tuple of values whose names are its kind's
+(`ATTRIBUTE_NAMES`), not as a dict: no dict to build on the request path, no names to marshal. `marshal`
+is safe here only because both ends are the same program: the pipe is the parent's, never a network peer's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,53 @@ KIND_CLIENT = 2
 STATUS_UNSET = 0
 STATUS_ERROR = 2
 
+# The attributes of each kind of span, in the order of its `values` (GenAI semantic conventions; the
+# gateway's own under gateway.*). None in `values`: not set.
+REQUEST_ATTRIBUTES = (
+    "http.request.method",
+    "url.path",
+    "gateway.request_id",
+    "gen_ai.operation.name",
+    "http.response.status_code",
+    "gateway.attempts",
+    "gateway.retries",
+    "gateway.failovers",
+    "gateway.stream",
+    "gen_ai.request.model",
+    "gateway.route",
+    "gateway.provider",
+    "gateway.key",
+    "gateway.config_version",
+    "gateway.stream.status",
+    "gen_ai.provider.name",
+    "gen_ai.response.model",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "error.type",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.temperature",
+    "gen_ai.request.top_p",
+)
+ATTEMPT_ATTRIBUTES = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gateway.provider",
+    "gateway.attempt",
+    "server.address",
+    "server.port",
+    "gateway.attempt.outcome",
+    "error.type",
+    "http.response.status_code",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+)
+ATTRIBUTE_NAMES = {KIND_SERVER: REQUEST_ATTRIBUTES, KIND_CLIENT: ATTEMPT_ATTRIBUTES}
+
 
 class FinishedSpan(NamedTuple):
     """The field order of a span on the wire (the request path builds the plain tuple)."""
@@ -37,7 +85,8 @@ class FinishedSpan(NamedTuple):
     tracestate: str | None  # the client's, carried as sent
     start_ns: int  # time.time_ns(), as the SDK's spans
     end_ns: int
-    attributes: dict[str, Any]  # a None value is not set (dropped by the exporter)
+    values: tuple[Any, ...]  # of ATTRIBUTE_NAMES[kind], in order; None: not set (dropped by the exporter)
+    extra_attributes: dict[str, Any] | None  # beyond the kind's (captured prompts and answers)
     status_code: int
     status_description: str | None
 

@@ -58,9 +58,9 @@ def new_trace_id() -> int:
 class RequestTrace:
     """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTrace`).
 
-    Its attributes are built once, at its end, as one dict display: a value of None means "not set" and
-    is dropped by the exporter process (`observe/span_export.py`), so the request path has no branch or
-    filter per optional attribute.
+    Its attributes are built once, at its end, as one tuple of values in the order of
+    `span_wire.REQUEST_ATTRIBUTES`: a value of None means "not set" and is dropped by the exporter process
+    (`observe/span_export.py`), so the request path builds no dict and filters nothing.
     """
 
     __slots__ = (
@@ -129,40 +129,22 @@ class RequestTrace:
         if record.stream_status == "error":
             error_type = stream_error_type(failure)
         counted = record.usage is not None
-        attributes: dict[str, Any] = {
-            "http.request.method": self.method,
-            "url.path": self.path,
-            "gateway.request_id": self.request_id,
-            "gen_ai.operation.name": self.operation,
-            "http.response.status_code": status,
-            "gateway.attempts": record.attempts,
-            "gateway.retries": record.retries,
-            "gateway.failovers": record.failovers,
-            "gateway.stream": record.stream,
-            "gen_ai.request.model": record.model or None,
-            "gateway.route": record.route,
-            "gateway.provider": record.provider,
-            "gateway.key": record.key_name,  # the key's name, never its secret
-            "gateway.config_version": record.config_version or None,
-            "gateway.stream.status": record.stream_status,
-            "gen_ai.provider.name": self.provider_type,
-            "gen_ai.response.model": self.response_model,
-            "gen_ai.response.time_to_first_chunk": record.time_to_first_chunk,
-            "gen_ai.usage.input_tokens": record.prompt_tokens if counted else None,
-            "gen_ai.usage.output_tokens": record.completion_tokens if counted else None,
-            "error.type": error_type,
-        }
+        max_tokens = temperature = top_p = None
+        extra = None
         if body is not None:
             max_tokens = body.get("max_tokens")
             if max_tokens is None:
                 max_tokens = body.get("max_completion_tokens", body.get("max_output_tokens"))
             # gen_ai.request.*: sampling parameters only, never content; a number (not a bool) or unset.
-            attributes["gen_ai.request.max_tokens"] = max_tokens if type(max_tokens) in NUMBERS else None
+            if type(max_tokens) not in NUMBERS:
+                max_tokens = None
             temperature, top_p = body.get("temperature"), body.get("top_p")
-            attributes["gen_ai.request.temperature"] = temperature if type(temperature) in NUMBERS else None
-            attributes["gen_ai.request.top_p"] = top_p if type(top_p) in NUMBERS else None
+            if type(temperature) not in NUMBERS:
+                temperature = None
+            if type(top_p) not in NUMBERS:
+                top_p = None
             if self.capture_content:
-                attributes.update(captured_content(body, answer))
+                extra = captured_content(body, answer)
         failed = status >= 500 or record.stream_status == "error"
         self.sink.add(
             (
@@ -175,7 +157,33 @@ class RequestTrace:
                 self.tracestate,
                 self.start_ns,
                 time.time_ns(),
-                attributes,
+                (  # span_wire.REQUEST_ATTRIBUTES, in its order
+                    self.method,
+                    self.path,
+                    self.request_id,
+                    self.operation,
+                    status,
+                    record.attempts,
+                    record.retries,
+                    record.failovers,
+                    record.stream,
+                    record.model or None,
+                    record.route,
+                    record.provider,
+                    record.key_name,  # the key's name, never its secret
+                    record.config_version or None,
+                    record.stream_status,
+                    self.provider_type,
+                    self.response_model,
+                    record.time_to_first_chunk,
+                    record.prompt_tokens if counted else None,
+                    record.completion_tokens if counted else None,
+                    error_type,
+                    max_tokens,
+                    temperature,
+                    top_p,
+                ),
+                extra,
                 STATUS_ERROR if failed else STATUS_UNSET,
                 error_type if failed else None,
             )
@@ -193,7 +201,8 @@ def server_of(url: str) -> tuple[str | None, int | None]:
 
 class AttemptTrace:
     """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`); its
-    attributes, like the request's, are one dict display built at its end."""
+    attributes, like the request's, are one tuple of values (`span_wire.ATTEMPT_ATTRIBUTES`) built at its
+    end."""
 
     __slots__ = ("_ended", "_request", "headers", "model", "number", "provider", "provider_type",
                  "span_id", "start_ns", "started", "url")  # fmt: skip
@@ -276,23 +285,6 @@ class AttemptTrace:
         prompt = completion = None
         if usage:
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        attributes = {
-            "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": self.provider_type,
-            "gen_ai.request.model": self.model,
-            "gateway.provider": self.provider,
-            "gateway.attempt": self.number,
-            "server.address": address,
-            "server.port": port,
-            "gateway.attempt.outcome": outcome,
-            "error.type": error_type,
-            "http.response.status_code": status,
-            "gen_ai.response.model": response_model,
-            "gen_ai.response.id": response_id,
-            "gen_ai.response.time_to_first_chunk": first_chunk,
-            "gen_ai.usage.input_tokens": prompt if isinstance(prompt, int) else None,
-            "gen_ai.usage.output_tokens": completion if isinstance(completion, int) else None,
-        }
         request.sink.add(
             (
                 f"{operation} {self.model}",
@@ -304,7 +296,24 @@ class AttemptTrace:
                 request.tracestate,
                 self.start_ns,
                 time.time_ns(),
-                attributes,
+                (  # span_wire.ATTEMPT_ATTRIBUTES, in its order
+                    operation,
+                    self.provider_type,
+                    self.model,
+                    self.provider,
+                    self.number,
+                    address,
+                    port,
+                    outcome,
+                    error_type,
+                    status,
+                    response_model,
+                    response_id,
+                    first_chunk,
+                    prompt if isinstance(prompt, int) else None,
+                    completion if isinstance(completion, int) else None,
+                ),
+                None,
                 status_code,
                 error_type if status_code == STATUS_ERROR else None,
             )

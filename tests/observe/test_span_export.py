@@ -12,12 +12,26 @@ from opentelemetry.trace import SpanKind, StatusCode
 from gateway import __version__
 from gateway.observe.span_export import SpanBuilder, export_all
 from gateway.observe.span_pipe import batch_settings
-from gateway.observe.span_wire import KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET, frame, read_frame
+from gateway.observe.span_wire import (
+    ATTEMPT_ATTRIBUTES,
+    ATTRIBUTE_NAMES,
+    KIND_CLIENT,
+    KIND_SERVER,
+    REQUEST_ATTRIBUTES,
+    STATUS_ERROR,
+    STATUS_UNSET,
+    frame,
+    read_frame,
+)
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 
 
-def wire_span(**changes: object) -> tuple[object, ...]:
+def wire_span(attributes: dict[str, object] | None = None, **changes: object) -> tuple[object, ...]:
+    """A wire tuple; `attributes` by name (those of its kind as its values, others as extras)."""
+    named = attributes if attributes is not None else {"gateway.route": "alias", "gateway.attempts": 1}
+    kind = changes.get("kind", KIND_SERVER)
+    names = ATTRIBUTE_NAMES.get(kind, ()) if isinstance(kind, int) else ()
     fields: dict[str, object] = {
         "name": "POST /v1/chat/completions",
         "kind": KIND_SERVER,
@@ -28,7 +42,8 @@ def wire_span(**changes: object) -> tuple[object, ...]:
         "tracestate": None,
         "start_ns": 1_000,
         "end_ns": 2_000,
-        "attributes": {"gateway.route": "alias", "gateway.attempts": 1, "gateway.stream": False},
+        "values": tuple(named.get(name) for name in names),
+        "extra_attributes": {name: value for name, value in named.items() if name not in names} or None,
         "status_code": STATUS_UNSET,
         "status_description": None,
     }
@@ -64,11 +79,7 @@ def test_a_root_server_span() -> None:
     assert span.context.trace_flags.sampled
     assert span.parent is None
     assert (span.start_time, span.end_time) == (1_000, 2_000)
-    assert dict(span.attributes or {}) == {
-        "gateway.route": "alias",
-        "gateway.attempts": 1,
-        "gateway.stream": False,
-    }
+    assert dict(span.attributes or {}) == {"gateway.route": "alias", "gateway.attempts": 1}
     assert span.status.status_code is StatusCode.UNSET
     assert span.resource.attributes["service.name"] == "edge"
     assert span.resource.attributes["service.version"] == __version__
@@ -112,6 +123,21 @@ def test_an_attribute_of_none_is_not_set() -> None:
     assert span.dropped_attributes == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "names"), [(KIND_SERVER, REQUEST_ATTRIBUTES), (KIND_CLIENT, ATTEMPT_ATTRIBUTES)]
+)
+def test_each_value_is_named_by_its_place_in_its_kinds_names(kind: int, names: tuple[str, ...]) -> None:
+    values = tuple(range(len(names)))
+    extra = {"gen_ai.input.messages": "[]"}
+    span = SpanBuilder("gateway").span(wire_span(kind=kind, values=values, extra_attributes=extra))
+    assert dict(span.attributes or {}) == {**dict(zip(names, values, strict=True)), **extra}
+
+
+def test_a_span_with_a_wrong_count_of_values_is_unreadable() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        SpanBuilder("gateway").span(wire_span(values=("POST",)))
+
+
 def test_the_console_exporter_prints_every_span(capsys: pytest.CaptureFixture[str]) -> None:
     settings = {"exporters": ["console"], "endpoint": None, "service": "gateway"}
     batches = frame(settings) + frame([wire_span()]) + frame([wire_span(name="chat m", kind=KIND_CLIENT)])
@@ -123,7 +149,9 @@ def test_the_console_exporter_prints_every_span(capsys: pytest.CaptureFixture[st
 
 def test_an_unreadable_batch_is_dropped_and_the_next_exported(capsys: pytest.CaptureFixture[str]) -> None:
     settings = {"exporters": ["console"], "endpoint": None, "service": "gateway"}
-    export_all(io.BytesIO(frame(settings) + frame([("too", "short")]) + frame([wire_span(name="after")])))
+    unreadable = [[("too", "short")], [wire_span(values=())], [wire_span(kind=9)]]
+    batches = b"".join(frame(batch) for batch in unreadable)
+    export_all(io.BytesIO(frame(settings) + batches + frame([wire_span(name="after")])))
     assert '"name": "after"' in capsys.readouterr().out
 
 

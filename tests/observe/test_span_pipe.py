@@ -13,7 +13,7 @@ import pytest
 
 from gateway.observe import span_pipe
 from gateway.observe.span_pipe import SpanPipe
-from gateway.observe.span_wire import KIND_SERVER, STATUS_UNSET
+from gateway.observe.span_wire import KIND_SERVER, REQUEST_ATTRIBUTES, STATUS_UNSET
 from tests.support.otlp_receiver import SERVER, OtlpReceiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,8 +27,9 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 def wire_span(number: int) -> tuple[object, ...]:
     now = time.time_ns()
-    attributes = {"gateway.request_id": f"req_{number}", "gateway.attempts": 1}
-    return ("POST /v1/chat/completions", KIND_SERVER, 7, number, 0, False, None, now, now + 1, attributes,
+    named = {"gateway.request_id": f"req_{number}", "gateway.attempts": 1}
+    values = tuple(named.get(name) for name in REQUEST_ATTRIBUTES)
+    return ("POST /v1/chat/completions", KIND_SERVER, 7, number, 0, False, None, now, now + 1, values, None,
             STATUS_UNSET, None)  # fmt: skip
 
 

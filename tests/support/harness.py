@@ -38,7 +38,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Hang guards: every HTTP call of a test gets these, so a gateway that never answers fails the test
 # quickly instead of waiting for pytest-timeout.
-CLIENT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# A number, not an httpx.Timeout: the SDKs (openai 3, anthropic 2) build their clients on httpx2, which
+# refuses httpx's Timeout objects; httpx and httpx2 both take a number.
+CLIENT_TIMEOUT = 10.0
 STARTUP_TIMEOUT = 20.0
 
 
