@@ -73,12 +73,21 @@ class SpanBuilder:
         # count of values that is not the kind's is an unreadable span (zip's ValueError).
         values = zip(ATTRIBUTE_NAMES[span.kind], span.values, strict=True)
         known = {name: value for name, value in values if value is not None}
-        attributes = BoundedAttributes(
-            self.limits.max_span_attributes,
-            {**known, **span.extra_attributes} if span.extra_attributes else known,
-            immutable=True,
-            max_value_len=self.limits.max_span_attribute_length,
-        )
+        named = {**known, **span.extra_attributes} if span.extra_attributes else known
+        limits = self.limits
+        # The SDK's BoundedAttributes checks each value's type and applies the limits: 60% of a span's
+        # build here. The request path writes only str, bool, int and float, so where no limit can bite
+        # the plain dict is what it would give (and `dropped_attributes` is 0 either way).
+        attributes: Mapping[str, Any] = named
+        count_limit = limits.max_span_attributes  # None: no limit
+        over_count = count_limit is not None and len(named) > count_limit
+        if limits.max_span_attribute_length is not None or over_count:
+            attributes = BoundedAttributes(
+                limits.max_span_attributes,
+                named,
+                immutable=True,
+                max_value_len=limits.max_span_attribute_length,
+            )
         return ReadableSpan(
             name=span.name,
             context=context,

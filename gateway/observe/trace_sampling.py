@@ -116,7 +116,7 @@ class UnsampledAttempt:
     def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
         self.headers = headers
 
-    def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
+    def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
         pass
 
     def failed(self, error: BaseException) -> None:

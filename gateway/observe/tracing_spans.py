@@ -227,13 +227,9 @@ class AttemptTrace:
         )
         self._ended = False
 
-    def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
+    def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
         if self._ended:
             return
-        try:
-            answer = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            answer = None
         model = answer_id = None
         if isinstance(answer, dict):
             model, answer_id = answer.get("model"), answer.get("id")

@@ -19,8 +19,8 @@ class AttemptSpan(Protocol):
     # False for an unsampled request's attempt: then only `headers` matter (no answer is read for it).
     recording: bool
 
-    def completed(self, content: bytes, usage: dict[str, Any] | None) -> None:
-        """A whole answer arrived (`content` as the upstream sent it)."""
+    def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
+        """A whole answer arrived: `answer` is the upstream's JSON, parsed (None: it was not JSON)."""
 
     def failed(self, error: BaseException) -> None:
         """The attempt failed or was cancelled before an answer (or before a stream's first event)."""

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
+
 from gateway.config.apis import upstream_api
 from gateway.config.models import ApiName, RouteConfig
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
@@ -83,13 +85,26 @@ class Completion:
     headers: dict[str, str]
     upstream_content: bytes
     translator: Translator
+    parsed: bool = False  # `answer()` was asked: `parsed_answer` holds what it read
+    parsed_answer: Any = None
     usage_read: bool = False  # `usage()` was asked: `read_usage` holds its answer
     read_usage: dict[str, Any] | None = None
+
+    def answer(self) -> Any:
+        """The upstream's answer as JSON (None when it is not JSON), parsed once for the record's usage and
+        a traced attempt's span."""
+        if not self.parsed:
+            try:
+                self.parsed_answer = orjson.loads(self.upstream_content)
+            except orjson.JSONDecodeError:
+                self.parsed_answer = None
+            self.parsed = True
+        return self.parsed_answer
 
     def usage(self) -> dict[str, Any] | None:
         """The answer's usage, read once (a traced request's span and its record both ask)."""
         if not self.usage_read:
-            self.read_usage = self.translator.response_usage(self.upstream_content)
+            self.read_usage = self.translator.response_usage(self.answer())
             self.usage_read = True
         return self.read_usage
 
@@ -290,7 +305,7 @@ class Dispatcher:
         completion = Completion(reply.status_code, content, reply.headers, reply.content, translator)
         span = ctx.attempt_span
         if span is not None and span.recording:  # an unsampled request's span only carries headers
-            span.completed(reply.content, completion.usage())
+            span.completed(completion.answer(), completion.usage())
         return completion
 
     async def _stream_once(

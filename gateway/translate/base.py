@@ -28,8 +28,10 @@ class Translator(Protocol):
         """The client's answer for a successful non-streaming upstream answer."""
         ...
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        """The usage block of a non-streaming answer (asked only when someone records requests)."""
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        """The usage of a non-streaming answer, in the gateway's (chat's) shape; `answer` is the upstream's
+        JSON, parsed once for everyone who reads it (`resilience/dispatch.Completion.answer`), None when it
+        is not JSON. Asked only when someone records requests."""
         ...
 
     def open_relay(self, upstream: ByteStream, stats: StreamStats, on_finish: list[StreamCallback]) -> Relay:
@@ -51,3 +53,9 @@ class TranslatorFactory(Protocol):
     def __call__(
         self, body: dict[str, Any], provider: ProviderConfig, *, stream: bool, route: RouteConfig
     ) -> Translator: ...
+
+
+def usage_block(answer: Any) -> dict[str, Any] | None:
+    """The `usage` object of a parsed chat answer as the upstream gave it (the gateway's usage shape)."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    return usage if isinstance(usage, dict) else None

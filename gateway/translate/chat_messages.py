@@ -57,12 +57,8 @@ class ChatToMessages:
     def response_body(self, content: bytes) -> bytes:
         return orjson.dumps(chat_completion(content, self._created))
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return None
-        usage = data.get("usage") if isinstance(data, dict) else None
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
         try:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from gateway.errors import UpstreamStatusError
 from gateway.streaming.relay import ByteStream, Relay, StreamCallback, StreamStats
 from gateway.translate.openai_errors import read_openai_error
@@ -20,12 +18,8 @@ from gateway.translate.passthrough import PassThroughBody
 class EmbeddingsToEmbeddings(PassThroughBody):
     __slots__ = ()
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return None
-        usage = data.get("usage") if isinstance(data, dict) else None
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
         prompt = int(usage.get("prompt_tokens") or 0)

@@ -17,8 +17,9 @@ from gateway.errors import UpstreamStatusError
 from gateway.streaming.event_relay import EventRelay
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamStats
 from gateway.translate.anthropic_errors import anthropic_error_body, error_type_for
+from gateway.translate.base import usage_block
 from gateway.translate.messages_chat_request import chat_request
-from gateway.translate.messages_chat_response import chat_usage, message_body
+from gateway.translate.messages_chat_response import message_body
 from gateway.translate.messages_chat_stream import ChatStreamToMessages
 from gateway.translate.openai_errors import read_openai_error
 
@@ -45,8 +46,8 @@ class MessagesToChat:
     def response_body(self, content: bytes) -> bytes:
         return message_body(content, self._model)
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        return chat_usage(content)
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        return usage_block(answer)
 
     def stream_events(self) -> ChatStreamToMessages:
         return ChatStreamToMessages(self._model)

@@ -132,13 +132,3 @@ def _tool_use(call: Any, position: int) -> dict[str, Any]:
         "name": function["name"],
         "input": parsed,
     }
-
-
-def chat_usage(content: bytes) -> dict[str, Any] | None:
-    """The usage object of a chat completion as the upstream gave it (the gateway's usage shape)."""
-    try:
-        data = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    return usage if isinstance(usage, dict) else None

@@ -25,12 +25,8 @@ from gateway.translate.passthrough import PassThroughBody
 class MessagesToMessages(PassThroughBody):
     __slots__ = ()
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return None
-        usage = data.get("usage") if isinstance(data, dict) else None
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        usage = answer.get("usage") if isinstance(answer, dict) else None
         return chat_usage(usage) if isinstance(usage, dict) else None
 
     def upstream_error(

@@ -17,6 +17,7 @@ from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import UpstreamStatusError
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamRelay, StreamStats
 from gateway.streaming.sse import frame
+from gateway.translate.base import usage_block
 from gateway.translate.openai_errors import read_openai_error
 
 # Body fields meant for the gateway itself; they never reach a provider.
@@ -54,15 +55,8 @@ class OpenAIChatToOpenAIChat:
     def response_body(self, content: bytes) -> bytes:
         return content
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        if b'"usage"' not in content:
-            return None
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return None
-        usage = data.get("usage") if isinstance(data, dict) else None
-        return usage if isinstance(usage, dict) else None
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        return usage_block(answer)
 
     def keep_usage_event(self, event: dict[str, Any]) -> bool:
         # The usage-only chunk (no choices) the gateway asked for on the client's behalf stays here.

@@ -18,7 +18,7 @@ from gateway.config.models import ProviderConfig, RouteConfig
 from gateway.errors import UpstreamStatusError
 from gateway.streaming.event_relay import EventRelay
 from gateway.streaming.relay import ByteStream, StreamCallback, StreamStats
-from gateway.translate.messages_chat_response import chat_usage
+from gateway.translate.base import usage_block
 from gateway.translate.openai_errors import read_openai_error
 from gateway.translate.responses_chat_request import chat_request
 from gateway.translate.responses_chat_response import echo, response_body
@@ -49,8 +49,8 @@ class ResponsesToChat:
     def response_body(self, content: bytes) -> bytes:
         return response_body(content, self._echoed, self._created_at)
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        return chat_usage(content)
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        return usage_block(answer)
 
     def stream_events(self) -> ResponsesStreamFromChat:
         return ResponsesStreamFromChat(self._echoed, self._created_at)

@@ -39,12 +39,8 @@ def chat_usage(usage: dict[str, Any]) -> dict[str, Any]:
 class ResponsesToResponses(PassThroughBody):
     __slots__ = ()
 
-    def response_usage(self, content: bytes) -> dict[str, Any] | None:
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return None
-        usage = data.get("usage") if isinstance(data, dict) else None
+    def response_usage(self, answer: Any) -> dict[str, Any] | None:
+        usage = answer.get("usage") if isinstance(answer, dict) else None
         return chat_usage(usage) if isinstance(usage, dict) else None
 
     def upstream_error(

@@ -57,14 +57,14 @@ def test_the_thinking_answer_round_trips_into_a_request() -> None:
 
 def test_usage() -> None:
     content = (GOLDEN / "response_max_tokens.in.json").read_bytes()
-    assert translator({}).response_usage(content) == {
+    assert translator({}).response_usage(orjson.loads(content)) == {
         "prompt_tokens": 3210,
         "completion_tokens": 5,
         "total_tokens": 3215,
         "prompt_tokens_details": {"cached_tokens": 3000},
     }
-    assert translator({}).response_usage(b"not json") is None
-    assert translator({}).response_usage(b'{"usage": null}') is None
+    assert translator({}).response_usage(None) is None
+    assert translator({}).response_usage(orjson.loads(b'{"usage": null}')) is None
 
 
 @pytest.mark.parametrize(

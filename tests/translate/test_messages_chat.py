@@ -191,9 +191,9 @@ def test_response_goldens(name: str) -> None:
 
 def test_response_usage_is_the_chat_usage_as_given() -> None:
     content = (GOLDEN / "response_cached_usage.in.json").read_bytes()
-    assert translator({}).response_usage(content) == orjson.loads(content)["usage"]
-    assert translator({}).response_usage(b'{"choices": []}') is None
-    assert translator({}).response_usage(b"not json") is None
+    assert translator({}).response_usage(orjson.loads(content)) == orjson.loads(content)["usage"]
+    assert translator({}).response_usage(orjson.loads(b'{"choices": []}')) is None
+    assert translator({}).response_usage(None) is None
 
 
 @pytest.mark.parametrize(

@@ -93,14 +93,14 @@ def test_answers_pass_through_and_usage_is_read_from_them() -> None:
     translator = OpenAIChatToOpenAIChat({}, provider(), stream=False)
     answer = b'{"id":"c","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":5,"total_tokens":9}}'
     assert translator.response_body(answer) is answer
-    assert translator.response_usage(answer) == {
+    assert translator.response_usage(orjson.loads(answer)) == {
         "prompt_tokens": 4,
         "completion_tokens": 5,
         "total_tokens": 9,
     }
-    assert translator.response_usage(b'{"id":"c","choices":[]}') is None
-    assert translator.response_usage(b'{"usage": null}') is None
-    assert translator.response_usage(b'not json but "usage"') is None
+    assert translator.response_usage(orjson.loads(b'{"id":"c","choices":[]}')) is None
+    assert translator.response_usage(orjson.loads(b'{"usage": null}')) is None
+    assert translator.response_usage(["usage"]) is None
     assert translator.event(b'{"a":1}') == b'data: {"a":1}\n\n'
 
 
