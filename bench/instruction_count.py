@@ -123,7 +123,8 @@ def measure(
         config.mkdir()
         (config / "bench.yaml").write_text(gateway_conf(mock_port, streamer))
         out = workdir / "callgrind.out"
-        env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(repo)}
+        # A fixed hash seed: dict and set layouts (so probe counts) the same in every run.
+        env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(repo), "PYTHONHASHSEED": "0"}
         sink = None
         if tracing is not None:
             sink_port = free_port()

@@ -31,7 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway import __version__
-from gateway.observe.span_wire import ATTRIBUTE_NAMES, FinishedSpan, read_frame
+from gateway.observe.span_wire import FinishedSpan, derived_attributes, read_frame, span_name
 
 logger = logging.getLogger("gateway.tracing")
 
@@ -69,10 +69,8 @@ class SpanBuilder:
             if span.parent_span_id
             else None
         )
-        # None is "not set": the request path writes every attribute it knows and filters nothing. A
-        # count of values that is not the kind's is an unreadable span (zip's ValueError).
-        values = zip(ATTRIBUTE_NAMES[span.kind], span.values, strict=True)
-        known = {name: value for name, value in values if value is not None}
+        # None is "not set": the request path writes every attribute it knows and filters nothing.
+        known = derived_attributes(span.kind, span.values)
         named = {**known, **span.extra_attributes} if span.extra_attributes else known
         limits = self.limits
         # The SDK's BoundedAttributes checks each value's type and applies the limits: 60% of a span's
@@ -89,7 +87,7 @@ class SpanBuilder:
                 max_value_len=limits.max_span_attribute_length,
             )
         return ReadableSpan(
-            name=span.name,
+            name=span.name if span.name is not None else span_name(span.kind, known),
             context=context,
             parent=parent,
             resource=self.resource,

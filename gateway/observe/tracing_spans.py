@@ -11,11 +11,9 @@ type, never its message (an upstream's message may quote the prompt).
 from __future__ import annotations
 
 import asyncio
-import functools
-import random
 import time
+from random import getrandbits
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -47,12 +45,8 @@ class SpanSink(Protocol):
         """Export what was added (blocking)."""
 
 
-def new_span_id() -> int:
-    return random.getrandbits(64) or 1  # never the invalid all-zero id
-
-
 def new_trace_id() -> int:
-    return random.getrandbits(128) or 1
+    return getrandbits(128) or 1  # never the invalid all-zero id
 
 
 class RequestTrace:
@@ -96,7 +90,7 @@ class RequestTrace:
         self.start_ns = time.time_ns()
         self.sink = sink
         self.trace_id = trace_id
-        self.span_id = new_span_id()
+        self.span_id = getrandbits(64) or 1  # never the invalid all-zero id (inline: a call costs)
         self.parent_span_id = parent_span_id
         self.parent_is_remote = parent_span_id != 0
         self.tracestate = tracestate
@@ -128,7 +122,6 @@ class RequestTrace:
         error_type = record.error_code or (str(status) if status >= 400 else None)
         if record.stream_status == "error":
             error_type = stream_error_type(failure)
-        counted = record.usage is not None
         max_tokens = temperature = top_p = None
         extra = None
         if body is not None:
@@ -148,7 +141,7 @@ class RequestTrace:
         failed = status >= 500 or record.stream_status == "error"
         self.sink.add(
             (
-                f"{self.method} {self.path}",
+                None,  # its name: the exporter's (span_wire.span_name)
                 KIND_SERVER,
                 self.trace_id,
                 self.span_id,
@@ -176,8 +169,7 @@ class RequestTrace:
                     self.provider_type,
                     self.response_model,
                     record.time_to_first_chunk,
-                    record.prompt_tokens if counted else None,
-                    record.completion_tokens if counted else None,
+                    record.usage,
                     error_type,
                     max_tokens,
                     temperature,
@@ -188,15 +180,6 @@ class RequestTrace:
                 error_type if failed else None,
             )
         )
-
-
-@functools.lru_cache(maxsize=256)
-def server_of(url: str) -> tuple[str | None, int | None]:
-    """`server.address` and `server.port` of a provider's base URL (a few per config: parsed once)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return None, None
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class AttemptTrace:
@@ -214,7 +197,7 @@ class AttemptTrace:
         self._request = request
         self.start_ns = time.time_ns()
         self.started = time.perf_counter()
-        self.span_id = span_id = new_span_id()
+        self.span_id = span_id = getrandbits(64) or 1
         self.number = number
         self.provider = provider
         self.provider_type = provider_type
@@ -276,14 +259,9 @@ class AttemptTrace:
     ) -> None:
         self._ended = True
         request = self._request
-        operation = request.operation or "chat"
-        address, port = server_of(self.url)
-        prompt = completion = None
-        if usage:
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         request.sink.add(
             (
-                f"{operation} {self.model}",
+                None,  # its name: the exporter's (span_wire.span_name)
                 KIND_CLIENT,
                 request.trace_id,
                 self.span_id,
@@ -293,21 +271,19 @@ class AttemptTrace:
                 self.start_ns,
                 time.time_ns(),
                 (  # span_wire.ATTEMPT_ATTRIBUTES, in its order
-                    operation,
+                    request.operation or "chat",
                     self.provider_type,
                     self.model,
                     self.provider,
                     self.number,
-                    address,
-                    port,
+                    self.url,
                     outcome,
                     error_type,
                     status,
                     response_model,
                     response_id,
                     first_chunk,
-                    prompt if isinstance(prompt, int) else None,
-                    completion if isinstance(completion, int) else None,
+                    usage,
                 ),
                 None,
                 status_code,

@@ -28,6 +28,7 @@ _FORWARDED_HEADERS = ("openai-processing-ms", "x-ratelimit-limit-requests", "x-r
 USER_AGENT = f"gateway/{__version__}"
 _PARSED_JSON_LIMIT = 64 * 1024  # bytes: a JSON answer up to this size is parsed to check it is whole
 ANTHROPIC_VERSION = "2023-06-01"  # sent to Messages upstreams unless the client sends its own
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})  # W3C Trace Context, set per attempt when tracing
 
 # Reads an upstream HTTP error answer (status, body, headers, provider name) into the error to raise:
 # the attempt's translator knows the upstream's error shape and the client's (`Translator.upstream_error`).
@@ -53,6 +54,7 @@ class Provider:
         "_limit",
         "_secrets",
         "_timeouts",
+        "_untraced_headers",
         "apis",
         "config",
         "kind",
@@ -94,6 +96,11 @@ class Provider:
                 own["authorization"] = f"Bearer {config.api_key}"
             own.update(configured)
             self._headers[api] = tuple(own.items())
+        # An attempt's own traceparent (tracing) replaces a configured one: the rest, made once.
+        self._untraced_headers = {
+            api: tuple(pair for pair in own if pair[0] not in TRACE_HEADERS)
+            for api, own in self._headers.items()
+        }
         self._base_headers = self._headers[self.apis[0]]
         # What an upstream's error body must never show in our log: its key and configured header values.
         self._secrets = tuple(v for v in (config.api_key, *config.headers.values()) if v)
@@ -134,16 +141,20 @@ class Provider:
         api: ApiName = "openai.chat",
         forwarded: tuple[tuple[str, str], ...] = (),
         path_suffix: str = "",
+        trace: tuple[tuple[str, str], ...] = (),
     ) -> WireRequest:
         """The request to `api`'s endpoint (plus `path_suffix`, e.g. `/count_tokens`) for `content`;
         `timeouts` is a route's override (None: the provider's). `forwarded` are client headers passed on
-        as they came (`anthropic-version`, `anthropic-beta`); each replaces the provider's own."""
+        as they came (`anthropic-version`, `anthropic-beta`); each replaces the provider's own. `trace`:
+        the attempt's `traceparent` (and `tracestate`), which replace any configured."""
         if self.transport is None:
             raise ProviderUnavailable(f"provider {self.name!r} is unavailable: {self.unavailable_reason}")
-        own = self._headers[api]
+        own = self._untraced_headers[api] if trace else self._headers[api]
         if forwarded:
             names = {name for name, _ in forwarded}
             own = (*(pair for pair in own if pair[0] not in names), *forwarded)
+        if trace:
+            own = (*own, *trace)
         headers = [*own, ("x-request-id", request_id)] if request_id else own
         wire_timeouts = self._timeouts.get(timeouts)
         if wire_timeouts is None:  # bounded: the routes of a config have few distinct values

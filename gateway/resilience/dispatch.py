@@ -363,10 +363,14 @@ class Dispatcher:
         content = translator.request_body(ctx.body, model, ctx.raw)
         # Client headers (anthropic-version, anthropic-beta) go on only to an upstream of the client's API.
         forwarded = ctx.forwarded if api == ctx.api else ()
-        if ctx.attempt_span is not None:  # this attempt's traceparent
-            forwarded = (*forwarded, *ctx.attempt_span.headers)
+        span = ctx.attempt_span  # this attempt's traceparent, when tracing
         request = provider.build_request(
-            content, ctx.request_id, entry.request_timeouts, api=api, forwarded=forwarded
+            content,
+            ctx.request_id,
+            entry.request_timeouts,
+            api=api,
+            forwarded=forwarded,
+            trace=span.headers if span is not None else (),
         )
         return request, translator
 

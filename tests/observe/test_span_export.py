@@ -20,6 +20,8 @@ from gateway.observe.span_wire import (
     REQUEST_ATTRIBUTES,
     STATUS_ERROR,
     STATUS_UNSET,
+    URL,
+    USAGE,
     frame,
     read_frame,
 )
@@ -127,10 +129,44 @@ def test_an_attribute_of_none_is_not_set() -> None:
     ("kind", "names"), [(KIND_SERVER, REQUEST_ATTRIBUTES), (KIND_CLIENT, ATTEMPT_ATTRIBUTES)]
 )
 def test_each_value_is_named_by_its_place_in_its_kinds_names(kind: int, names: tuple[str, ...]) -> None:
-    values = tuple(range(len(names)))
+    values = tuple(f"value {place}" for place in range(len(names)))
     extra = {"gen_ai.input.messages": "[]"}
     span = SpanBuilder("gateway").span(wire_span(kind=kind, values=values, extra_attributes=extra))
-    assert dict(span.attributes or {}) == {**dict(zip(names, values, strict=True)), **extra}
+    attributes = {name: value for name, value in zip(names, values, strict=True) if name not in (USAGE, URL)}
+    assert dict(span.attributes or {}) == {**attributes, **extra}
+
+
+def test_the_exporter_works_out_token_counts_server_and_names() -> None:
+    """What the request path sends as it has it (the usage object, the provider's URL, no name)."""
+    request = dict.fromkeys(REQUEST_ATTRIBUTES)
+    request |= {"http.request.method": "POST", "url.path": "/v1/messages", USAGE: {"prompt_tokens": 7}}
+    span = SpanBuilder("gateway").span(wire_span(name=None, values=tuple(request.values())))
+    assert span.name == "POST /v1/messages"
+    assert dict(span.attributes or {}) == {
+        "http.request.method": "POST",
+        "url.path": "/v1/messages",
+        "gen_ai.usage.input_tokens": 7,  # no completion_tokens: unset, not 0
+    }
+    attempt = dict.fromkeys(ATTEMPT_ATTRIBUTES)
+    attempt |= {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "deepseek-chat",
+        URL: "https://api.deepseek.com/v1",
+        USAGE: {"prompt_tokens": 7, "completion_tokens": True},  # a JSON true is no count
+    }
+    wire = wire_span(name=None, kind=KIND_CLIENT, values=tuple(attempt.values()), extra_attributes=None)
+    span = SpanBuilder("gateway").span(wire)
+    assert span.name == "chat deepseek-chat"
+    assert dict(span.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "deepseek-chat",
+        "server.address": "api.deepseek.com",
+        "server.port": 443,
+        "gen_ai.usage.input_tokens": 7,
+    }
+    attempt[URL] = "http://127.0.0.1:8080"
+    span = SpanBuilder("gateway").span(wire_span(kind=KIND_CLIENT, values=tuple(attempt.values())))
+    assert span.attributes is not None and span.attributes["server.port"] == 8080
 
 
 def test_a_span_with_a_wrong_count_of_values_is_unreadable() -> None:

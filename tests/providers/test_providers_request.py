@@ -50,6 +50,17 @@ async def test_request_carries_the_provider_headers_the_client_defaults_and_the_
     assert len(names) == len(set(names)), names
 
 
+def test_an_attempts_traceparent_replaces_a_configured_one_and_only_when_tracing() -> None:
+    provider = provider_seeing([], headers={"traceparent": "00-configured", "x-team": "a"})
+    untraced = provider.build_request(b"{}", "r")
+    assert ("traceparent", "00-configured") in untraced.headers
+    trace = (("traceparent", "00-ours-01"), ("tracestate", "v=1"))
+    traced = provider.build_request(b"{}", "r", trace=trace, forwarded=(("anthropic-beta", "b"),))
+    assert [value for name, value in traced.headers if name == "traceparent"] == ["00-ours-01"]
+    assert ("tracestate", "v=1") in traced.headers and ("x-team", "a") in traced.headers
+    assert ("anthropic-beta", "b") in traced.headers and ("x-request-id", "r") in traced.headers
+
+
 async def test_no_request_id_no_header_and_timeouts_from_the_provider_or_the_route() -> None:
     seen: list[httpx.Request] = []
     provider = provider_seeing(seen, timeouts=Timeouts(connect=3, read=7, write=9))
