@@ -121,8 +121,28 @@ class SpanPipe:
         queue = self._queue
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
-            if not self._write(frame(batch)):
-                self._dropped_unsent += len(batch)
+            data, spans = self._framed(batch)
+            if spans and not self._write(data):
+                self._dropped_unsent += spans
+
+    def _framed(self, batch: list[tuple[Any, ...]]) -> tuple[bytes, int]:
+        """The batch as a frame, and how many spans it holds. A span `marshal` cannot write (a value of a
+        type the request path never gives) is dropped and counted alone, not with its batch, and never
+        stops this thread."""
+        try:
+            return frame(batch), len(batch)
+        except (TypeError, ValueError):
+            pass
+        writable = []
+        for span in batch:
+            try:
+                frame(span)
+            except (TypeError, ValueError):
+                self._dropped_unsent += 1
+                continue
+            writable.append(span)
+        logger.warning("%d spans could not be written to the exporter: dropped", len(batch) - len(writable))
+        return frame(writable), len(writable)
 
     def _write(self, data: bytes) -> bool:
         process = self._process

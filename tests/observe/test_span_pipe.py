@@ -94,6 +94,21 @@ def test_a_full_queue_drops_and_counts(receiver: OtlpReceiver, caplog: pytest.Lo
     assert "6 spans dropped" in caplog.text
 
 
+def test_a_span_marshal_cannot_write_is_dropped_alone(
+    receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipe = pipe_to(receiver, schedule_delay="600000")
+    pipe.add(wire_span(1))
+    unwritable = list(wire_span(2))
+    unwritable[10] = {"gen_ai.input.messages": object()}  # extra_attributes: no type the path gives
+    pipe.add(tuple(unwritable))
+    pipe.add(wire_span(3))
+    pipe.shutdown()
+    assert sorted(span.attributes["gateway.request_id"] for span in receiver.spans) == ["req_1", "req_3"]
+    assert pipe.dropped == 1
+    assert "1 spans could not be written" in caplog.text
+
+
 def test_a_dead_exporter_is_started_again(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(span_pipe, "RESTART_INTERVAL", 0.0)
     pipe = pipe_to(receiver, schedule_delay="50")
