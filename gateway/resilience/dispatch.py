@@ -26,8 +26,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from gateway.config.apis import upstream_api
 from gateway.config.models import ApiName, RouteConfig
 from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
@@ -35,6 +33,7 @@ from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.transport import WireRequest
 from gateway.resilience.attempt_trace import AttemptSpan, AttemptTracer
+from gateway.resilience.completion import Completion
 from gateway.resilience.deadline import DeadlineByteStream
 from gateway.resilience.health import HealthRegistry
 from gateway.resilience.plan import PlannedTarget, RoutePlan
@@ -74,39 +73,6 @@ class RequestContext:
     @property
     def route(self) -> RouteConfig:
         return self.match.route
-
-
-@dataclass(slots=True)  # one per request: not frozen, which costs 1 us more to build
-class Completion:
-    """A successful non-streaming answer, in the client's API; `usage()` reads it only when asked."""
-
-    status_code: int
-    content: bytes
-    headers: dict[str, str]
-    upstream_content: bytes
-    translator: Translator
-    parsed: bool = False  # `answer()` was asked: `parsed_answer` holds what it read
-    parsed_answer: Any = None
-    usage_read: bool = False  # `usage()` was asked: `read_usage` holds its answer
-    read_usage: dict[str, Any] | None = None
-
-    def answer(self) -> Any:
-        """The upstream's answer as JSON (None when it is not JSON), parsed once for the record's usage and
-        a traced attempt's span."""
-        if not self.parsed:
-            try:
-                self.parsed_answer = orjson.loads(self.upstream_content)
-            except orjson.JSONDecodeError:
-                self.parsed_answer = None
-            self.parsed = True
-        return self.parsed_answer
-
-    def usage(self) -> dict[str, Any] | None:
-        """The answer's usage, read once (a traced request's span and its record both ask)."""
-        if not self.usage_read:
-            self.read_usage = self.translator.response_usage(self.answer())
-            self.usage_read = True
-        return self.read_usage
 
 
 class Dispatcher:

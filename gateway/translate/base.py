@@ -30,7 +30,7 @@ class Translator(Protocol):
 
     def response_usage(self, answer: Any) -> dict[str, Any] | None:
         """The usage of a non-streaming answer, in the gateway's (chat's) shape; `answer` is the upstream's
-        JSON, parsed once for everyone who reads it (`resilience/dispatch.Completion.answer`), None when it
+        JSON, parsed once for everyone who reads it (`resilience/completion.Completion.answer`), None when it
         is not JSON. Asked only when someone records requests."""
         ...
 

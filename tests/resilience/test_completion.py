@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from gateway.resilience.dispatch import Completion
+from gateway.resilience.completion import Completion
 from gateway.translate import Translator
 
 
