@@ -50,6 +50,7 @@ class Provider:
     __slots__ = (
         "_base_headers",
         "_closed",
+        "_errors",
         "_headers",
         "_limit",
         "_secrets",
@@ -71,6 +72,7 @@ class Provider:
         self.kind: ProviderKind = KINDS[config.type]
         self.transport = transport
         self._closed = False
+        self._errors = map_upstream_errors(config.name)  # stateless: one for every request
         # The APIs it speaks natively, in its config's order (the first is what others translate to).
         self.apis: tuple[ApiName, ...] = tuple(config.apis) or ("openai.chat",)
         endpoints = self.kind.endpoints
@@ -181,7 +183,7 @@ class Provider:
     async def _complete(
         self, request: WireRequest, read_error: ErrorReader, first_byte: float | None
     ) -> UpstreamReply:
-        with map_upstream_errors(self.name):
+        with self._errors:
             if first_byte is None:
                 response = await self._send(request)
             else:
@@ -217,7 +219,7 @@ class Provider:
         if limit is not None:
             await limit.acquire()
         try:
-            with map_upstream_errors(self.name):
+            with self._errors:
                 response = await self._send(request)
                 if response.status_code >= 300:
                     try:
@@ -229,7 +231,8 @@ class Provider:
             if limit is not None:
                 limit.release()
             raise
-        return UpstreamByteStream(response, self.name, limit.release if limit is not None else None)
+        release = limit.release if limit is not None else None
+        return UpstreamByteStream(response, self.name, release, self._errors)
 
     def _answer_error(self, response: WireResponse, content: bytes, read_error: ErrorReader) -> UpstreamError:
         """The error for a non-2xx answer: a redirect or a refusal of our credentials is ours to word
@@ -268,7 +271,7 @@ class Provider:
         url = self.kind.models_url(self.config.base_url.rstrip("/"))
         limit = FETCH_TIMEOUT
         request = WireRequest("GET", url, headers, b"", WireTimeouts(limit, limit, limit, limit))
-        with map_upstream_errors(self.name):
+        with self._errors:
             response = await self._send(request)
             try:
                 content = await response.aread()
@@ -277,7 +280,7 @@ class Provider:
         return response.status_code, content
 
     async def _probe_once(self, request: WireRequest) -> int:
-        with map_upstream_errors(self.name):
+        with self._errors:
             response = await self._send(request)
             try:
                 await response.aread()  # read to its end, so the connection goes back to the pool
@@ -308,21 +311,35 @@ class Provider:
 
 
 class UpstreamByteStream:
-    """The bytes of a streaming upstream response as they arrive, with transport errors mapped to ours."""
+    """The bytes of a streaming upstream response as they arrive, with transport errors mapped to ours.
 
-    __slots__ = ("_release", "provider", "response")
+    Its own async iterator (`__aiter__` returns it), not an async generator: the relay stops reading at
+    `[DONE]`, and an async generator left suspended there costs a finalizer task per stream."""
+
+    __slots__ = ("_chunks", "_errors", "_release", "provider", "response")
 
     def __init__(
-        self, response: WireResponse, provider: str, release: Callable[[], None] | None = None
+        self,
+        response: WireResponse,
+        provider: str,
+        release: Callable[[], None] | None = None,
+        errors: map_upstream_errors | None = None,
     ) -> None:
         self.response = response
         self.provider = provider
         self._release = release  # gives back a concurrency slot, once
+        self._errors = errors if errors is not None else map_upstream_errors(provider)
+        self._chunks: AsyncIterator[bytes] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with map_upstream_errors(self.provider):
-            async for chunk in self.response.aiter_bytes():
-                yield chunk
+    def __aiter__(self) -> UpstreamByteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = self.response.aiter_bytes()
+        with self._errors:
+            return await chunks.__anext__()
 
     @property
     def complete(self) -> bool:

@@ -14,29 +14,38 @@ from gateway.streaming.relay import ByteStream
 
 
 class DeadlineByteStream:
-    """Upstream bytes that end in `UpstreamTimeout` once the event loop's clock passes `at`."""
+    """Upstream bytes that end in `UpstreamTimeout` once the event loop's clock passes `at`. Its own async
+    iterator, not an async generator (which, left unfinished at `[DONE]`, costs a finalizer task)."""
 
-    __slots__ = ("at", "inner", "message")
+    __slots__ = ("_chunks", "_ended", "at", "inner", "message")
 
     def __init__(self, inner: ByteStream, at: float, message: str) -> None:
         self.inner = inner
         self.at = at  # loop.time() seconds
         self.message = message
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._ended = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = self.inner.__aiter__()
-        loop = asyncio.get_running_loop()
-        while True:
-            if loop.time() >= self.at:
+    def __aiter__(self) -> DeadlineByteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = self.inner.__aiter__()
+        try:
+            if asyncio.get_running_loop().time() >= self.at:
                 raise UpstreamTimeout(self.message)
             try:
                 async with asyncio.timeout_at(self.at):
-                    chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                return
+                    return await chunks.__anext__()
             except TimeoutError:
                 raise UpstreamTimeout(self.message) from None
-            yield chunk
+        except BaseException:
+            self._ended = True  # as a generator would: over once it raised (the end of the body too)
+            raise
 
     @property
     def complete(self) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -157,22 +156,9 @@ class H1Response:
         decoder, self._decoder = self._decoder, None
         return b"" if decoder is None else decoder.flush()
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    def aiter_bytes(self) -> BodyChunks:
         """Each read's body bytes as they arrive (whatever arrived together, together: no re-chunking)."""
-        while True:
-            if self._chunks:
-                data = self._take()
-                if data:
-                    yield data
-            elif self.complete:
-                tail = self._tail()
-                if tail:
-                    yield tail
-                return
-            elif self._error is not None:
-                raise self._error
-            else:
-                await self._wait()
+        return BodyChunks(self)
 
     async def aread(self) -> bytes:
         parts: list[bytes] = []
@@ -210,6 +196,46 @@ class H1Response:
         """The request failed or was cancelled before its answer: the connection is closed, not reused."""
         self._error = self._error or httpx.ReadError("request abandoned")
         self.release()
+
+
+class BodyChunks:
+    """`H1Response.aiter_bytes()`: a plain async iterator rather than an async generator, so one left
+    unfinished (a relay stops reading at `[DONE]`) needs no finalizer task. Like a generator it ends for
+    good at the end of the body, after raising, and once `aclose()`d."""
+
+    __slots__ = ("_ended", "_response")
+
+    def __init__(self, response: H1Response) -> None:
+        self._response = response
+        self._ended = False
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        response = self._response
+        try:
+            while not self._ended:
+                if response._chunks:
+                    data = response._take()
+                    if data:
+                        return data
+                elif response.complete:
+                    self._ended = True
+                    tail = response._tail()
+                    if tail:
+                        return tail
+                elif response._error is not None:
+                    raise response._error
+                else:
+                    await response._wait()
+        except BaseException:
+            self._ended = True
+            raise
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._ended = True
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
