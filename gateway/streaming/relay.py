@@ -220,7 +220,7 @@ class StreamRelay(UpstreamRelay):
         head = chunk if cut == len(chunk) else chunk[:cut]
         # Whole one-line events: exactly two line feeds each (the separator), no other field or line.
         count = head.count(b"\n\n")
-        if b"\r" in head or head.count(b"\n") != 2 * count:
+        if head.find(b"\r") >= 0 or head.count(b"\n") != 2 * count:  # `find`: see sse.py
             return b"", chunk  # other line endings, a multi-line event, other fields: the parser's job
         done = head.endswith(b"\n\ndata: [DONE]\n\n") or head == DONE_FRAME
         events = count - done

@@ -15,9 +15,13 @@ DONE_FRAME = b"data: [DONE]\n\n"
 _BOM = b"\xef\xbb\xbf"
 
 
+# Byte searches here use `find`, not `in`: on CPython 3.11 `needle in data` first tries the needle as an
+# integer, raising and clearing a TypeError each time (about 2,000 instructions, several per stream).
+
+
 def frame(payload: bytes) -> bytes:
     """One SSE event carrying `payload` as its data, ready to write to the client."""
-    if b"\n" in payload:
+    if payload.find(b"\n") >= 0:
         return b"".join(b"data: " + line + b"\n" for line in payload.split(b"\n")) + b"\n"
     return b"data: " + payload + b"\n\n"
 
@@ -53,7 +57,7 @@ class _BlockParser(Generic[Event]):
             self._buffer.clear()
             chunk = head[3:] if head.startswith(_BOM) else head
         buffer = self._buffer
-        if b"\r" in chunk or buffer.endswith(b"\r"):
+        if chunk.find(b"\r") >= 0 or buffer.endswith(b"\r"):
             chunk = self._normalise(chunk)
         if buffer:
             buffer += chunk
@@ -132,7 +136,7 @@ def named_frame(event: str, payload: bytes) -> bytes:
 
 def _event_data(block: bytes) -> bytes | None:
     # Fast path: the usual `data: {...}` single-line event.
-    if block.startswith(b"data: ") and b"\n" not in block:
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:
         return block[6:] or None
     data_lines: list[bytes] = []
     for line in block.split(b"\n"):
