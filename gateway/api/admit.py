@@ -16,6 +16,7 @@ from starlette.requests import Request
 from gateway.access.budgets import BudgetHold, max_output_tokens, maximum_cost
 from gateway.access.controller import AccessController
 from gateway.access.keys import GatewayKey
+from gateway.api.body import read_body
 from gateway.api.input_limits import check_counts
 from gateway.api.recording import Exchange, most_prompt_tokens
 from gateway.api.state import GatewayState
@@ -77,7 +78,7 @@ async def admit(
     except Unauthorized:
         await _discard_chunked_body(request)  # 413 instead when it is over the limit
         raise
-    raw = await request.body()
+    raw = await read_body(request.receive)
     body = parse(raw)
     check_counts(body, api, state.edge.limits)
     model: str = body["model"]
