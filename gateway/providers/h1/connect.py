@@ -235,7 +235,7 @@ class Connector:
     through, checked after resolution (a name can resolve anywhere, and again differently later). Through
     a proxy the proxy resolves the upstream's name: only the name as written is checked (by the config)."""
 
-    __slots__ = ("_make_context", "_ssl_context", "allow_private_network", "server_name")
+    __slots__ = ("_make_context", "_passed_literals", "_ssl_context", "allow_private_network", "server_name")
 
     def __init__(
         self,
@@ -248,6 +248,9 @@ class Connector:
         self._ssl_context: ssl.SSLContext | None = None
         self.server_name = server_name
         self.allow_private_network = allow_private_network
+        # IP literal hosts the guard let through: a literal's verdict never changes, and parsing and
+        # checking it again cost more than the rest of a burst's new connection. A provider has a few.
+        self._passed_literals: set[str] = set()
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -263,9 +266,11 @@ class Connector:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                literal = proxy is None and is_ip_literal(host)
-                if literal and not self.allow_private_network:
-                    guarded(await resolve(host, port), host)
+                literal = proxy is None and (host in self._passed_literals or is_ip_literal(host))
+                if literal and host not in self._passed_literals:
+                    if not self.allow_private_network:
+                        guarded(await resolve(host, port), host)
+                    self._passed_literals.add(host)
                 if literal:
                     # One address and no tunnel: the loop connects in one call (C under uvloop), the
                     # cost of every new connection a burst of streams opens.
