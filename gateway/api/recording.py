@@ -219,6 +219,14 @@ def gateway_headers(ctx: RequestContext) -> dict[str, str]:
     return headers
 
 
+def raw_gateway_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """`gateway_headers` as ASGI header pairs, built straight (a stream's head needs no dict)."""
+    headers = [(b"x-request-id", ctx.request_id.encode()), (b"x-gateway-attempts", b"%d" % ctx.attempts)]
+    if ctx.provider is not None:
+        headers.append((b"x-gateway-provider", ctx.provider.encode()))
+    return headers
+
+
 async def notify(observers: list[RequestObserver], record: RequestRecord) -> None:
     for observer in observers:
         try:

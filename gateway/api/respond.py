@@ -9,16 +9,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
-from gateway.api.recording import Exchange, cost_header, gateway_headers
+from gateway.api.recording import Exchange, cost_header, gateway_headers, raw_gateway_headers
 from gateway.api.state import GatewayState
-from gateway.api.streamer_choice import ASGI_OVERRIDE_NAME, use_asgi_streamer
+from gateway.api.streamer_choice import use_asgi_streamer
 from gateway.errors import ClientClosedRequest
-from gateway.observe.raw_headers import header_value
 from gateway.resilience.dispatch import Dispatcher, RequestContext
 from gateway.streaming.asgi_streamer import AsgiStreamer, DisconnectWatch
 from gateway.streaming.late_watch import LateWatches
 from gateway.streaming.relay import Relay
 from gateway.streaming.starlette_streamer import StarletteStreamer
+
+# What every SSE answer's head starts with; the streamer's name and the gateway's headers follow.
+_SSE_HEAD = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+_ASGI_STREAMER = (b"x-gateway-streamer", b"asgi")
+_STARLETTE_STREAMER = (b"x-gateway-streamer", b"starlette")
 
 
 async def respond_complete(
@@ -78,8 +86,7 @@ async def respond_stream(
     force_asgi: bool,
 ) -> ASGIApp:
     """An SSE answer, once its first event is in (errors before it are HTTP errors, after it SSE events)."""
-    header = header_value(request.scope["headers"], ASGI_OVERRIDE_NAME)
-    asgi = force_asgi or use_asgi_streamer(ctx.body, header, ctx.route.streaming)
+    asgi = force_asgi or use_asgi_streamer(ctx.body, request.scope["headers"], ctx.route.streaming)
     if exchange.observers or exchange.trace is not None or exchange.hold is not None:
         ctx.on_stream_finish.append(exchange.stream_finished)
         if exchange.prices is not None:  # a cut stream is charged by what it streamed
@@ -97,13 +104,7 @@ async def respond_stream(
         await watch.close()
     for stream_observer in state.stream_observers:
         stream_observer.stream_opened()
-    headers = [
-        (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-        (b"x-gateway-streamer", b"asgi" if asgi else b"starlette"),
-    ]
-    headers.extend((name.encode(), value.encode()) for name, value in gateway_headers(ctx).items())
+    headers = [*_SSE_HEAD, _ASGI_STREAMER if asgi else _STARLETTE_STREAMER, *raw_gateway_headers(ctx)]
     if exchange.limit_headers:
         headers.extend((name.encode(), value.encode()) for name, value in exchange.limit_headers.items())
     if exchange.runtime is not None:

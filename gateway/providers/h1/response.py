@@ -64,10 +64,12 @@ class H1Response:
     # Called by the connection.
 
     def head_done(self, status: int, fields: list[tuple[bytes, bytes]]) -> None:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in fields:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in fields}
+        if len(headers) < len(fields):  # a name given more than once: its values joined, in order
+            headers = {}
+            for raw_name, raw_value in fields:
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
         transfer_encoding = headers.get("transfer-encoding")
         if transfer_encoding is not None:
             check_transfer_coding(transfer_encoding)
