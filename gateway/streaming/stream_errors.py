@@ -20,7 +20,7 @@ _PROBE = 64  # bytes of the first event searched for `"error"`: the key comes fi
 def first_event_error(payload: bytes, provider: str) -> UpstreamStatusError | None:
     """The error a stream's first event carries instead of a chunk, or None (one short search, no parse,
     for an ordinary chunk)."""
-    if b'"error"' not in payload[:_PROBE]:
+    if payload.find(b'"error"', 0, _PROBE) < 0:  # `find`, not `in`: see sse.py
         return None
     try:
         data = orjson.loads(payload)
