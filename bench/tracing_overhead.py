@@ -57,11 +57,19 @@ from bench.metrics_overhead import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-QUIET = {"GATEWAY_METRICS": "0", "LOG_LEVEL": "WARNING", "OTEL_TRACES_EXPORTER": "none"}
+# A fixed hash seed too: each variant is a process of its own, and one seeded differently lays out its
+# dicts differently (a difference of a few percent that is no variant's).
+QUIET = {
+    "GATEWAY_METRICS": "0",
+    "LOG_LEVEL": "WARNING",
+    "OTEL_TRACES_EXPORTER": "none",
+    "PYTHONHASHSEED": "0",
+}
 ON = {"OTEL_TRACES_EXPORTER": "otlp"}
 VARIANTS: dict[str, dict[str, str]] = {
     "before": {},
     "off": {},
+    "off-again": {},  # a second process of `off`: how far two processes of the same code differ
     "on": ON,
     "on@10%": {**ON, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     "on@1%": {**ON, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
