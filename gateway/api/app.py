@@ -124,6 +124,9 @@ def create_app(
         reloader.on_swap.append(lambda old, new: warn_tracing_change(old.config, new.config))
         # Traces: from the startup config and OTEL_* (read once); None when off.
         tracing = state.tracing = Tracing.start(initial.tracing, os.environ)
+        if tracing is not None and gateway_metrics is not None:
+            sink = tracing.sink
+            gateway_metrics.watch_dropped_spans(lambda: sink.dropped)
         reloader.start(watch=reload)
         state.late_watches.start()
         settle_garbage_collector()

@@ -45,6 +45,7 @@ from gateway.config.prices import NANO
 from gateway.observe.tally import CountTally, HistogramTally
 from gateway.observe.worker_config import process_alive, remove_worker_files
 from gateway.observe.worker_state import (
+    DroppedSpansSource,
     ProviderSource,
     ReloadSource,
     StoreSource,
@@ -199,6 +200,10 @@ class GatewayMetrics:
     def watch_would_block(self, source: WouldBlockSource) -> None:
         """Report the would-blocks of limits in shadow mode from `source` at every scrape."""
         self._worker_state.would_block = source
+
+    def watch_dropped_spans(self, source: DroppedSpansSource) -> None:
+        """Report the trace spans dropped before export from `source` at every scrape (tracing on)."""
+        self._worker_state.dropped_spans = source
 
     def _tallied(self, child: Any) -> Any:
         """`child` (a counter, gauge or histogram child) behind a plain-Python tally in one process."""

@@ -44,6 +44,10 @@ class SpanSink(Protocol):
     def shutdown(self) -> None:
         """Export what was added (blocking)."""
 
+    @property
+    def dropped(self) -> int:
+        """Spans dropped since the start, never exported (a full queue, an exporter down)."""
+
 
 def new_trace_id() -> int:
     return getrandbits(128) or 1  # never the invalid all-zero id

@@ -1,6 +1,7 @@
 """The metrics of one worker's own state, computed when `/metrics` is scraped: provider availability,
-health, breaker state and connections, config reload counts, the usage store's state and the
-would-blocks of limits in shadow mode. Nothing here costs a request anything."""
+health, breaker state and connections, config reload counts, the usage store's state, the
+would-blocks of limits in shadow mode and the spans dropped before export. Nothing here costs a request
+anything."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ ReloadSource = Callable[[], ReloadCounts]
 StoreSource = Callable[[], StoreStatus]
 # (key name, limit name) -> requests a limit in shadow mode would have refused, since start
 WouldBlockSource = Callable[[], Mapping[tuple[str, str], int]]
+# Spans dropped before export since start (observe/span_pipe.py: queue full, or the exporter down)
+DroppedSpansSource = Callable[[], int]
 
 
 class WorkerStateCollector(Collector):
@@ -58,6 +61,7 @@ class WorkerStateCollector(Collector):
         self.reloads: ReloadSource | None = None
         self.store: StoreSource | None = None
         self.would_block: WouldBlockSource | None = None
+        self.dropped_spans: DroppedSpansSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         extra = ["pid"] if self.pid else []
@@ -101,6 +105,15 @@ class WorkerStateCollector(Collector):
             for (key, limit), count in sorted(self.would_block().items()):
                 would_block.add_metric([key, limit, *tail], float(count))
             yield would_block
+        if self.dropped_spans is not None:
+            dropped = CounterMetricFamily(
+                "gateway_spans_dropped",
+                "Trace spans dropped before export: the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE: the "
+                "exporter process did not keep up) or the exporter process was down",
+                labels=extra,
+            )
+            dropped.add_metric(tail, float(self.dropped_spans()))
+            yield dropped
 
     def _provider_families(self, extra: list[str], tail: list[str]) -> Iterator[Metric]:
         assert self.providers is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,29 @@ async def test_spans_are_exported_by_a_process_of_their_own_that_ends_with_the_g
         await trace_of(receiver, 2)
     with pytest.raises(ProcessLookupError):  # it exited (and was reaped) with the gateway's shutdown
         os.kill(exporter, 0)
+
+
+async def test_spans_dropped_while_the_exporter_is_down_show_in_metrics(
+    simulator: ProviderSimulator, receiver: OtlpReceiver, write_routes: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    config_dir = write_routes(routes(simulator, {"enabled": True, "endpoint": receiver.endpoint}))
+    with running_gateway(config_dir) as gateway:
+        tracing = app_state(gateway.app).tracing
+        assert isinstance(tracing, Tracing) and isinstance(tracing.sink, SpanPipe)
+        sink = tracing.sink
+
+        def dropped_metric() -> str:
+            text = httpx.get(f"{gateway.base_url}/metrics", timeout=CLIENT_TIMEOUT).text
+            return next(line for line in text.splitlines() if line.startswith("gateway_spans_dropped_total"))
+
+        assert dropped_metric() == "gateway_spans_dropped_total 0.0"
+        exporter = sink.exporter_pid
+        assert exporter is not None
+        os.kill(exporter, signal.SIGKILL)  # just started: it is not started again for RESTART_INTERVAL
+        async with client_for(gateway) as client:
+            await client.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "hi"}])
+        await eventually(lambda: sink.dropped == 2, message="the two spans were not dropped")
+        assert dropped_metric() == "gateway_spans_dropped_total 2.0"
+    assert receiver.spans == []
