@@ -116,10 +116,7 @@ def derived_attributes(kind: int, values: tuple[Any, ...]) -> dict[str, Any]:
     }
     usage = attributes.pop(USAGE, None)
     if isinstance(usage, dict):
-        for name, field in (
-            ("gen_ai.usage.input_tokens", "prompt_tokens"),
-            ("gen_ai.usage.output_tokens", "completion_tokens"),
-        ):
+        for name, field in USAGE_COUNTS:
             count = usage.get(field)
             if type(count) is int:  # by exact type: a JSON true is no count
                 attributes[name] = count
