@@ -6,7 +6,8 @@
 Variants (one `gateway serve` process each, one worker, metrics off and LOG_LEVEL=WARNING so only
 tracing differs; all started at once, idle but for the one being measured):
 - `before` (with `--baseline REV`): the gateway's source at git revision REV (before tracing existed),
-  run from a `git archive` copy: what "off costs nothing" is measured against;
+  run from a `git archive` copy: what "off costs nothing" is measured against; `before-on`: REV's source
+  with tracing on (a before/after of a change to tracing, in the same run);
 - `off`: this tree, tracing off (the default);
 - `on`: `OTEL_TRACES_EXPORTER=otlp`, every request sampled, exported over OTLP/HTTP (the official
   exporter, batch processor defaults) to a sink on core 0 that reads and acknowledges each export;
@@ -68,6 +69,7 @@ QUIET = {
 ON = {"OTEL_TRACES_EXPORTER": "otlp"}
 VARIANTS: dict[str, dict[str, str]] = {
     "before": {},
+    "before-on": ON,  # the baseline's tracing, every request sampled: a before/after of a tracing change
     "off": {},
     "off-again": {},  # a second process of `off`: how far two processes of the same code differ
     "on": ON,
@@ -220,9 +222,9 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
     headers = [(b"content-type", b"application/json")]  # as in the ASGI scope
 
     def one_request() -> None:
-        trace = tracing.request("POST", "/v1/chat/completions", headers, "req_1")
-        attempt = trace.attempt(1, "mock", "openai", "bench", "http://127.0.0.1:9/v1")
-        attempt.completed(parsed, usage)
+        trace = tracing.request("POST", "/v1/chat/completions", headers)
+        trace.attempt(1, "mock", "openai", "bench", "http://127.0.0.1:9/v1")
+        trace.completed(parsed, usage)
         if not isinstance(trace, UnsampledTrace):
             trace.finish(record, body, answer)
 
@@ -246,7 +248,7 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
 
     costs = {"spans of one request (on)": timed(one_request, iterations // 5)}
     batch = sink.spans[:512]
-    costs["their marshal (writer thread)"] = timed(lambda: frame(batch), 20) * 2 / len(batch)
+    costs["their marshal (writer thread)"] = timed(lambda: frame(batch), 20) / len(batch)
     costs["the off check"] = timed(off_check, iterations * 10)
     return costs
 
@@ -295,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--baseline", help="git revision before tracing: adds the `before` variant")
+    parser.add_argument("--only", help="comma-separated variants to run (`off` always runs: the reference)")
     parser.add_argument("--json", type=Path, help="also write the raw rounds and the summary here")
     parser.add_argument("--exporter-core", default="0", help="the core the span exporter processes run on")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # run as the OTLP sink on this port
@@ -302,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sink:
         asyncio.run(serve_sink(args.sink))
         return 0
-    variants = [name for name in VARIANTS if name != "before" or args.baseline]
+    variants = [name for name in VARIANTS if not name.startswith("before") or args.baseline]
+    if args.only:
+        variants = [name for name in variants if name in args.only.split(",") or name == "off"]
     with tempfile.TemporaryDirectory(prefix="tracing-overhead-") as directory:
         workdir = Path(directory)
         baseline = export_source(args.baseline, workdir) if args.baseline else None
@@ -325,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             config = gateway_config(workdir, mock_port)
             script = write_script(workdir, "http", stream=False)
             for variant in variants:
-                source = baseline if variant == "before" and baseline is not None else ROOT
+                source = baseline if variant.startswith("before") and baseline is not None else ROOT
                 gateways[variant] = Gateway(variant, config, workdir, source, sink_port, args.exporter_core)
             for gateway in gateways.values():
                 gateway.measure(script, 1)  # warm up

@@ -47,7 +47,7 @@ def open_exchange(request: Request, state: GatewayState) -> Exchange:
     tracing = state.tracing
     if tracing is None:
         return Exchange(request_id, started, state.observers, runtime=runtime)
-    trace = tracing.request(scope["method"], scope["path"], scope["headers"], request_id)
+    trace = tracing.request(scope["method"], scope["path"], scope["headers"])
     if isinstance(trace, UnsampledTrace):  # no span: only a traceparent goes upstream
         return Exchange(request_id, started, state.observers, upstream_trace=trace, runtime=runtime)
     return Exchange(request_id, started, state.observers, trace=trace, upstream_trace=trace, runtime=runtime)

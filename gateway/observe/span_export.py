@@ -3,11 +3,11 @@ with the official OpenTelemetry SDK and OTLP/HTTP exporter.
 
     python -m gateway.observe.span_export   # started by observe/span_pipe.py, its stdin the pipe
 
-The gateway's request path only builds a tuple per span (`observe/span_wire.py`); here each becomes the
-SDK's `ReadableSpan` (with the SDK's attribute limits, `OTEL_SPAN_ATTRIBUTE_*`) and goes to the exporters,
-which read their own `OTEL_EXPORTER_OTLP_*` settings from the environment this process inherited. A batch
-is exported before the next is read, so a slow collector pushes back through the pipe to the gateway's
-bounded queue, where spans are dropped and counted, as the SDK's batch processor drops them.
+The gateway's request path only builds a tuple per traced request (`observe/span_wire.py`); here its spans
+become the SDK's `ReadableSpan`s (with the SDK's attribute limits, `OTEL_SPAN_ATTRIBUTE_*`) and go to the
+exporters, which read their own `OTEL_EXPORTER_OTLP_*` settings from the environment this process
+inherited. A batch is exported before the next is read, so a slow collector pushes back through the pipe to
+the gateway's bounded queue, where spans are dropped and counted, as the SDK's batch processor drops them.
 
 The process ends when the pipe does (the gateway flushed and closed it, or exited): it exports what it
 read, shuts the exporters down and exits. Ctrl-C, sent to the whole process group, is ignored here so that
@@ -31,11 +31,23 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway import __version__
-from gateway.observe.span_wire import FinishedSpan, derived_attributes, read_frame, span_name
+from gateway.observe.span_wire import (
+    FAILED_OUTCOMES,
+    TracedRequest,
+    attempt_attributes,
+    attempt_fields,
+    attempt_span_name,
+    read_frame,
+    request_attributes,
+    request_failed,
+    request_span_name,
+)
 
 logger = logging.getLogger("gateway.tracing")
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+UNSET = Status(StatusCode.UNSET)
+DEFAULT_BATCH_SIZE = 512  # OTEL_BSP_MAX_EXPORT_BATCH_SIZE's default, when the settings do not say
 
 
 def build_exporters(settings: Mapping[str, Any]) -> list[SpanExporter]:
@@ -50,7 +62,7 @@ def build_exporters(settings: Mapping[str, Any]) -> list[SpanExporter]:
 
 
 class SpanBuilder:
-    """Wire tuples -> the SDK's `ReadableSpan`, with one resource and scope for the process's spans."""
+    """Wire tuples -> the SDK's `ReadableSpan`s, with one resource and scope for the process's spans."""
 
     __slots__ = ("limits", "resource", "scope")
 
@@ -60,18 +72,55 @@ class SpanBuilder:
         self.scope = InstrumentationScope("gateway", __version__)
         self.limits = SpanLimits()
 
-    def span(self, item: Sequence[Any]) -> ReadableSpan:
-        span = FinishedSpan(*item)
-        state = TraceState.from_header([span.tracestate]) if span.tracestate else TraceState()
-        context = SpanContext(span.trace_id, span.span_id, False, SAMPLED, state)
+    def spans(self, item: Sequence[Any]) -> list[ReadableSpan]:
+        """A traced request's spans: its own (SERVER), then one per attempt (CLIENT), in order."""
+        request = TracedRequest(*item)
+        attempts = [attempt_fields(attempt) for attempt in request.attempts]
+        state = TraceState.from_header([request.tracestate]) if request.tracestate else TraceState()
+        trace_id = int(request.trace_id, 16)
+        context = SpanContext(trace_id, request.span_id, False, SAMPLED, state)
         parent = (
-            SpanContext(span.trace_id, span.parent_span_id, span.parent_is_remote, SAMPLED, state)
-            if span.parent_span_id
+            SpanContext(trace_id, int(request.parent_span_id, 16), True, SAMPLED, state)
+            if request.parent_span_id
             else None
         )
-        # None is "not set": the request path writes every attribute it knows and filters nothing.
-        known = derived_attributes(span.kind, span.values)
-        named = {**known, **span.extra_attributes} if span.extra_attributes else known
+        attributes = request_attributes(request, attempts)
+        failed = request_failed(attributes)
+        status = Status(StatusCode.ERROR, attributes.get("error.type")) if failed else UNSET
+        spans = [
+            self._span(request_span_name(attributes), context, parent, attributes, SpanKind.SERVER, status,
+                       request.start_ns, request.end_ns)
+        ]  # fmt: skip
+        operation = attributes.get("gen_ai.operation.name", "chat")
+        for attempt in attempts:
+            named = attempt_attributes(operation, attempt)
+            outcome = named.get("gateway.attempt.outcome")
+            failed = outcome in FAILED_OUTCOMES
+            spans.append(
+                self._span(
+                    attempt_span_name(named),
+                    SpanContext(trace_id, int(attempt.span_id, 16), False, SAMPLED, state),
+                    context,
+                    named,
+                    SpanKind.CLIENT,
+                    Status(StatusCode.ERROR, named.get("error.type")) if failed else UNSET,
+                    attempt.start_ns,
+                    attempt.end_ns if attempt.end_ns is not None else request.end_ns,
+                )
+            )
+        return spans
+
+    def _span(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        named: dict[str, Any],
+        kind: SpanKind,
+        status: Status,
+        start_ns: int,
+        end_ns: int,
+    ) -> ReadableSpan:
         limits = self.limits
         # The SDK's BoundedAttributes checks each value's type and applies the limits: 60% of a span's
         # build here. The request path writes only str, bool, int and float, so where no limit can bite
@@ -87,41 +136,52 @@ class SpanBuilder:
                 max_value_len=limits.max_span_attribute_length,
             )
         return ReadableSpan(
-            name=span.name if span.name is not None else span_name(span.kind, known),
+            name=name,
             context=context,
             parent=parent,
             resource=self.resource,
             attributes=attributes,
-            kind=SpanKind(span.kind),
-            status=Status(StatusCode(span.status_code), span.status_description),
-            start_time=span.start_ns,
-            end_time=span.end_ns,
+            kind=kind,
+            status=status,
+            start_time=start_ns,
+            end_time=end_ns,
             instrumentation_scope=self.scope,
         )
 
 
 def export_all(stream: Any) -> None:
-    """Read the settings, then export batch after batch until the stream ends."""
+    """Read the settings, then export batch after batch until the stream ends, at most
+    `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans per export (a request's spans stay in one)."""
     settings = read_frame(stream)
     if not isinstance(settings, dict):
         return
     exporters = build_exporters(settings)
     builder = SpanBuilder(settings["service"])
+    batch_size = max(int(settings.get("batch_size", DEFAULT_BATCH_SIZE)), 1)
     try:
         while (batch := read_frame(stream)) is not None:
-            try:
-                spans = [builder.span(item) for item in batch]
-            except (KeyError, TypeError, ValueError):
-                logger.exception("a batch of %d spans could not be read: dropped", len(batch))
-                continue
-            for exporter in exporters:
+            spans: list[ReadableSpan] = []
+            for item in batch:
                 try:
-                    exporter.export(spans)
-                except Exception:  # one exporter's failure must not stop the others or the next batch
-                    logger.exception("the %s exporter failed", type(exporter).__name__)
+                    spans.extend(builder.spans(item))
+                except (KeyError, TypeError, ValueError):
+                    logger.exception("a traced request could not be read: its spans dropped")
+                if len(spans) >= batch_size:
+                    export(exporters, spans)
+                    spans = []
+            if spans:
+                export(exporters, spans)
     finally:
         for exporter in exporters:
             exporter.shutdown()
+
+
+def export(exporters: list[SpanExporter], spans: list[ReadableSpan]) -> None:
+    for exporter in exporters:
+        try:
+            exporter.export(spans)
+        except Exception:  # one exporter's failure must not stop the others or the next batch
+            logger.exception("the %s exporter failed", type(exporter).__name__)
 
 
 def main() -> int:

@@ -1,11 +1,12 @@
-"""The gateway's side of span export: a bounded queue of finished spans, written in batches by a thread to
+"""The gateway's side of span export: a bounded queue of traced requests, written in batches by a thread to
 the exporter process (`observe/span_export.py`) over a pipe.
 
 Semantics are the SDK batch processor's, with its settings (`OTEL_BSP_SCHEDULE_DELAY`,
-`OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`): a batch leaves when it is full or when the
-delay has passed; a span that finds the queue full is dropped and counted, and the count is logged at most
-once a minute. What differs is where the work is: here a span is one `deque.append` of a tuple and a
-microsecond of `marshal` in the writer thread; the SDK's span objects and the protobuf encoding, about 200
+`OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`), counted in traced requests (a request's
+spans, its own and its attempts', travel as one item): a batch leaves when it is full or when the delay has
+passed; a request that finds the queue full is dropped, its spans counted, and the count is logged at most
+once a minute. What differs is where the work is: here a request is one `deque.append` of a tuple and a
+microsecond of `marshal` in the writer thread; the SDK's span objects and the protobuf encoding, about 150
 us of CPU per traced request, are the exporter process's. An exporter process that exits is started again
 (at most once per `RESTART_INTERVAL`), and its batches dropped meanwhile are counted too.
 """
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.observe.span_wire import frame
+from gateway.observe.span_wire import frame, spans_of
 
 logger = logging.getLogger("gateway.tracing")
 
@@ -53,11 +54,11 @@ def batch_settings(environ: Mapping[str, str]) -> tuple[float, int, int]:
 
 
 class SpanPipe:
-    """Finished spans (tuples of `span_wire.FinishedSpan`'s fields) on their way to the exporter process."""
+    """Traced requests (tuples of `span_wire.TracedRequest`'s fields) on their way to the exporter process."""
 
     def __init__(self, settings: dict[str, Any], environ: Mapping[str, str]) -> None:
-        self._settings_frame = frame(settings)
         self._delay, self._max_queue, self._batch_size = batch_settings(environ)
+        self._settings_frame = frame({**settings, "batch_size": self._batch_size})
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -73,13 +74,13 @@ class SpanPipe:
         self._thread = threading.Thread(target=self._run, name="gateway-span-pipe", daemon=True)
         self._thread.start()
 
-    def add(self, span: tuple[Any, ...]) -> None:
-        """Queue one finished span (from the event loop; never blocks)."""
+    def add(self, request: tuple[Any, ...]) -> None:
+        """Queue one traced request (from the event loop; never blocks)."""
         queue = self._queue
         if len(queue) >= self._max_queue:
-            self._dropped_full += 1
+            self._dropped_full += spans_of(request)
             return
-        queue.append(span)
+        queue.append(request)
         if len(queue) == self._batch_size:
             self._wake.set()
 
@@ -121,28 +122,30 @@ class SpanPipe:
         queue = self._queue
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
-            data, spans = self._framed(batch)
-            if spans and not self._write(data):
-                self._dropped_unsent += spans
+            data, written = self._framed(batch)
+            if written and not self._write(data):
+                self._dropped_unsent += sum(spans_of(request) for request in written)
 
-    def _framed(self, batch: list[tuple[Any, ...]]) -> tuple[bytes, int]:
-        """The batch as a frame, and how many spans it holds. A span `marshal` cannot write (a value of a
-        type the request path never gives) is dropped and counted alone, not with its batch, and never
-        stops this thread."""
+    def _framed(self, batch: list[tuple[Any, ...]]) -> tuple[bytes, list[tuple[Any, ...]]]:
+        """The batch as a frame, and the requests it holds. A request `marshal` cannot write (a value of a
+        type the request path never gives) is dropped and its spans counted alone, not with its batch, and
+        never stops this thread."""
         try:
-            return frame(batch), len(batch)
+            return frame(batch), batch
         except (TypeError, ValueError):
             pass
         writable = []
-        for span in batch:
+        unwritable = 0
+        for request in batch:
             try:
-                frame(span)
+                frame(request)
             except (TypeError, ValueError):
-                self._dropped_unsent += 1
+                unwritable += spans_of(request)
                 continue
-            writable.append(span)
-        logger.warning("%d spans could not be written to the exporter: dropped", len(batch) - len(writable))
-        return frame(writable), len(writable)
+            writable.append(request)
+        self._dropped_unsent += unwritable
+        logger.warning("%d spans could not be written to the exporter: dropped", unwritable)
+        return frame(writable), writable
 
     def _write(self, data: bytes) -> bool:
         process = self._process

@@ -1,12 +1,13 @@
 """What crosses the pipe from a gateway process to its span exporter (`observe/span_export.py`).
 
 A frame is a 4-byte big-endian length and a `marshal` payload: first the exporter's settings (a dict), then
-batches of finished spans, each a plain tuple in the order of `FinishedSpan`'s fields. Plain tuples because
-the request path builds them (`observe/tracing_spans.py`) and `marshal` writes them in C, at about a
-microsecond a span; the SDK's span objects and the OTLP encoder cost two orders of magnitude more and now
-run in the exporter's process. A span's attributes travel as a tuple of values whose names are its kind's
-(`ATTRIBUTE_NAMES`), not as a dict: no dict to build on the request path, no names to marshal. What the
-exporter can work out it does (`derived_attributes`): the span's name, the token counts from the usage
+batches of traced requests. A traced request is one plain tuple (`TracedRequest`'s fields) that carries its
+own SERVER span and, as lists (`FinishedAttempt`'s fields), the CLIENT spans of its upstream attempts: one
+item per request, so the request path builds one tuple and queues it once, and what the spans share (trace
+id, tracestate, the parent of every attempt) is written once. Attributes travel as values in the order of
+their kind's names (`REQUEST_ATTRIBUTES`, `ATTEMPT_ATTRIBUTES`), not as dicts. What the exporter can work
+out it does (`request_attributes`, `attempt_attributes`): span names, kinds and statuses, the operation from
+the path, the provider's type and the response model from the attempts, the token counts from the usage
 object, the server's address from the provider's URL. `marshal` is safe here only because both ends are
 the same program: the pipe is the parent's, never a network peer's.
 """
@@ -21,19 +22,30 @@ from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 LENGTH = struct.Struct("!I")
-# A batch is at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans; this bounds what a reader allocates.
+# A batch is at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE requests; this bounds what a reader allocates.
 MAX_FRAME = 256 * 1024 * 1024
 
-# SpanKind and StatusCode values of the OpenTelemetry API (opentelemetry.trace), as the wire carries them.
+# SpanKind and StatusCode values of the OpenTelemetry API (opentelemetry.trace).
 KIND_SERVER = 1
 KIND_CLIENT = 2
 STATUS_UNSET = 0
 STATUS_ERROR = 2
 
-# The attributes of each kind of span, in the order of its `values` (GenAI semantic conventions; the
-# gateway's own under gateway.*). None in `values`: not set. Two are sources, not attributes: USAGE (the
-# usage object, in chat's shape: gen_ai.usage.input_tokens and output_tokens) and URL (the provider's base
-# URL: server.address and server.port).
+# Inbound path -> gen_ai.operation.name (count_tokens is no GenAI operation: its span has none).
+OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/chat/completions/asgi": "chat",
+    "/v1/messages": "chat",
+    "/v1/responses": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/completions": "text_completion",
+}
+# An attempt's outcomes whose span status is ERROR (its error.type the description).
+FAILED_OUTCOMES = frozenset({"error", "cancelled"})
+
+# The values of each kind of span, in order (GenAI semantic conventions; the gateway's own under gateway.*).
+# None: not set. Two are sources, not attributes: USAGE (the usage object, in chat's shape:
+# gen_ai.usage.input_tokens and output_tokens) and URL (the provider's base URL: server.address, .port).
 USAGE = "usage"
 URL = "url"
 USAGE_COUNTS = (
@@ -44,7 +56,6 @@ REQUEST_ATTRIBUTES = (
     "http.request.method",
     "url.path",
     "gateway.request_id",
-    "gen_ai.operation.name",
     "http.response.status_code",
     "gateway.attempts",
     "gateway.retries",
@@ -56,8 +67,6 @@ REQUEST_ATTRIBUTES = (
     "gateway.key",
     "gateway.config_version",
     "gateway.stream.status",
-    "gen_ai.provider.name",
-    "gen_ai.response.model",
     "gen_ai.response.time_to_first_chunk",
     USAGE,
     "error.type",
@@ -65,13 +74,9 @@ REQUEST_ATTRIBUTES = (
     "gen_ai.request.temperature",
     "gen_ai.request.top_p",
 )
-ATTEMPT_ATTRIBUTES = (
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.request.model",
-    "gateway.provider",
-    "gateway.attempt",
-    URL,
+# Set when the attempt starts, then (appended when it ends) what it came to.
+ATTEMPT_STARTED = ("gen_ai.provider.name", "gen_ai.request.model", "gateway.provider", "gateway.attempt", URL)
+ATTEMPT_ENDED = (
     "gateway.attempt.outcome",
     "error.type",
     "http.response.status_code",
@@ -80,40 +85,59 @@ ATTEMPT_ATTRIBUTES = (
     "gen_ai.response.time_to_first_chunk",
     USAGE,
 )
-ATTRIBUTE_NAMES = {KIND_SERVER: REQUEST_ATTRIBUTES, KIND_CLIENT: ATTEMPT_ATTRIBUTES}
+ATTEMPT_ATTRIBUTES = ATTEMPT_STARTED + ATTEMPT_ENDED
 
 
-class FinishedSpan(NamedTuple):
-    """The field order of a span on the wire (the request path builds the plain tuple)."""
+class TracedRequest(NamedTuple):
+    """The field order of a traced request on the wire (the request path builds the plain tuple)."""
 
-    name: str | None  # None: the kind's (`span_name`)
-    kind: int
-    trace_id: int
+    # Ids in lower-case hex as traceparent carries them, but for `span_id`, which goes in no header.
+    trace_id: str
     span_id: int
-    parent_span_id: int  # 0: a root span
-    parent_is_remote: bool  # the parent came in the client's traceparent
+    parent_span_id: str  # "": a root span; else the client's span, from its traceparent
     tracestate: str | None  # the client's, carried as sent
     start_ns: int  # time.time_ns(), as the SDK's spans
     end_ns: int
-    values: tuple[Any, ...]  # of ATTRIBUTE_NAMES[kind], in order; None: not set (dropped by the exporter)
-    extra_attributes: dict[str, Any] | None  # beyond the kind's (captured prompts and answers)
-    status_code: int
-    status_description: str | None
+    values: tuple[Any, ...]  # of REQUEST_ATTRIBUTES, in order; None: not set (dropped by the exporter)
+    extra_attributes: dict[str, Any] | None  # beyond REQUEST_ATTRIBUTES (captured prompts and answers)
+    attempts: list[list[Any]]  # each FinishedAttempt's fields, in the order they were made
 
 
-def span_name(kind: int, attributes: Mapping[str, Any]) -> str:
-    """A SERVER span's name is its method and path; a CLIENT span's its operation and model (GenAI)."""
-    if kind == KIND_SERVER:
-        return f"{attributes.get('http.request.method')} {attributes.get('url.path')}"
-    return f"{attributes.get('gen_ai.operation.name')} {attributes.get('gen_ai.request.model')}"
+class FinishedAttempt(NamedTuple):
+    """The field order of an attempt's list: its span id and start, the values of ATTEMPT_STARTED, then
+    its end and the values of ATTEMPT_ENDED (an attempt the request ended without ending has none)."""
+
+    span_id: str  # hex
+    start_ns: int
+    started: tuple[Any, ...]
+    end_ns: int | None
+    ended: tuple[Any, ...]
 
 
-def derived_attributes(kind: int, values: tuple[Any, ...]) -> dict[str, Any]:
-    """The attributes of a span's values: None dropped, USAGE and URL worked out (a count of values that
-    is not its kind's is an unreadable span: zip's ValueError; an unknown kind: KeyError)."""
-    attributes = {
-        name: value for name, value in zip(ATTRIBUTE_NAMES[kind], values, strict=True) if value is not None
-    }
+# Where an attempt's list is cut (`attempt_fields`): span id, start, ATTEMPT_STARTED, end, ATTEMPT_ENDED.
+STARTED_AT = 2
+ENDED_AT = STARTED_AT + len(ATTEMPT_STARTED)
+
+
+def spans_of(request: tuple[Any, ...]) -> int:
+    """The spans a traced request's tuple stands for: its own and one per attempt."""
+    attempts = request[-1]
+    return 1 + len(attempts) if isinstance(attempts, list) else 1
+
+
+def attempt_fields(attempt: list[Any]) -> FinishedAttempt:
+    """An attempt's list read by its fields (a list of a length no attempt has: ValueError)."""
+    ended = attempt[ENDED_AT + 1 :]
+    if len(attempt) < ENDED_AT or (len(attempt) > ENDED_AT and len(ended) != len(ATTEMPT_ENDED)):
+        raise ValueError(f"an attempt of {len(attempt)} fields")
+    end_ns = attempt[ENDED_AT] if len(attempt) > ENDED_AT else None
+    return FinishedAttempt(attempt[0], attempt[1], tuple(attempt[STARTED_AT:ENDED_AT]), end_ns, tuple(ended))
+
+
+def named(names: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    """The attributes of `values`: None dropped, USAGE and URL worked out (a count of values that is not
+    the names': zip's ValueError)."""
+    attributes = {name: value for name, value in zip(names, values, strict=True) if value is not None}
     usage = attributes.pop(USAGE, None)
     if isinstance(usage, dict):
         for name, field in USAGE_COUNTS:
@@ -126,6 +150,46 @@ def derived_attributes(kind: int, values: tuple[Any, ...]) -> dict[str, Any]:
         if address is not None:
             attributes["server.address"], attributes["server.port"] = address, port
     return attributes
+
+
+def request_attributes(request: TracedRequest, attempts: list[FinishedAttempt]) -> dict[str, Any]:
+    """The SERVER span's attributes: its values, the operation of its path, and from its attempts the
+    provider's type (of the last) and the response model (of the last that named one)."""
+    attributes = named(REQUEST_ATTRIBUTES, request.values)
+    operation = OPERATIONS.get(attributes.get("url.path", ""))
+    if operation is not None:
+        attributes["gen_ai.operation.name"] = operation
+    if attempts:
+        attributes["gen_ai.provider.name"] = attempts[-1].started[0]
+    for attempt in reversed(attempts):
+        model = attempt.ended[3] if attempt.ended else None
+        if model is not None:
+            attributes["gen_ai.response.model"] = model
+            break
+    if request.extra_attributes:
+        attributes.update(request.extra_attributes)
+    return attributes
+
+
+def attempt_attributes(operation: str, attempt: FinishedAttempt) -> dict[str, Any]:
+    """A CLIENT span's attributes: the request's operation (chat where it has none) and its values."""
+    values = attempt.started + (attempt.ended or (None,) * len(ATTEMPT_ENDED))
+    return {"gen_ai.operation.name": operation, **named(ATTEMPT_ATTRIBUTES, values)}
+
+
+def request_failed(attributes: Mapping[str, Any]) -> bool:
+    """A SERVER span is an error when the gateway answered 5xx or the stream broke."""
+    status = attributes.get("http.response.status_code")
+    return (type(status) is int and status >= 500) or attributes.get("gateway.stream.status") == "error"
+
+
+def request_span_name(attributes: Mapping[str, Any]) -> str:
+    """A SERVER span's name is its method and path; a CLIENT span's its operation and model (GenAI)."""
+    return f"{attributes.get('http.request.method')} {attributes.get('url.path')}"
+
+
+def attempt_span_name(attributes: Mapping[str, Any]) -> str:
+    return f"{attributes.get('gen_ai.operation.name')} {attributes.get('gen_ai.request.model')}"
 
 
 @functools.lru_cache(maxsize=256)

@@ -93,28 +93,19 @@ class UnsampledTrace:
     sampled flag off, and the client's `tracestate`; nothing else is done or kept."""
 
     __slots__ = ("trace_id", "tracestate")
+    recording = False
 
     def __init__(self, parent: ClientParent | None, tracestate: str | None) -> None:
-        self.trace_id = parent[0] if parent is not None else f"{random.getrandbits(128) or 1:032x}"
+        self.trace_id = parent[0] if parent is not None else (random.getrandbits(128) or 1).to_bytes(16).hex()
         self.tracestate = tracestate if parent is not None else None
 
     def attempt(
         self, number: int, provider: str, provider_type: str, model: str, url: str
-    ) -> UnsampledAttempt:
-        headers = [("traceparent", f"00-{self.trace_id}-{random.getrandbits(64) or 1:016x}-00")]
-        if self.tracestate:
-            headers.append(("tracestate", self.tracestate))
-        return UnsampledAttempt(tuple(headers))
-
-
-class UnsampledAttempt:
-    """The `AttemptSpan` of an unrecorded attempt: headers only."""
-
-    __slots__ = ("headers",)
-    recording = False
-
-    def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
-        self.headers = headers
+    ) -> tuple[tuple[str, str], ...]:
+        span_id = (random.getrandbits(64) or 1).to_bytes(8).hex()
+        traceparent = ("traceparent", f"00-{self.trace_id}-{span_id}-00")
+        tracestate = self.tracestate
+        return (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
 
     def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
         pass

@@ -4,11 +4,12 @@ Off by default. On with `settings.tracing.enabled: true` or the standard `OTEL_T
 whatever the config does not say comes from the standard `OTEL_*` variables, read as the SDK and its
 exporter read them (endpoint, headers, timeout, sampler, batch delays, resource attributes).
 
-A traced request builds its spans as plain tuples (`observe/tracing_spans.py`), queued for an exporter
-process of its own (`observe/span_pipe.py`), where the official SDK and OTLP exporter turn them into
-protobuf and send them (`observe/span_export.py`). In the gateway's process the SDK's spans and encoder
-cost about 200 us of CPU per traced request, more than the request itself; the tuples cost a few. Nothing
-of this is process-global, so two gateways in one process (tests) or a library's instrumentation do not mix.
+A traced request builds its spans as plain values, one tuple per request (`observe/tracing_spans.py`),
+queued for an exporter process of its own (`observe/span_pipe.py`), where the official SDK and OTLP
+exporter turn them into protobuf and send them (`observe/span_export.py`). In the gateway's process the
+SDK's spans and encoder would cost about 150 us of CPU per traced request, more than the request itself;
+the tuple costs a few. Nothing of this is process-global, so two gateways in one process (tests) or a
+library's instrumentation do not mix.
 
 When tracing is off no `Tracing` exists: `GatewayState.tracing` is None and a request pays one attribute
 check (`api/admit.py`).
@@ -62,7 +63,7 @@ def traces_endpoint(endpoint: str) -> str:
 class Tracing:
     """Where traced requests' spans go; `request()` opens the span of one inbound request."""
 
-    __slots__ = ("capture_content", "plugin_sampler", "sampling", "sink")
+    __slots__ = ("capture_content", "plugin_sampler", "sample_every_root", "sampling", "sink")
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class Tracing:
         # named by OTEL_TRACES_SAMPLER (a plugin), asked for each request.
         self.sampling = sampling
         self.plugin_sampler = plugin_sampler
+        self.sample_every_root = sampling is not None and sampling.ratio >= 1.0
 
     @classmethod
     def start(cls, settings: TracingSettings, environ: Mapping[str, str]) -> Tracing | None:
@@ -100,12 +102,18 @@ class Tracing:
         return cls(pipe, capture_content=settings.capture_content, sampling=sampling, plugin_sampler=plugin)
 
     def request(
-        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]], request_id: str
+        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]
     ) -> RequestTrace | UnsampledTrace:
-        """The SERVER span of a request that just arrived (`headers`: the ASGI scope's), continuing the
-        client's `traceparent`; an `UnsampledTrace` (no span at all) when the request is not sampled."""
-        traceparent = header_value(headers, b"traceparent")
-        trace_id = 0
+        """The spans of a request that just arrived (`headers`: the ASGI scope's), continuing the client's
+        `traceparent`; an `UnsampledTrace` (no span at all) when the request is not sampled."""
+        traceparent = None
+        for name, value in headers:  # inline, not header_value(): this runs for every request
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+                break
+        if traceparent is None and self.sample_every_root:  # the default sampler: no draw, no parse
+            return RequestTrace(self.sink, new_trace_id(), "", None, method, path, self.capture_content)
+        trace_id = ""
         if self.sampling is not None:
             sampled, parent = self.sampling.decide(traceparent)
         else:
@@ -114,22 +122,23 @@ class Tracing:
         if not sampled:
             return UnsampledTrace(parent, tracestate)
         if parent is not None:
-            trace_id, parent_span_id = int(parent[0], 16), int(parent[1], 16)
+            trace_id, parent_span_id = parent[0], parent[1]
         else:
-            trace_id, parent_span_id = trace_id or new_trace_id(), 0
-        return RequestTrace(
-            self.sink, trace_id, parent_span_id, tracestate, method, path, request_id, self.capture_content
-        )
+            trace_id, parent_span_id = trace_id or new_trace_id(), ""
+        capture = self.capture_content
+        return RequestTrace(self.sink, trace_id, parent_span_id, tracestate, method, path, capture)
 
     def _ask_plugin(
         self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]], traceparent: str | None
-    ) -> tuple[bool, ClientParent | None, int]:
-        """(sampled, the client's parent, the trace id of a new root) from the SDK's sampler."""
+    ) -> tuple[bool, ClientParent | None, str]:
+        """(sampled, the client's parent, the trace id of a new root, in hex) from the SDK's sampler."""
         assert self.plugin_sampler is not None
         parent = parse_traceparent(traceparent) if traceparent else None
         context = TraceContextTextMapPropagator().extract(header_mapping(headers)) if parent else None
-        trace_id = int(parent[0], 16) if parent is not None else new_trace_id()
-        result = self.plugin_sampler.should_sample(context, trace_id, f"{method} {path}", SpanKind.SERVER)
+        trace_id = parent[0] if parent is not None else new_trace_id()
+        result = self.plugin_sampler.should_sample(
+            context, int(trace_id, 16), f"{method} {path}", SpanKind.SERVER
+        )
         return result.decision is Decision.RECORD_AND_SAMPLE, parent, trace_id
 
     def shutdown(self) -> None:

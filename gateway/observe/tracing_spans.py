@@ -18,28 +18,19 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamStatusError
-from gateway.observe.span_wire import KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET
+from gateway.observe.span_wire import ENDED_AT
 from gateway.records import RequestRecord
 from gateway.streaming.stats import StreamStats
 
-# Inbound path -> gen_ai.operation.name (count_tokens is no GenAI operation: its span has none).
-OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/chat/completions/asgi": "chat",
-    "/v1/messages": "chat",
-    "/v1/responses": "chat",
-    "/v1/embeddings": "embeddings",
-    "/v1/completions": "text_completion",
-}
 # Where each inbound API keeps its prompt, for capture_content.
 PROMPT_FIELDS = ("messages", "input", "prompt")
 NUMBERS = (int, float)  # by exact type: a JSON true is no number
 
 
 class SpanSink(Protocol):
-    """Where finished spans go (`observe/span_pipe.py`): a tuple of `span_wire.FinishedSpan`'s fields."""
+    """Where traced requests go (`observe/span_pipe.py`): a tuple of `span_wire.TracedRequest`'s fields."""
 
-    def add(self, span: tuple[Any, ...]) -> None: ...
+    def add(self, request: tuple[Any, ...]) -> None: ...
 
     def shutdown(self) -> None:
         """Export what was added (blocking)."""
@@ -49,67 +40,104 @@ class SpanSink(Protocol):
         """Spans dropped since the start, never exported (a full queue, an exporter down)."""
 
 
-def new_trace_id() -> int:
-    return getrandbits(128) or 1  # never the invalid all-zero id
+def new_trace_id() -> str:
+    """32 lower-case hex digits, as traceparent carries them (never the invalid all-zero id)."""
+    return (getrandbits(128) or 1).to_bytes(16).hex()
 
 
 class RequestTrace:
-    """The SERVER span of one inbound request; it starts the spans of its attempts (`AttemptTrace`).
+    """The spans of one sampled request: its SERVER span, and a CLIENT span per upstream attempt, which
+    the attempt loop starts and ends through this object (`resilience/attempt_trace.py`'s `AttemptTracer`).
 
-    Its attributes are built once, at its end, as one tuple of values in the order of
-    `span_wire.REQUEST_ATTRIBUTES`: a value of None means "not set" and is dropped by the exporter process
-    (`observe/span_export.py`), so the request path builds no dict and filters nothing.
+    Nothing is built until it is needed, and then as plain values: an attempt is a list (its span id,
+    start and what it was sent to, then its end and outcome appended), the request at its end one tuple
+    (`span_wire.TracedRequest`) holding them, queued once. A value of None means "not set" and is dropped
+    by the exporter process (`observe/span_export.py`), which also works out what can be derived.
     """
 
-    __slots__ = (
-        "_ended",
-        "capture_content",
-        "method",
-        "operation",
-        "parent_is_remote",
-        "parent_span_id",
-        "path",
-        "provider_type",
-        "request_id",
-        "response_model",
-        "sink",
-        "span_id",
-        "start_ns",
-        "trace_id",
-        "tracestate",
-    )
+    __slots__ = ("_ended", "attempts", "method", "parent_span_id", "path", "sink", "span_id", "start_ns",
+                 "started", "trace_id", "traced_content", "tracestate")  # fmt: skip
+    recording = True
 
     def __init__(
         self,
         sink: SpanSink,
-        trace_id: int,
-        parent_span_id: int,
+        trace_id: str,
+        parent_span_id: str,
         tracestate: str | None,
         method: str,
         path: str,
-        request_id: str,
-        capture_content: bool,
+        capture_content: bool = False,
     ) -> None:
-        """`parent_span_id`: the client's span (0: a root); `tracestate`: the client's, carried on."""
+        """Ids in hex, as traceparent carries them (`int.to_bytes(...).hex()`: a third of a format's cost);
+        `parent_span_id`: the client's span ("": a root); `tracestate`: the client's, carried on."""
         self.start_ns = time.time_ns()
         self.sink = sink
         self.trace_id = trace_id
-        self.span_id = getrandbits(64) or 1  # never the invalid all-zero id (inline: a call costs)
+        # An int: the request's own span id goes in no header, only to the exporter (never the invalid 0).
+        self.span_id = getrandbits(64) or 1
         self.parent_span_id = parent_span_id
-        self.parent_is_remote = parent_span_id != 0
         self.tracestate = tracestate
-        self.capture_content = capture_content
         self.method = method
         self.path = path
-        self.request_id = request_id
-        self.operation = OPERATIONS.get(path)
+        self.traced_content = capture_content
+        self.attempts: list[list[Any]] = []
+        self.started = 0.0  # perf_counter() at the current attempt's start (its time to first chunk)
         self._ended = False
-        self.provider_type: str | None = None  # of the last attempt
-        self.response_model: str | None = None  # of the attempt that answered
 
-    def attempt(self, number: int, provider: str, provider_type: str, model: str, url: str) -> AttemptTrace:
-        self.provider_type = provider_type
-        return AttemptTrace(self, number, provider, provider_type, model, url)
+    def attempt(
+        self, number: int, provider: str, provider_type: str, model: str, url: str
+    ) -> tuple[tuple[str, str], ...]:
+        """Start the span of attempt `number`; returns the headers that carry it upstream."""
+        span_id = (getrandbits(64) or 1).to_bytes(8).hex()
+        self.attempts.append([span_id, time.time_ns(), provider_type, model, provider, number, url])
+        self.started = time.perf_counter()
+        traceparent = ("traceparent", f"00-{self.trace_id}-{span_id}-01")
+        tracestate = self.tracestate
+        return (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
+
+    def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
+        """The current attempt's whole answer arrived (`answer`: its JSON, parsed; None: not JSON)."""
+        attempt = self._open_attempt()
+        if attempt is None:
+            return
+        model = answer_id = None
+        if isinstance(answer, dict):
+            model, answer_id = answer.get("model"), answer.get("id")
+            if not isinstance(model, str):
+                model = None
+            if not isinstance(answer_id, str):
+                answer_id = None
+        attempt += (time.time_ns(), "ok", None, None, model, answer_id, None, usage)
+
+    def failed(self, error: BaseException) -> None:
+        """The current attempt failed or was cancelled before an answer (or a stream's first event)."""
+        attempt = self._open_attempt()
+        if attempt is None:
+            return
+        if isinstance(error, asyncio.CancelledError):
+            attempt += (time.time_ns(), "cancelled", "cancelled", None, None, None, None, None)
+            return
+        status = error.status_code if isinstance(error, UpstreamStatusError) else None
+        attempt += (time.time_ns(), "error", attempt_error_type(error), status, None, None, None, None)
+
+    def stream_finished(self, stats: StreamStats) -> None:
+        """The current attempt's relayed stream ended, however (a finish callback of the relay)."""
+        attempt = self._open_attempt()
+        if attempt is None:
+            return
+        first_chunk = stats.first_chunk - self.started if stats.first_chunk else None
+        status = stats.status
+        error_type = stream_error_type(stats.failure) if status == "error" else None
+        model = stats.response_model or None
+        attempt += (time.time_ns(), status, error_type, None, model, None, first_chunk, stats.usage)
+
+    def _open_attempt(self) -> list[Any] | None:
+        """The current attempt while it has not ended (an end reported twice is ignored)."""
+        attempts = self.attempts
+        if self._ended or not attempts or len(attempts[-1]) != ENDED_AT:
+            return None  # after the request's end too: what was queued stays as it was
+        return attempts[-1]
 
     def finish(
         self,
@@ -118,47 +146,44 @@ class RequestTrace:
         answer: bytes | None = None,
         failure: GatewayError | None = None,
     ) -> None:
-        """End the span with what the request's record says (once; later calls do nothing)."""
+        """End the request with what its record says and queue its spans (once; later calls do nothing)."""
         if self._ended:
             return
         self._ended = True
         status = record.status_code
         error_type = record.error_code or (str(status) if status >= 400 else None)
-        if record.stream_status == "error":
+        stream_status = record.stream_status
+        if stream_status == "error":
             error_type = stream_error_type(failure)
         max_tokens = temperature = top_p = None
         extra = None
         if body is not None:
-            max_tokens = body.get("max_tokens")
+            get = body.get
+            max_tokens = get("max_tokens")
             if max_tokens is None:
-                max_tokens = body.get("max_completion_tokens", body.get("max_output_tokens"))
+                max_tokens = get("max_completion_tokens", get("max_output_tokens"))
             # gen_ai.request.*: sampling parameters only, never content; a number (not a bool) or unset.
             if type(max_tokens) not in NUMBERS:
                 max_tokens = None
-            temperature, top_p = body.get("temperature"), body.get("top_p")
+            temperature, top_p = get("temperature"), get("top_p")
             if type(temperature) not in NUMBERS:
                 temperature = None
             if type(top_p) not in NUMBERS:
                 top_p = None
-            if self.capture_content:
+            if self.traced_content:
                 extra = captured_content(body, answer)
-        failed = status >= 500 or record.stream_status == "error"
         self.sink.add(
             (
-                None,  # its name: the exporter's (span_wire.span_name)
-                KIND_SERVER,
                 self.trace_id,
                 self.span_id,
                 self.parent_span_id,
-                self.parent_is_remote,
                 self.tracestate,
                 self.start_ns,
                 time.time_ns(),
                 (  # span_wire.REQUEST_ATTRIBUTES, in its order
                     self.method,
                     self.path,
-                    self.request_id,
-                    self.operation,
+                    record.request_id,
                     status,
                     record.attempts,
                     record.retries,
@@ -169,9 +194,7 @@ class RequestTrace:
                     record.provider,
                     record.key_name,  # the key's name, never its secret
                     record.config_version or None,
-                    record.stream_status,
-                    self.provider_type,
-                    self.response_model,
+                    stream_status,
                     record.time_to_first_chunk,
                     record.usage,
                     error_type,
@@ -180,118 +203,7 @@ class RequestTrace:
                     top_p,
                 ),
                 extra,
-                STATUS_ERROR if failed else STATUS_UNSET,
-                error_type if failed else None,
-            )
-        )
-
-
-class AttemptTrace:
-    """The CLIENT span of one upstream attempt (`AttemptSpan` of `resilience/attempt_trace.py`); its
-    attributes, like the request's, are one tuple of values (`span_wire.ATTEMPT_ATTRIBUTES`) built at its
-    end."""
-
-    __slots__ = ("_ended", "_request", "headers", "model", "number", "provider", "provider_type",
-                 "span_id", "start_ns", "started", "url")  # fmt: skip
-    recording = True
-
-    def __init__(
-        self, request: RequestTrace, number: int, provider: str, provider_type: str, model: str, url: str
-    ) -> None:
-        self._request = request
-        self.start_ns = time.time_ns()
-        self.started = time.perf_counter()
-        self.span_id = span_id = getrandbits(64) or 1
-        self.number = number
-        self.provider = provider
-        self.provider_type = provider_type
-        self.model = model
-        self.url = url
-        traceparent = ("traceparent", f"00-{request.trace_id:032x}-{span_id:016x}-01")
-        tracestate = request.tracestate
-        self.headers: tuple[tuple[str, str], ...] = (
-            (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
-        )
-        self._ended = False
-
-    def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
-        if self._ended:
-            return
-        model = answer_id = None
-        if isinstance(answer, dict):
-            model, answer_id = answer.get("model"), answer.get("id")
-            if isinstance(model, str):
-                self._request.response_model = model
-            else:
-                model = None
-            if not isinstance(answer_id, str):
-                answer_id = None
-        self._end("ok", None, model, answer_id, usage, None, None, STATUS_UNSET)
-
-    def failed(self, error: BaseException) -> None:
-        if self._ended:
-            return
-        cancelled = isinstance(error, asyncio.CancelledError)
-        error_type = "cancelled" if cancelled else attempt_error_type(error)
-        status = error.status_code if isinstance(error, UpstreamStatusError) else None
-        outcome = "cancelled" if cancelled else "error"
-        self._end(outcome, error_type, None, None, None, None, status, STATUS_ERROR)
-
-    def stream_finished(self, stats: StreamStats) -> None:
-        if self._ended:
-            return
-        first_chunk = stats.first_chunk - self.started if stats.first_chunk else None
-        model = stats.response_model or None
-        if model:
-            self._request.response_model = model
-        if stats.status == "error":
-            error_type = stream_error_type(stats.failure)
-            self._end("error", error_type, model, None, stats.usage, first_chunk, None, STATUS_ERROR)
-        else:
-            self._end(stats.status, None, model, None, stats.usage, first_chunk, None, STATUS_UNSET)
-
-    def _end(
-        self,
-        outcome: str,
-        error_type: str | None,
-        response_model: str | None,
-        response_id: str | None,
-        usage: dict[str, Any] | None,
-        first_chunk: float | None,
-        status: int | None,
-        status_code: int,
-    ) -> None:
-        self._ended = True
-        request = self._request
-        request.sink.add(
-            (
-                None,  # its name: the exporter's (span_wire.span_name)
-                KIND_CLIENT,
-                request.trace_id,
-                self.span_id,
-                request.span_id,
-                False,
-                request.tracestate,
-                self.start_ns,
-                time.time_ns(),
-                (  # span_wire.ATTEMPT_ATTRIBUTES, in its order
-                    request.operation or "chat",
-                    self.provider_type,
-                    self.model,
-                    self.provider,
-                    self.number,
-                    self.url,
-                    outcome,
-                    error_type,
-                    status,
-                    response_model,
-                    response_id,
-                    first_chunk,
-                    usage,
-                ),
-                None,
-                status_code,
-                error_type if status_code == STATUS_ERROR else None,
+                self.attempts,
             )
         )
 

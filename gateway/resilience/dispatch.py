@@ -32,7 +32,7 @@ from gateway.errors import ProviderUnavailable, UpstreamError, UpstreamTimeout
 from gateway.providers.base import Provider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.transport import WireRequest
-from gateway.resilience.attempt_trace import AttemptSpan, AttemptTracer
+from gateway.resilience.attempt_trace import AttemptTracer
 from gateway.resilience.completion import Completion
 from gateway.resilience.deadline import DeadlineByteStream
 from gateway.resilience.health import HealthRegistry
@@ -67,7 +67,7 @@ class RequestContext:
     raw: bytes = b""  # the body as the client sent it (a pass-through may send it unchanged)
     on_stream_finish: list[StreamCallback] = field(default_factory=list)
     trace: AttemptTracer | None = None  # the request's tracer; None: tracing is off
-    attempt_span: AttemptSpan | None = None  # the current attempt's span, while tracing
+    trace_headers: tuple[tuple[str, str], ...] = ()  # the current attempt's traceparent, while tracing
     keep_streamed: bool = False  # a stream keeps what it hands the client (prices are configured)
 
     @property
@@ -178,7 +178,13 @@ class Dispatcher:
             while True:
                 holds_trial = not panic and health.breaker.state != "closed"
                 ctx.attempts += 1
-                span = None if ctx.trace is None else self._start_span(ctx, entry)
+                trace = ctx.trace
+                if trace is not None:
+                    config = entry.provider.config
+                    ctx.trace_headers = trace.attempt(
+                        ctx.attempts, config.name, config.type, entry.target.model or ctx.match.model,
+                        config.base_url,
+                    )  # fmt: skip
                 started = time.perf_counter()
                 budget.in_flight += 1
                 try:
@@ -190,8 +196,8 @@ class Dispatcher:
                             granted = False
                             budget.retry_ended()
                 except UpstreamError as exc:
-                    if span is not None:
-                        span.failed(exc)
+                    if trace is not None:
+                        trace.failed(exc)
                     health.record_error(exc, time.monotonic(), time.perf_counter() - started)
                     if holds_trial:
                         health.release()  # a 429 says nothing about recovery; a failure already reopened
@@ -225,8 +231,8 @@ class Dispatcher:
                     ctx.retries += 1
                     continue
                 except BaseException as exc:
-                    if span is not None:
-                        span.failed(exc)
+                    if trace is not None:
+                        trace.failed(exc)
                     if holds_trial:
                         health.release()  # cancelled (client gone): let another request be the trial
                     raise
@@ -238,16 +244,6 @@ class Dispatcher:
         finally:
             if granted:  # cancelled, or given up, before the granted retry was sent
                 budget.retry_ended()
-
-    @staticmethod
-    def _start_span(ctx: RequestContext, entry: PlannedTarget) -> AttemptSpan:
-        assert ctx.trace is not None
-        config = entry.provider.config
-        model = entry.target.model or ctx.match.model
-        span = ctx.attempt_span = ctx.trace.attempt(
-            ctx.attempts, config.name, config.type, model, config.base_url
-        )
-        return span
 
     # One attempt.
 
@@ -269,9 +265,9 @@ class Dispatcher:
                 raise UpstreamTimeout(f"provider {provider.name!r} timed out ({why})") from None
         content = translator.response_body(reply.content)
         completion = Completion(reply.status_code, content, reply.headers, reply.content, translator)
-        span = ctx.attempt_span
-        if span is not None and span.recording:  # an unsampled request's span only carries headers
-            span.completed(completion.answer(), completion.usage())
+        trace = ctx.trace
+        if trace is not None and trace.recording:  # an unsampled request's trace only carries headers
+            trace.completed(completion.answer(), completion.usage())
         return completion
 
     async def _stream_once(
@@ -300,9 +296,9 @@ class Dispatcher:
                     await relay.prime()
             # Only now: a stream cut mid-way counts against its target (a failed start did already).
             relay.on_finish.append(entry.health.stream_finished)
-            span = ctx.attempt_span
-            if span is not None and span.recording:  # first: the attempt's span ends before the request's
-                relay.on_finish.insert(0, span.stream_finished)
+            trace = ctx.trace
+            if trace is not None and trace.recording:  # first: the attempt's span ends before the request's
+                relay.on_finish.insert(0, trace.stream_finished)
             return relay
         except TimeoutError:
             await _discard(relay)
@@ -329,14 +325,13 @@ class Dispatcher:
         content = translator.request_body(ctx.body, model, ctx.raw)
         # Client headers (anthropic-version, anthropic-beta) go on only to an upstream of the client's API.
         forwarded = ctx.forwarded if api == ctx.api else ()
-        span = ctx.attempt_span  # this attempt's traceparent, when tracing
         request = provider.build_request(
             content,
             ctx.request_id,
             entry.request_timeouts,
             api=api,
             forwarded=forwarded,
-            trace=span.headers if span is not None else (),
+            trace=ctx.trace_headers,
         )
         return request, translator
 

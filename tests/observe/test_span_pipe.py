@@ -13,7 +13,7 @@ import pytest
 
 from gateway.observe import span_pipe
 from gateway.observe.span_pipe import SpanPipe
-from gateway.observe.span_wire import KIND_SERVER, REQUEST_ATTRIBUTES, STATUS_UNSET
+from gateway.observe.span_wire import ATTEMPT_ENDED, ATTEMPT_STARTED, REQUEST_ATTRIBUTES
 from tests.support.otlp_receiver import SERVER, OtlpReceiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,12 +25,16 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield running
 
 
-def wire_span(number: int) -> tuple[object, ...]:
+def wire_span(number: int, attempts: int = 0) -> tuple[object, ...]:
+    """A traced request of one span (`attempts`: and one per attempt)."""
     now = time.time_ns()
-    named = {"gateway.request_id": f"req_{number}", "gateway.attempts": 1}
+    named = {"gateway.request_id": f"req_{number}", "gateway.attempts": attempts}
     values = tuple(named.get(name) for name in REQUEST_ATTRIBUTES)
-    return ("POST /v1/chat/completions", KIND_SERVER, 7, number, 0, False, None, now, now + 1, values, None,
-            STATUS_UNSET, None)  # fmt: skip
+    started, ended = (None,) * len(ATTEMPT_STARTED), (None,) * len(ATTEMPT_ENDED)
+    tried = [
+        [f"{1000 * number + place:016x}", now, *started, now + 1, *ended] for place in range(1, attempts + 1)
+    ]
+    return (f"{7:032x}", number, "", None, now, now + 1, values, None, tried)
 
 
 def pipe_to(receiver: OtlpReceiver, **bsp: str) -> SpanPipe:
@@ -54,6 +58,7 @@ def test_spans_arrive_after_the_delay_with_their_attributes(receiver: OtlpReceiv
         spans = sorted(receiver.spans, key=lambda span: span.span_id)
         assert [span.attributes["gateway.request_id"] for span in spans] == ["req_1", "req_2", "req_3"]
         assert {span.kind for span in spans} == {SERVER}
+        assert [span.name for span in spans] == ["None None"] * 3  # no method or path in these
         assert {span.resource["service.name"] for span in spans} == {"pipe-test"}
         assert spans[0].trace_id == f"{7:032x}" and spans[0].span_id == f"{1:016x}"
     finally:
@@ -87,11 +92,11 @@ def test_a_full_batch_leaves_before_the_delay(receiver: OtlpReceiver) -> None:
 def test_a_full_queue_drops_and_counts(receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture) -> None:
     pipe = pipe_to(receiver, schedule_delay="600000", max_queue_size="4", max_export_batch_size="100")
     for number in range(1, 11):
-        pipe.add(wire_span(number))
-    assert pipe.dropped == 6
+        pipe.add(wire_span(number, attempts=1))  # two spans each
+    assert pipe.dropped == 12  # six requests, their spans counted
     pipe.shutdown()
-    assert len(receiver.spans) == 4
-    assert "6 spans dropped" in caplog.text
+    assert len(receiver.spans) == 8
+    assert "12 spans dropped" in caplog.text
 
 
 def test_a_span_marshal_cannot_write_is_dropped_alone(
@@ -100,7 +105,7 @@ def test_a_span_marshal_cannot_write_is_dropped_alone(
     pipe = pipe_to(receiver, schedule_delay="600000")
     pipe.add(wire_span(1))
     unwritable = list(wire_span(2))
-    unwritable[10] = {"gen_ai.input.messages": object()}  # extra_attributes: no type the path gives
+    unwritable[7] = {"gen_ai.input.messages": object()}  # extra_attributes: no type the path gives
     pipe.add(tuple(unwritable))
     pipe.add(wire_span(3))
     pipe.shutdown()

@@ -84,9 +84,9 @@ def test_an_invalid_traceparent_is_no_parent(value: str) -> None:
 
 
 def test_an_unsampled_request_continues_the_clients_trace_unrecorded() -> None:
-    attempt = UnsampledTrace((TRACE_ID, PARENT, "00"), "vendor=1").attempt(1, "a", "openai", "m", "http://x")
-    assert attempt.recording is False
-    headers = dict(attempt.headers)
+    trace = UnsampledTrace((TRACE_ID, PARENT, "00"), "vendor=1")
+    assert trace.recording is False
+    headers = dict(trace.attempt(1, "a", "openai", "m", "http://x"))
     version, trace_id, span_id, flags = headers["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
     assert re.fullmatch(r"[0-9a-f]{16}", span_id) and span_id != "0" * 16
@@ -94,8 +94,8 @@ def test_an_unsampled_request_continues_the_clients_trace_unrecorded() -> None:
 
 
 def test_an_unsampled_root_starts_a_new_trace_per_request() -> None:
-    first = dict(UnsampledTrace(None, "ignored=1").attempt(1, "a", "openai", "m", "http://x").headers)
-    second = dict(UnsampledTrace(None, None).attempt(1, "a", "openai", "m", "http://x").headers)
+    first = dict(UnsampledTrace(None, "ignored=1").attempt(1, "a", "openai", "m", "http://x"))
+    second = dict(UnsampledTrace(None, None).attempt(1, "a", "openai", "m", "http://x"))
     assert "tracestate" not in first  # a tracestate without a valid parent is not continued
     assert parse_traceparent(first["traceparent"]) is not None
     assert first["traceparent"].split("-")[1] != second["traceparent"].split("-")[1]
