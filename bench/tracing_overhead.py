@@ -195,7 +195,7 @@ def export_source(revision: str, directory: Path) -> Path:
 
 def micro_costs(iterations: int = 20_000) -> dict[str, float]:
     """CPU microseconds of one request's spans as the request path builds and queues them, with their
-    share of the writer thread's `marshal` (best of 5), and of the off check."""
+    share of the writer thread's framing (JSON, best of 5), and of the off check."""
     from gateway.observe.span_wire import frame
     from gateway.observe.trace_sampling import SamplingRule, UnsampledTrace
     from gateway.observe.tracing import Tracing
@@ -248,7 +248,7 @@ def micro_costs(iterations: int = 20_000) -> dict[str, float]:
 
     costs = {"spans of one request (on)": timed(one_request, iterations // 5)}
     batch = sink.spans[:512]
-    costs["their marshal (writer thread)"] = timed(lambda: frame(batch), 20) / len(batch)
+    costs["their framing (writer thread)"] = timed(lambda: frame(batch), 20) / len(batch)
     costs["the off check"] = timed(off_check, iterations * 10)
     return costs
 

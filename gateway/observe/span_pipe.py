@@ -6,7 +6,7 @@ Semantics are the SDK batch processor's, with its settings (`OTEL_BSP_SCHEDULE_D
 spans, its own and its attempts', travel as one item): a batch leaves when it is full or when the delay has
 passed; a request that finds the queue full is dropped, its spans counted, and the count is logged at most
 once a minute. What differs is where the work is: here a request is one `deque.append` of a tuple and a
-microsecond of `marshal` in the writer thread; the SDK's span objects and the protobuf encoding, about 150
+half a microsecond of JSON in the writer thread; the SDK's span objects and the protobuf encoding, about 150
 us of CPU per traced request, are the exporter process's. An exporter process that exits is started again
 (at most once per `RESTART_INTERVAL`), and its batches dropped meanwhile are counted too.
 """
@@ -121,13 +121,14 @@ class SpanPipe:
     def _send_queued(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
+            popleft = queue.popleft  # one at a time: the event loop may append meanwhile
+            batch = [popleft() for _ in range(min(len(queue), self._batch_size))]
             data, written = self._framed(batch)
             if written and not self._write(data):
                 self._dropped_unsent += sum(spans_of(request) for request in written)
 
     def _framed(self, batch: list[tuple[Any, ...]]) -> tuple[bytes, list[tuple[Any, ...]]]:
-        """The batch as a frame, and the requests it holds. A request `marshal` cannot write (a value of a
+        """The batch as a frame, and the requests it holds. A request JSON cannot carry (a value of a
         type the request path never gives) is dropped and its spans counted alone, not with its batch, and
         never stops this thread."""
         try:

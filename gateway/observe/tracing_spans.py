@@ -18,7 +18,6 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamStatusError
-from gateway.observe.span_wire import ENDED_AT
 from gateway.records import RequestRecord
 from gateway.streaming.stats import StreamStats
 
@@ -55,8 +54,8 @@ class RequestTrace:
     by the exporter process (`observe/span_export.py`), which also works out what can be derived.
     """
 
-    __slots__ = ("_ended", "attempts", "method", "parent_span_id", "path", "sink", "span_id", "start_ns",
-                 "started", "trace_id", "traced_content", "tracestate")  # fmt: skip
+    __slots__ = ("_ended", "attempts", "current", "method", "parent_span_id", "path", "sink", "span_id",
+                 "start_ns", "started", "trace_id", "traced_content", "tracestate")  # fmt: skip
     recording = True
 
     def __init__(
@@ -82,7 +81,7 @@ class RequestTrace:
         self.path = path
         self.traced_content = capture_content
         self.attempts: list[list[Any]] = []
-        self.started = 0.0  # perf_counter() at the current attempt's start (its time to first chunk)
+        self.current: list[Any] | None = None  # the attempt started and not yet ended
         self._ended = False
 
     def attempt(
@@ -90,17 +89,19 @@ class RequestTrace:
     ) -> tuple[tuple[str, str], ...]:
         """Start the span of attempt `number`; returns the headers that carry it upstream."""
         span_id = (getrandbits(64) or 1).to_bytes(8).hex()
-        self.attempts.append([span_id, time.time_ns(), provider_type, model, provider, number, url])
-        self.started = time.perf_counter()
+        self.current = attempt = [span_id, time.time_ns(), provider_type, model, provider, number, url]
+        self.attempts.append(attempt)
+        self.started = time.perf_counter()  # the attempt's time to first chunk is from here
         traceparent = ("traceparent", f"00-{self.trace_id}-{span_id}-01")
         tracestate = self.tracestate
         return (traceparent, ("tracestate", tracestate)) if tracestate else (traceparent,)
 
     def completed(self, answer: Any, usage: dict[str, Any] | None) -> None:
         """The current attempt's whole answer arrived (`answer`: its JSON, parsed; None: not JSON)."""
-        attempt = self._open_attempt()
+        attempt = self.current  # None: no attempt open (its end was reported, or the request's)
         if attempt is None:
             return
+        self.current = None
         model = answer_id = None
         if isinstance(answer, dict):
             model, answer_id = answer.get("model"), answer.get("id")
@@ -112,9 +113,10 @@ class RequestTrace:
 
     def failed(self, error: BaseException) -> None:
         """The current attempt failed or was cancelled before an answer (or a stream's first event)."""
-        attempt = self._open_attempt()
+        attempt = self.current  # None: no attempt open (its end was reported, or the request's)
         if attempt is None:
             return
+        self.current = None
         if isinstance(error, asyncio.CancelledError):
             attempt += (time.time_ns(), "cancelled", "cancelled", None, None, None, None, None)
             return
@@ -123,21 +125,15 @@ class RequestTrace:
 
     def stream_finished(self, stats: StreamStats) -> None:
         """The current attempt's relayed stream ended, however (a finish callback of the relay)."""
-        attempt = self._open_attempt()
+        attempt = self.current  # None: no attempt open (its end was reported, or the request's)
         if attempt is None:
             return
+        self.current = None
         first_chunk = stats.first_chunk - self.started if stats.first_chunk else None
         status = stats.status
         error_type = stream_error_type(stats.failure) if status == "error" else None
         model = stats.response_model or None
         attempt += (time.time_ns(), status, error_type, None, model, None, first_chunk, stats.usage)
-
-    def _open_attempt(self) -> list[Any] | None:
-        """The current attempt while it has not ended (an end reported twice is ignored)."""
-        attempts = self.attempts
-        if self._ended or not attempts or len(attempts[-1]) != ENDED_AT:
-            return None  # after the request's end too: what was queued stays as it was
-        return attempts[-1]
 
     def finish(
         self,
@@ -150,6 +146,7 @@ class RequestTrace:
         if self._ended:
             return
         self._ended = True
+        self.current = None  # what is queued stays as it is: a later end of an attempt is ignored
         status = record.status_code
         error_type = record.error_code or (str(status) if status >= 400 else None)
         stream_status = record.stream_status

@@ -99,7 +99,7 @@ def test_a_full_queue_drops_and_counts(receiver: OtlpReceiver, caplog: pytest.Lo
     assert "12 spans dropped" in caplog.text
 
 
-def test_a_span_marshal_cannot_write_is_dropped_alone(
+def test_a_request_json_cannot_carry_is_dropped_alone(
     receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipe = pipe_to(receiver, schedule_delay="600000")
