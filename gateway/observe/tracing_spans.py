@@ -68,8 +68,9 @@ class RequestTrace:
         path: str,
         capture_content: bool = False,
     ) -> None:
-        """Ids in hex, as traceparent carries them (`int.to_bytes(...).hex()`: a third of a format's cost);
-        `parent_span_id`: the client's span ("": a root); `tracestate`: the client's, carried on."""
+        """`trace_id` and `parent_span_id` in hex, as traceparent carries them (`int.to_bytes(...).hex()`
+        costs a third of a `:032x` format); `parent_span_id`: the client's span ("": a root);
+        `tracestate`: the client's, carried on."""
         self.start_ns = time.time_ns()
         self.sink = sink
         self.trace_id = trace_id
