@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from random import getrandbits
+from random import getrandbits, random
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -112,12 +112,15 @@ class Tracing:
             if name == b"traceparent":
                 traceparent = value.decode("latin-1")
                 break
-        if traceparent is None and self.sample_every_root:  # the default sampler: no draw, no parse
+        sampling = self.sampling
+        if traceparent is None and sampling is not None:  # a root, by a standard sampler: its rule inline
+            if not (self.sample_every_root or random() < sampling.ratio):
+                return UnsampledTrace(None, None)
             trace_id = (getrandbits(128) or 1).to_bytes(16).hex()  # new_trace_id(), inline: a call costs
             return RequestTrace(self.sink, trace_id, "", None, method, path, self.capture_content)
         trace_id = ""
-        if self.sampling is not None:
-            sampled, parent = self.sampling.decide(traceparent)
+        if sampling is not None:
+            sampled, parent = sampling.decide(traceparent)
         else:
             sampled, parent, trace_id = self._ask_plugin(method, path, headers, traceparent)
         tracestate = header_value(headers, b"tracestate") if parent is not None else None

@@ -8,6 +8,8 @@ import re
 import pytest
 
 from gateway.observe.trace_sampling import SamplingRule, UnsampledTrace, parse_traceparent
+from gateway.observe.tracing import Tracing
+from gateway.observe.tracing_spans import RequestTrace
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -64,6 +66,35 @@ def test_a_root_is_sampled_at_the_ratio() -> None:
     rule = SamplingRule(True, 0.25)
     sampled = sum(rule.decide(None)[0] for _ in range(20_000))
     assert 4_500 < sampled < 5_500  # 5,000 expected; 7 standard deviations either side
+
+
+class NoSink:
+    dropped = 0
+
+    def add(self, request: tuple[object, ...]) -> None:
+        raise AssertionError("nothing ends here")
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("ratio", "low", "high"), [(0.0, 0, 0), (0.25, 4_500, 5_500), (1.0, 20_000, 20_000)])
+def test_the_gateway_samples_roots_at_the_ratio(ratio: float, low: int, high: int) -> None:
+    """`Tracing.request` decides a root inline (not through `SamplingRule.decide`): the same rule."""
+    tracing = Tracing(NoSink(), sampling=SamplingRule(True, ratio))
+    traces = [tracing.request("POST", "/v1/chat/completions", [(b"host", b"x")]) for _ in range(20_000)]
+    assert low <= sum(isinstance(trace, RequestTrace) for trace in traces) <= high
+    assert len({trace.trace_id for trace in traces}) == 20_000  # a new trace each, sampled or not
+
+
+def test_a_clients_parent_is_followed_whatever_the_ratio() -> None:
+    headers = [(b"traceparent", SAMPLED.encode()), (b"tracestate", b"v=1")]
+    trace = Tracing(NoSink(), sampling=SamplingRule(True, 0.0)).request("POST", "/v1/messages", headers)
+    assert isinstance(trace, RequestTrace)
+    assert (trace.trace_id, trace.tracestate) == (TRACE_ID, "v=1")
+    unsampled = [(b"traceparent", NOT_SAMPLED.encode())]
+    trace = Tracing(NoSink(), sampling=SamplingRule(True, 1.0)).request("POST", "/v1/messages", unsampled)
+    assert isinstance(trace, UnsampledTrace) and trace.trace_id == TRACE_ID
 
 
 @pytest.mark.parametrize(
