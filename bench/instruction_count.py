@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["on", "on@10%", "on@0%"],
         help="export traces over OTLP/HTTP to a sink: every request, 1 in 10, or none (the unsampled cost)",
     )
+    parser.add_argument(
+        "--prompt-bytes", type=int, default=0, help="add this much text to each prompt (a real prompt's size)"
+    )
     parser.add_argument("--keep", type=Path, help="copy callgrind's dump here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
@@ -87,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         tracing=args.tracing,
         burst=args.burst,
         tokens=args.tokens or (1 if args.burst else 20),
+        prompt_bytes=args.prompt_bytes,
     )
     kind = f"burst of {args.burst}" if args.burst else "stream" if args.stream else "json"
     if args.tracing:
         kind += f", tracing {args.tracing}"
+    if args.prompt_bytes:
+        kind += f", prompts of {args.prompt_bytes} more bytes"
     print(
         f"{kind}: {count / args.requests:,.0f} instructions per request "
         f"({args.requests} requests, {args.repo})"
@@ -109,6 +115,7 @@ def measure(
     tracing: str | None = None,
     burst: int = 0,
     tokens: int = 20,
+    prompt_bytes: int = 0,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-instr-") as tmp:
         workdir = Path(tmp)
@@ -140,7 +147,7 @@ def measure(
         try:
             wait_until_listening(mock_port, mock, 30)
             wait_until_listening(port, gateway, 300)
-            body = chat_body(MODEL, stream=stream, tokens=tokens)
+            body = chat_body(MODEL, stream=stream, tokens=tokens, prompt_bytes=prompt_bytes)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 send(client, body, warmup)
                 subprocess.run(

@@ -144,8 +144,13 @@ class Target:
         return protocol
 
 
-def chat_body(model: str, *, stream: bool, tokens: int = 20, delay_ms: float = 0.0) -> bytes:
+def chat_body(
+    model: str, *, stream: bool, tokens: int = 20, delay_ms: float = 0.0, prompt_bytes: int = 0
+) -> bytes:
+    """`prompt_bytes`: filler text added to the prompt (a real prompt's size; the mock ignores it)."""
     prompt = f"bench:tokens={tokens},delay_ms={delay_ms:g} Say something for the benchmark."
+    if prompt_bytes > 0:
+        prompt += (" Some context for the question." * (prompt_bytes // 31 + 1))[:prompt_bytes]
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
     if stream:
         body["stream"] = True
