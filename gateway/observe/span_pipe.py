@@ -5,7 +5,7 @@ Semantics are the SDK batch processor's, with its settings (`OTEL_BSP_SCHEDULE_D
 `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`), counted in traced requests (a request's
 spans, its own and its attempts', travel as one item): a batch leaves when it is full or when the delay has
 passed; a request that finds the queue full is dropped, its spans counted, and the count is logged at most
-once a minute. What differs is where the work is: here a request is one `deque.append` of a tuple and a
+once a minute. What differs is where the work is: here a request is one `deque.append` of a tuple and
 half a microsecond of JSON in the writer thread; the SDK's span objects and the protobuf encoding, about 150
 us of CPU per traced request, are the exporter process's. An exporter process that exits is started again
 (at most once per `RESTART_INTERVAL`), and its batches dropped meanwhile are counted too.
