@@ -110,9 +110,12 @@ class Exchange:
 
     def cancelled(self) -> None:
         """The request was cancelled from outside (shutdown) before an answer: no record follows, so
-        its hold is released here, charged nothing (what the upstream did is unknown)."""
+        its hold is released here, charged nothing (what the upstream did is unknown), and its spans
+        end here, as cancelled."""
         if self.hold is not None and self.access is not None:
             self.access.settle(self.hold, 0)
+        if self.trace is not None:
+            self.trace.cancelled(self.request_id)
 
     async def crashed(self, exc: Exception) -> GatewayError:
         """Log and record the bug `exc` (call it in its `except` block); returns the error to answer."""

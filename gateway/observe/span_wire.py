@@ -181,8 +181,11 @@ def attempt_attributes(operation: str, attempt: FinishedAttempt) -> dict[str, An
 
 
 def request_failed(attributes: Mapping[str, Any]) -> bool:
-    """A SERVER span is an error when the gateway answered 5xx or the stream broke."""
+    """A SERVER span is an error when the gateway answered 5xx, the stream broke, or the request was
+    cancelled before an answer (shutdown)."""
     status = attributes.get("http.response.status_code")
+    if status is None:  # no answer was sent: cancelled
+        return attributes.get("error.type") == "cancelled"
     return (type(status) is int and status >= 500) or attributes.get("gateway.stream.status") == "error"
 
 

@@ -18,12 +18,14 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamStatusError
+from gateway.observe.span_wire import REQUEST_ATTRIBUTES
 from gateway.records import RequestRecord
 from gateway.streaming.stats import StreamStats
 
 # Where each inbound API keeps its prompt, for capture_content.
 PROMPT_FIELDS = ("messages", "input", "prompt")
 NUMBERS = (int, float)  # by exact type: a JSON true is no number
+CANCELLED_AT = REQUEST_ATTRIBUTES.index("error.type")
 
 
 class SpanSink(Protocol):
@@ -135,6 +137,19 @@ class RequestTrace:
         error_type = stream_error_type(stats.failure) if status == "error" else None
         model = stats.response_model or None
         attempt += (time.time_ns(), status, error_type, None, model, None, first_chunk, stats.usage)
+
+    def cancelled(self, request_id: str) -> None:
+        """End the request cancelled from outside (shutdown) before an answer, so no record came: its
+        spans are queued with what is known, `error.type` `cancelled` (once; `finish` after does nothing)."""
+        if self._ended:
+            return
+        self._ended = True
+        self.current = None
+        values: list[Any] = [None] * len(REQUEST_ATTRIBUTES)
+        values[:3] = self.method, self.path, request_id
+        values[CANCELLED_AT] = "cancelled"
+        ids = (self.trace_id, self.span_id, self.parent_span_id, self.tracestate)
+        self.sink.add((*ids, self.start_ns, time.time_ns(), tuple(values), None, self.attempts))
 
     def finish(
         self,
