@@ -28,12 +28,6 @@ LENGTH = struct.Struct("!I")
 # A batch is at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE requests; this bounds what a reader allocates.
 MAX_FRAME = 256 * 1024 * 1024
 
-# SpanKind and StatusCode values of the OpenTelemetry API (opentelemetry.trace).
-KIND_SERVER = 1
-KIND_CLIENT = 2
-STATUS_UNSET = 0
-STATUS_ERROR = 2
-
 # Inbound path -> gen_ai.operation.name (count_tokens is no GenAI operation: its span has none).
 OPERATIONS = {
     "/v1/chat/completions": "chat",
@@ -89,6 +83,7 @@ ATTEMPT_ENDED = (
     USAGE,
 )
 ATTEMPT_ATTRIBUTES = ATTEMPT_STARTED + ATTEMPT_ENDED
+RESPONSE_MODEL_AT = ATTEMPT_ENDED.index("gen_ai.response.model")  # in an attempt's ended values
 
 
 class TracedRequest(NamedTuple):
@@ -165,7 +160,7 @@ def request_attributes(request: TracedRequest, attempts: list[FinishedAttempt]) 
     if attempts:
         attributes["gen_ai.provider.name"] = attempts[-1].started[0]
     for attempt in reversed(attempts):
-        model = attempt.ended[3] if attempt.ended else None
+        model = attempt.ended[RESPONSE_MODEL_AT] if attempt.ended else None
         if model is not None:
             attributes["gen_ai.response.model"] = model
             break
@@ -190,11 +185,12 @@ def request_failed(attributes: Mapping[str, Any]) -> bool:
 
 
 def request_span_name(attributes: Mapping[str, Any]) -> str:
-    """A SERVER span's name is its method and path; a CLIENT span's its operation and model (GenAI)."""
+    """A SERVER span's name: its method and path."""
     return f"{attributes.get('http.request.method')} {attributes.get('url.path')}"
 
 
 def attempt_span_name(attributes: Mapping[str, Any]) -> str:
+    """A CLIENT span's name: its operation and model (GenAI)."""
     return f"{attributes.get('gen_ai.operation.name')} {attributes.get('gen_ai.request.model')}"
 
 

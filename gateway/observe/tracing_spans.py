@@ -25,7 +25,7 @@ from gateway.streaming.stats import StreamStats
 # Where each inbound API keeps its prompt, for capture_content.
 PROMPT_FIELDS = ("messages", "input", "prompt")
 NUMBERS = (int, float)  # by exact type: a JSON true is no number
-CANCELLED_AT = REQUEST_ATTRIBUTES.index("error.type")
+ERROR_TYPE_AT = REQUEST_ATTRIBUTES.index("error.type")
 
 
 class SpanSink(Protocol):
@@ -147,7 +147,7 @@ class RequestTrace:
         self.current = None
         values: list[Any] = [None] * len(REQUEST_ATTRIBUTES)
         values[:3] = self.method, self.path, request_id
-        values[CANCELLED_AT] = "cancelled"
+        values[ERROR_TYPE_AT] = "cancelled"
         ids = (self.trace_id, self.span_id, self.parent_span_id, self.tracestate)
         self.sink.add((*ids, self.start_ns, time.time_ns(), tuple(values), None, self.attempts))
 
